@@ -1,0 +1,98 @@
+# webinfra.distributed - developer and lab entry points.
+#   make lab       bring up the local lab (podman hosts) and deploy site.yml onto it
+#   make test      everything CI runs: lint, sanity, unit, collection build, Molecule
+#   make lab-down  remove the lab
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(CURDIR)/$(VENV)/bin
+LAB_INVENTORY ?= inventories/lab
+# Debian releases the default Molecule scenario runs on.
+DEBIAN_RELEASES ?= 13 12
+COLLECTION_LINK := .cache/collections/ansible_collections/webinfra/distributed
+
+export PATH := $(BIN):$(PATH)
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.cache/collections
+export ANSIBLE_FORCE_COLOR ?= 1
+export PY_COLORS ?= 1
+
+.PHONY: help venv collection-link lab lab-up lab-deploy lab-status lab-down test lint sanity unit build-check molecule clean
+
+help:
+	@echo "make lab       - create the lab hosts and deploy the stack (http://127.0.0.1:8080/)"
+	@echo "make test      - lint, sanity, unit tests, collection build, Molecule on Debian $(DEBIAN_RELEASES)"
+	@echo "make lab-down  - remove the lab's containers and network"
+	@echo "make lab-status- list the lab's containers"
+
+# --- set-up -----------------------------------------------------------------------------------
+$(VENV)/.installed: requirements-dev.txt
+	@echo "==> Python virtualenv $(VENV) with Ansible, Molecule and linters"
+	@$(PYTHON) -m venv --help >/dev/null 2>&1 || $(PYTHON) tools/lab.py deps --python-venv
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install -q --upgrade pip
+	@$(BIN)/python -m pip install -q -r requirements-dev.txt
+	@touch $@
+
+venv: $(VENV)/.installed
+
+collection-link:
+	@mkdir -p $(dir $(COLLECTION_LINK))
+	@ln -sfn $(CURDIR) $(COLLECTION_LINK)
+
+# --- lab --------------------------------------------------------------------------------------
+lab: lab-up lab-deploy
+	@echo
+	@echo "==> The stack answers on http://127.0.0.1:8080/ (round robin over the web servers):"
+	@$(BIN)/python tools/lab.py probe --url http://127.0.0.1:8080/ --count 6 --expect 2
+
+lab-up: venv collection-link
+	@echo "==> Lab hosts (tools/lab.py up -i $(LAB_INVENTORY))"
+	@$(BIN)/python tools/lab.py up -i $(LAB_INVENTORY)
+
+lab-deploy: venv collection-link
+	@echo "==> Deploying site.yml onto the lab"
+	@ansible-playbook -i $(LAB_INVENTORY) site.yml
+
+lab-status:
+	@$(PYTHON) tools/lab.py status
+
+lab-down:
+	@$(PYTHON) tools/lab.py down --lab webinfra-lab
+
+# --- tests ------------------------------------------------------------------------------------
+test: lint sanity unit build-check molecule
+	@echo "==> make test: all passed"
+
+lint: venv collection-link
+	@echo "==> yamllint"
+	@yamllint -s .
+	@echo "==> ruff"
+	@ruff check .
+	@ruff format --check .
+	@echo "==> ansible-lint (production profile)"
+	@ansible-lint --offline --profile production
+
+sanity: venv
+	@echo "==> ansible-test sanity"
+	@tools/sanity.sh
+
+unit: venv collection-link
+	@echo "==> unit tests"
+	@pytest -q tests/unit
+
+build-check: venv
+	@echo "==> collection artifact: build, install into an empty path, ansible-doc"
+	@tools/build-check.sh
+
+molecule: venv collection-link
+	@for release in $(DEBIAN_RELEASES); do \
+	  echo "==> molecule test -s default on Debian $$release"; \
+	  WEBINFRA_DEBIAN=$$release molecule test -s default || exit 1; \
+	done
+
+clean: lab-down
+	@rm -rf .cache tests/output webinfra-distributed-*.tar.gz

@@ -1,0 +1,106 @@
+"""Behaviour of the seed design: one HAProxy in front of the web servers."""
+
+import pytest
+from labhosts import groups, haproxy_stat, host, http_get, run_playbook, wait_for
+
+LBS = groups()["loadbalancers"]
+WEBS = groups()["webservers"]
+
+
+@pytest.mark.parametrize("name", LBS)
+def test_haproxy_running_and_enabled(name):
+    svc = host(name).service("haproxy")
+    assert svc.is_running
+    assert svc.is_enabled
+
+
+@pytest.mark.parametrize("name", WEBS)
+@pytest.mark.parametrize("service", ["nginx", "webapp"])
+def test_web_services_running_and_enabled(name, service):
+    svc = host(name).service(service)
+    assert svc.is_running
+    assert svc.is_enabled
+
+
+@pytest.mark.parametrize("name", LBS)
+def test_every_backend_up_on_the_runtime_api(name):
+    def all_up():
+        rows = [r for r in haproxy_stat(host(name)) if r["pxname"] == "webservers" and r["svname"] != "BACKEND"]
+        return {r["svname"]: r["status"] for r in rows} if all(r["status"] == "UP" for r in rows) else None
+
+    states = wait_for(all_up, timeout=30)
+    assert states == {web: "UP" for web in WEBS}
+
+
+@pytest.mark.parametrize("name", LBS)
+def test_runtime_api_socket_is_root_only(name):
+    sock = host(name).file("/run/haproxy/admin.sock")
+    assert sock.is_socket
+    assert sock.user == "root"
+    assert sock.mode == 0o600
+
+
+@pytest.mark.parametrize("name", LBS)
+def test_requests_alternate_round_robin(name):
+    # The client is another host of the scenario: traffic crosses the network.
+    client = host(WEBS[0])
+    served = [http_get(client, f"http://{name}/")["headers"]["X-Served-By"] for _ in range(2 * len(WEBS) * 2)]
+    assert set(served) == set(WEBS)
+    # Round robin: each window of len(WEBS) consecutive answers covers every web server once.
+    for i in range(len(served) - len(WEBS) + 1):
+        assert sorted(served[i : i + len(WEBS)]) == sorted(WEBS), served
+
+
+@pytest.mark.parametrize("name", LBS)
+def test_body_names_the_serving_host_and_client_address_is_forwarded(name):
+    client = host(WEBS[0])
+    resp = http_get(client, f"http://{name}/")
+    assert resp["status"] == 200
+    assert resp["body"].startswith(f"Hello from {resp['headers']['X-Served-By']}")
+    info = http_get(client, f"http://{name}/api/info")
+    client_ip = client.interface("eth0").addresses[0]
+    assert client_ip in info["body"]
+
+
+@pytest.mark.parametrize("name", WEBS)
+def test_app_runs_unprivileged_from_an_atomic_release(name):
+    h = host(name)
+    assert h.user("webapp").shell == "/usr/sbin/nologin"
+    gunicorn = [p for p in h.process.filter() if "gunicorn" in p.args]
+    assert gunicorn
+    assert {p.user for p in gunicorn} == {"webapp"}
+    current = h.file("/srv/webapp/current")
+    assert current.is_symlink
+    assert current.linked_to.startswith("/srv/webapp/releases/")
+    assert h.file(current.linked_to + "/.webinfra-release").exists
+    env = h.file("/etc/webapp/environment")
+    assert env.mode == 0o640 and env.user == "root" and env.group == "webapp"
+
+
+@pytest.mark.parametrize(
+    "name, path",
+    [(lb, "/etc/haproxy/haproxy.cfg") for lb in LBS]
+    + [(web, f) for web in WEBS for f in ("/etc/nginx/nginx.conf", "/etc/systemd/system/webapp.service")],
+)
+def test_managed_files_carry_the_ansible_managed_header(name, path):
+    assert "Ansible managed" in host(name).file(path).content_string.splitlines()[0]
+
+
+@pytest.mark.parametrize(
+    "extra, expected",
+    [
+        ("haproxy_balance=bogus", "haproxy_balance"),
+        ("haproxy_backend_group=nosuchgroup", "'nosuchgroup' (haproxy_backend_group) is missing or empty"),
+    ],
+)
+def test_bad_input_is_refused_before_any_change(extra, expected):
+    before = host(LBS[0]).file("/etc/haproxy/haproxy.cfg").checksum
+    result = run_playbook(
+        "molecule/resources/apply_role.yml", "-e", "role=haproxy", "-e", f"target={LBS[0]}", "-e", extra
+    )
+    assert result.returncode != 0
+    assert expected in result.stdout, result.stdout[-3000:]
+    if extra.startswith("haproxy_balance"):
+        for allowed in ("roundrobin", "leastconn", "source"):
+            assert allowed in result.stdout
+    assert host(LBS[0]).file("/etc/haproxy/haproxy.cfg").checksum == before

@@ -1,0 +1,68 @@
+import lab
+import pytest
+
+DEB822 = """\
+Types: deb
+# http://snapshot.debian.org/archive/debian/20250520T000000Z
+URIs: http://mirror.example/debian
+Suites: bookworm bookworm-updates
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+
+Types: deb
+URIs: http://security.example/debian-security
+Suites: bookworm-security
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+"""
+
+
+def write_sources(tmp_path, deb822=None, legacy=None):
+    (tmp_path / "sources.list.d").mkdir()
+    if deb822 is not None:
+        (tmp_path / "sources.list.d" / "debian.sources").write_text(deb822)
+    if legacy is not None:
+        (tmp_path / "sources.list").write_text(legacy)
+    return tmp_path
+
+
+def test_mirrors_from_deb822(tmp_path):
+    assert lab.host_mirrors(write_sources(tmp_path, DEB822)) == (
+        "http://mirror.example/debian",
+        "http://security.example/debian-security",
+    )
+
+
+def test_mirrors_from_legacy_sources_list(tmp_path):
+    legacy = (
+        "deb [arch=amd64] http://m.example/debian bookworm main\n"
+        "deb http://s.example/debian-security bookworm-security main\n"
+    )
+    assert lab.host_mirrors(write_sources(tmp_path, legacy=legacy)) == (
+        "http://m.example/debian",
+        "http://s.example/debian-security",
+    )
+
+
+def test_disabled_and_foreign_sources_ignored(tmp_path):
+    text = "Types: deb\nURIs: https://deb.nodesource.com/node_20.x\nSuites: nodistro\nSigned-By: /x/nodesource.gpg\n\n"
+    text += "Enabled: no\nTypes: deb\nURIs: http://off.example/debian\nSuites: bookworm\nSigned-By: debian\n"
+    with pytest.raises(lab.LabError, match="--mirror"):
+        lab.host_mirrors(write_sources(tmp_path, text))
+
+
+def test_rendered_sources_follow_the_target_release():
+    text = lab.render_sources("trixie", "http://m/debian", "http://s/debian-security")
+    stanzas = lab.parse_deb822(text)
+    assert stanzas[0]["suites"] == "trixie trixie-updates"
+    assert stanzas[1]["suites"] == "trixie-security"
+    assert stanzas[1]["uris"] == "http://s/debian-security"
+
+
+def test_lab_settings_defaults_and_validation():
+    assert lab.lab_settings({"h": {}}, None, None) == ("webinfra-lab", "13")
+    assert lab.lab_settings({"h": {"webinfra_lab_name": "x", "webinfra_lab_debian": 12}}, None, None) == ("x", "12")
+    with pytest.raises(lab.LabError, match="allowed: 13, 12"):
+        lab.lab_settings({"h": {}}, None, "11")
+    with pytest.raises(lab.LabError, match="lab name"):
+        lab.lab_settings({"h": {}}, "Bad Name", None)

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Builds the collection artifact, installs it into an empty collections path and checks that
+# ansible-doc finds its roles and plugins from there alone (what a Galaxy user gets).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+bin="$root/.venv/bin"
+out="$root/.cache/build"
+rm -rf "$out"
+mkdir -p "$out/dist" "$out/collections"
+"$bin/ansible-galaxy" collection build "$root" --output-path "$out/dist" --force
+artifact=$(ls "$out"/dist/webinfra-distributed-*.tar.gz)
+echo "built $(basename "$artifact") ($(du -k "$artifact" | cut -f1) KiB, $(tar tzf "$artifact" | wc -l) entries)"
+if tar tzf "$artifact" | grep -E '(^|/)(molecule|tools|\.ci|\.venv|\.cache)/' ; then
+  echo "build-check: development files leaked into the artifact (see build_ignore in galaxy.yml)" >&2
+  exit 1
+fi
+printf "[defaults]\n" > "$out/ansible.cfg"
+export ANSIBLE_COLLECTIONS_PATH="$out/collections" ANSIBLE_CONFIG="$out/ansible.cfg"
+cd "$out"
+"$bin/ansible-galaxy" collection install "$artifact" -p "$out/collections" --no-deps
+roles=$("$bin/ansible-doc" -t role -l webinfra.distributed)
+filters=$("$bin/ansible-doc" -t filter -l webinfra.distributed)
+lookups=$("$bin/ansible-doc" -t lookup -l webinfra.distributed)
+modules=$("$bin/ansible-doc" -t module -l webinfra.distributed)
+echo "$roles"; echo "$filters"; echo "$lookups"; echo "$modules"
+for role in haproxy nginx_app; do
+  grep -q "webinfra.distributed.$role" <<<"$roles" || { echo "build-check: role $role not found by ansible-doc" >&2; exit 1; }
+  "$bin/ansible-doc" -t role "webinfra.distributed.$role" >/dev/null
+done
+grep -q "webinfra.distributed.host_address" <<<"$filters" || { echo "build-check: filter host_address missing" >&2; exit 1; }
+grep -q "webinfra.distributed.content_hash" <<<"$lookups" || { echo "build-check: lookup content_hash missing" >&2; exit 1; }
+# Every module in plugins/modules must be documented from the installed artifact.
+for src in "$root"/plugins/modules/*.py; do
+  [ -e "$src" ] || continue
+  name=$(basename "$src" .py)
+  "$bin/ansible-doc" -t module "webinfra.distributed.$name" >/dev/null
+  grep -q "webinfra.distributed.$name" <<<"$modules" || { echo "build-check: module $name missing" >&2; exit 1; }
+done
+# The site playbook resolves from the installed collection.
+"$bin/ansible-playbook" --syntax-check -i localhost, webinfra.distributed.site >/dev/null
+echo "build-check: artifact installs and documents its content"

@@ -1,0 +1,502 @@
+#!/usr/bin/env python3
+"""webinfra lab: real Debian hosts as systemd containers under podman.
+
+One tool for the local lab (`make lab`) and for Molecule (the scenarios' create/destroy
+playbooks call it). It reads the hosts from an Ansible inventory, builds the base image
+when it is missing, creates one privileged systemd container per host on a dedicated podman
+network, and removes only what it labelled.
+
+Inventory variables read (all optional, set them under `all:vars`):
+
+  webinfra_lab_name     lab name: network name and container-name prefix (default: webinfra-lab)
+  webinfra_lab_debian   Debian major release of the image: 13 (default) or 12
+  webinfra_lab_publish  per host, list of "127.0.0.1:HOSTPORT:CONTAINERPORT" to publish
+
+A host's container is named "<lab name>-<inventory hostname>" (write it as the host's literal
+ansible_host: a templated one renders for the wrong host under delegate_to); its hostname and
+network alias are the inventory hostname, so hosts reach each other by inventory name.
+
+Only the Python standard library is used: the tool runs before any virtualenv exists.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+LABEL = "io.webinfra.managed"
+LABEL_LAB = "io.webinfra.lab"
+LABEL_HOST = "io.webinfra.host"
+RELEASES = {"13": "trixie", "12": "bookworm"}
+DEFAULT_DEBIAN = "13"
+DEFAULT_LAB = "webinfra-lab"
+BASE_PACKAGES = [
+    "systemd",
+    "systemd-sysv",
+    "dbus",
+    "python3",
+    "python3-apt",
+    "iproute2",
+    "procps",
+    "sudo",
+    "ca-certificates",
+]
+# Processes here lack CAP_SYS_RESOURCE: podman's default rlimits fail, these work.
+ULIMITS = ["nofile=20000:20000", "nproc=8192:8192"]
+HOST_PACKAGES = {"podman": "podman", "runc": "runc", "debootstrap": "debootstrap"}
+
+
+class LabError(Exception):
+    """A failure the user can act on; printed without a traceback."""
+
+
+def log(msg: str) -> None:
+    print(f"[lab {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def run(cmd: list[str], check: bool = True, capture: bool = True, **kw) -> subprocess.CompletedProcess:
+    proc = subprocess.run(cmd, text=True, capture_output=capture, check=False, **kw)
+    if check and proc.returncode != 0:
+        detail = (proc.stderr or proc.stdout or "").strip() if capture else ""
+        raise LabError(f"command failed ({proc.returncode}): {' '.join(cmd)}\n{detail}")
+    return proc
+
+
+def podman(*args: str, check: bool = True, capture: bool = True) -> subprocess.CompletedProcess:
+    return run(["podman", *args], check=check, capture=capture)
+
+
+def image_name(debian: str) -> str:
+    return f"localhost/webinfra-debian{debian}:latest"
+
+
+# ---------------------------------------------------------------------------------------------
+# host dependencies
+
+
+def ensure_host_packages(python_venv: bool = False) -> None:
+    missing = [pkg for binary, pkg in HOST_PACKAGES.items() if shutil.which(binary) is None]
+    if python_venv:
+        missing.append(f"python3.{sys.version_info.minor}-venv")
+    if not missing:
+        return
+    prefix = [] if os.geteuid() == 0 else ["sudo", "-n"]
+    if prefix and shutil.which("sudo") is None:
+        raise LabError(f"missing {', '.join(missing)} and not root: install them or run as root")
+    log(f"installing {', '.join(missing)} with apt-get")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    run([*prefix, "apt-get", "update", "-q"], capture=False, env=env)
+    run([*prefix, "apt-get", "install", "-y", "-q", *missing], capture=False, env=env)
+
+
+# ---------------------------------------------------------------------------------------------
+# apt sources: the machine's own mirror, never a hard-coded host name
+
+
+def parse_deb822(text: str) -> list[dict[str, str]]:
+    stanzas, cur = [], {}
+    for line in text.splitlines():
+        if not line.strip():
+            if cur:
+                stanzas.append(cur)
+            cur = {}
+            continue
+        if line.startswith("#") or line[0].isspace():
+            continue
+        key, _, value = line.partition(":")
+        cur[key.strip().lower()] = value.strip()
+    if cur:
+        stanzas.append(cur)
+    return stanzas
+
+
+def host_mirrors(sources_dir: Path = Path("/etc/apt")) -> tuple[str, str]:
+    """Return (main mirror URI, security mirror URI) configured for the machine's Debian."""
+    main = security = None
+    for path in sorted((sources_dir / "sources.list.d").glob("*.sources")):
+        for st in parse_deb822(path.read_text()):
+            if st.get("enabled", "yes").lower() == "no" or "deb" not in st.get("types", "").split():
+                continue
+            uri = st.get("uris", "").split()[0] if st.get("uris") else ""
+            suites = st.get("suites", "").split()
+            if not uri or "debian" not in st.get("signed-by", "") + uri:
+                continue
+            if any(s.endswith("-security") for s in suites):
+                security = security or uri
+            elif suites:
+                main = main or uri
+    legacy = sources_dir / "sources.list"
+    if legacy.exists():
+        for line in legacy.read_text().splitlines():
+            m = re.match(r"^deb\s+(?:\[[^\]]*\]\s+)?(\S+)\s+(\S+)", line.strip())
+            if not m or "debian" not in m.group(1):
+                continue
+            if m.group(2).endswith("-security"):
+                security = security or m.group(1)
+            else:
+                main = main or m.group(1)
+    if not main:
+        raise LabError("no Debian mirror found in /etc/apt sources; pass --mirror URI")
+    return main, security or main.rstrip("/") + "-security"
+
+
+def render_sources(codename: str, mirror: str, security: str) -> str:
+    return (
+        "Types: deb\n"
+        f"URIs: {mirror}\n"
+        f"Suites: {codename} {codename}-updates\n"
+        "Components: main\n"
+        "Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg\n\n"
+        "Types: deb\n"
+        f"URIs: {security}\n"
+        f"Suites: {codename}-security\n"
+        "Components: main\n"
+        "Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg\n"
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# image
+
+
+def image_exists(name: str) -> bool:
+    return podman("image", "exists", name, check=False).returncode == 0
+
+
+def build_image(debian: str, mirror: str | None = None, force: bool = False) -> str:
+    name = image_name(debian)
+    if image_exists(name) and not force:
+        return name
+    codename = RELEASES[debian]
+    main, security = host_mirrors()
+    if mirror:
+        main = mirror
+    log(f"building {name} from Debian {debian} ({codename}) via {main}; takes a minute or two")
+    started = time.time()
+    with tempfile.TemporaryDirectory(prefix="webinfra-rootfs-", dir="/var/tmp") as tmp:
+        rootfs = Path(tmp) / "rootfs"
+        run(
+            [
+                "debootstrap",
+                "--variant=minbase",
+                f"--include={','.join(BASE_PACKAGES)}",
+                codename,
+                str(rootfs),
+                main,
+            ],
+            capture=False,
+            stdout=subprocess.DEVNULL,
+        )
+        (rootfs / "etc/apt/sources.list").unlink(missing_ok=True)
+        (rootfs / "etc/apt/sources.list.d").mkdir(parents=True, exist_ok=True)
+        (rootfs / "etc/apt/sources.list.d/debian.sources").write_text(render_sources(codename, main, security))
+        # Fails inside a container and leaves systemd "degraded" (Debian 13); useless here.
+        for unit in ("systemd-modules-load.service", "getty@tty1.service"):
+            link = rootfs / "etc/systemd/system" / unit
+            link.unlink(missing_ok=True)
+            link.symlink_to("/dev/null")
+        (rootfs / "etc/machine-id").write_text("")
+        shutil.rmtree(rootfs / "var/cache/apt/archives", ignore_errors=True)
+        (rootfs / "var/cache/apt/archives/partial").mkdir(parents=True, exist_ok=True)
+        tar = subprocess.Popen(["tar", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE)
+        run(
+            [
+                "podman",
+                "import",
+                "--change",
+                'CMD ["/sbin/init"]',
+                "--change",
+                f"LABEL {LABEL}=true",
+                "--change",
+                "STOPSIGNAL SIGRTMIN+3",
+                "-",
+                name,
+            ],
+            stdin=tar.stdout,
+        )
+        tar.wait()
+    log(f"built {name} in {time.time() - started:.0f} s")
+    return name
+
+
+# ---------------------------------------------------------------------------------------------
+# inventory
+
+
+def read_inventory(inventory: str) -> dict:
+    exe = shutil.which("ansible-inventory")
+    if exe is None:
+        venv_exe = Path(sys.executable).parent / "ansible-inventory"
+        exe = str(venv_exe) if venv_exe.exists() else None
+    if exe is None:
+        raise LabError("ansible-inventory not found: run from the project's venv (make venv)")
+    data = json.loads(run([exe, "-i", inventory, "--list"]).stdout)
+    hostvars = data.get("_meta", {}).get("hostvars", {})
+    hosts = sorted(hostvars) or sorted({h for g, v in data.items() if isinstance(v, dict) for h in v.get("hosts", [])})
+    if not hosts:
+        raise LabError(f"inventory {inventory} names no hosts")
+    return {h: hostvars.get(h, {}) for h in hosts}
+
+
+def lab_settings(hosts: dict, lab: str | None, debian: str | None) -> tuple[str, str]:
+    first = next(iter(hosts.values()))
+    lab = lab or first.get("webinfra_lab_name") or DEFAULT_LAB
+    debian = str(debian or os.environ.get("WEBINFRA_DEBIAN") or first.get("webinfra_lab_debian") or DEFAULT_DEBIAN)
+    if debian not in RELEASES:
+        raise LabError(f"Debian release {debian!r} is not supported; allowed: {', '.join(RELEASES)}")
+    if not re.fullmatch(r"[a-z0-9][a-z0-9_.-]*", lab):
+        raise LabError(f"lab name {lab!r} must be lower-case letters, digits, '.', '_' or '-'")
+    return lab, debian
+
+
+# ---------------------------------------------------------------------------------------------
+# containers
+
+
+def labelled(kind: str, lab: str | None) -> list[dict]:
+    filters = ["--filter", f"label={LABEL}=true"]
+    if lab:
+        filters += ["--filter", f"label={LABEL_LAB}={lab}"]
+    if kind == "container":
+        out = podman("ps", "-a", *filters, "--format", "json").stdout
+    else:
+        out = podman("network", "ls", *filters, "--format", "json").stdout
+    return json.loads(out or "[]")
+
+
+def ensure_network(lab: str) -> None:
+    if podman("network", "exists", lab, check=False).returncode == 0:
+        return
+    podman("network", "create", "--label", f"{LABEL}=true", "--label", f"{LABEL_LAB}={lab}", lab)
+    log(f"created network {lab}")
+
+
+def container_state(name: str) -> str | None:
+    proc = podman("inspect", "--type", "container", "--format", "{{.State.Status}}", name, check=False)
+    return proc.stdout.strip() if proc.returncode == 0 else None
+
+
+def create_container(lab: str, host: str, image: str, publish: list[str]) -> None:
+    name = f"{lab}-{host}"
+    args = [
+        "--runtime",
+        "runc",
+        "run",
+        "-d",
+        "--name",
+        name,
+        "--hostname",
+        host,
+        "--network",
+        lab,
+        "--network-alias",
+        host,
+        "--privileged",
+        "--systemd=always",
+        "--label",
+        f"{LABEL}=true",
+        "--label",
+        f"{LABEL_LAB}={lab}",
+        "--label",
+        f"{LABEL_HOST}={host}",
+    ]
+    for limit in ULIMITS:
+        args += ["--ulimit", limit]
+    for spec in publish:
+        if not re.fullmatch(r"127\.0\.0\.1:\d+:\d+(/tcp|/udp)?", spec):
+            raise LabError(f"{host}: webinfra_lab_publish entry {spec!r} must be 127.0.0.1:HOSTPORT:PORT")
+        args += ["-p", spec]
+    podman(*args, image, "/sbin/init")
+
+
+def wait_booted(names: list[str], timeout: float = 90) -> None:
+    deadline = time.time() + timeout
+    pending = set(names)
+    while pending and time.time() < deadline:
+        for name in sorted(pending):
+            state = podman("exec", name, "systemctl", "is-system-running", check=False).stdout.strip()
+            if state in ("running", "degraded"):
+                if state == "degraded":
+                    failed = podman("exec", name, "systemctl", "--failed", "--no-legend", check=False)
+                    log(f"{name}: systemd degraded: {failed.stdout.strip()}")
+                pending.discard(name)
+        if pending:
+            time.sleep(1)
+    if pending:
+        raise LabError(f"systemd did not finish booting in {timeout:.0f} s on: {', '.join(sorted(pending))}")
+
+
+def cmd_up(args) -> None:
+    hosts = read_inventory(args.inventory)
+    lab, debian = lab_settings(hosts, args.lab, args.debian)
+    ensure_host_packages()
+    image = build_image(debian, args.mirror)
+    ensure_network(lab)
+    started = []
+    for host, hv in hosts.items():
+        name = f"{lab}-{host}"
+        if hv.get("ansible_host", name) != name:
+            raise LabError(f"{host}: ansible_host must be the container name {name!r} (is {hv['ansible_host']!r})")
+        state = container_state(name)
+        if state is None:
+            create_container(lab, host, image, list(hv.get("webinfra_lab_publish") or []))
+            log(f"created {name} (Debian {debian})")
+        elif state != "running":
+            podman("start", name)
+            log(f"started {name}")
+        started.append(name)
+    wait_booted(started)
+    log(f"lab {lab}: {len(started)} host(s) up")
+    if args.instance_config:
+        # Molecule's instance config: how Ansible reaches each host.
+        config = [
+            {"instance": host, "address": f"{lab}-{host}", "connection": "containers.podman.podman"} for host in hosts
+        ]
+        Path(args.instance_config).write_text(json.dumps(config, indent=2) + "\n")
+
+
+def remove(lab: str | None, images: bool) -> None:
+    containers = labelled("container", lab)
+    names = [c["Names"][0] for c in containers]
+    if names:
+        podman("rm", "-f", "-t", "5", *names)
+        log(f"removed {', '.join(names)}")
+    for net in labelled("network", lab):
+        podman("network", "rm", "-f", net["name"] if "name" in net else net["Name"], check=False)
+        log(f"removed network {net.get('name') or net.get('Name')}")
+    if images:
+        for debian in RELEASES:
+            name = image_name(debian)
+            if image_exists(name):
+                labels = json.loads(podman("image", "inspect", name).stdout)[0].get("Labels") or {}
+                if labels.get(LABEL) == "true":
+                    podman("rmi", "-f", name)
+                    log(f"removed image {name}")
+
+
+def cmd_down(args) -> None:
+    if shutil.which("podman") is None:
+        return
+    lab = None
+    if args.all:
+        lab = None
+    elif args.inventory:
+        lab, _ = lab_settings(read_inventory(args.inventory), args.lab, None)
+    else:
+        lab = args.lab or DEFAULT_LAB
+    remove(lab, args.images)
+
+
+def cmd_status(args) -> None:
+    if shutil.which("podman") is None:
+        print("podman is not installed: no lab")
+        return
+    rows = []
+    for c in labelled("container", args.lab):
+        name = c["Names"][0]
+        ip = ""
+        if c.get("State") == "running":
+            ip = podman(
+                "inspect",
+                "--format",
+                "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}",
+                name,
+                check=False,
+            ).stdout.strip()
+        ports = ", ".join(
+            f"{p.get('host_ip')}:{p.get('host_port')}->{p.get('container_port')}" for p in c.get("Ports") or []
+        )
+        rows.append((c.get("Labels", {}).get(LABEL_LAB, ""), name, c.get("State", ""), ip, ports))
+    if not rows:
+        print("no webinfra lab containers")
+        return
+    widths = [max(len(str(r[i])) for r in rows + [("LAB", "CONTAINER", "STATE", "ADDRESS", "PORTS")]) for i in range(5)]
+    for r in [("LAB", "CONTAINER", "STATE", "ADDRESS", "PORTS"), *rows]:
+        print("  ".join(str(v).ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
+
+
+def cmd_probe(args) -> None:
+    """Send a few requests and print which backend answered each (proof of round robin)."""
+    if not args.url.startswith(("http://", "https://")):
+        raise LabError(f"--url must be an http(s) URL, not {args.url!r}")
+    seen = []
+    for i in range(args.count):
+        req = urllib.request.Request(args.url, headers={"Connection": "close"})  # noqa: S310 (scheme checked)
+        try:
+            with urllib.request.urlopen(req, timeout=5) as resp:  # noqa: S310
+                served = resp.headers.get("X-Served-By", "?")
+                print(f"  request {i + 1}: HTTP {resp.status} served by {served}")
+                seen.append(served)
+        except OSError as exc:
+            raise LabError(f"request to {args.url} failed: {exc}") from exc
+    if len(set(seen)) < min(args.expect, args.count):
+        raise LabError(f"expected answers from {args.expect} backends, got {sorted(set(seen))}")
+
+
+def cmd_image(args) -> None:
+    ensure_host_packages()
+    for debian in args.debian or [DEFAULT_DEBIAN]:
+        if debian not in RELEASES:
+            raise LabError(f"Debian release {debian!r} is not supported; allowed: {', '.join(RELEASES)}")
+        print(build_image(debian, args.mirror, force=args.force))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("deps", help="install podman, runc and debootstrap when missing")
+    p.add_argument("--python-venv", action="store_true", help="also install Python's venv module")
+    p.set_defaults(func=lambda a: ensure_host_packages(a.python_venv))
+
+    p = sub.add_parser("image", help="build the base image(s) when missing")
+    p.add_argument("--debian", action="append", choices=sorted(RELEASES), help="13 (default) and/or 12")
+    p.add_argument("--mirror", help="Debian mirror URI (default: the one apt on this machine uses)")
+    p.add_argument("--force", action="store_true", help="rebuild even when present")
+    p.set_defaults(func=cmd_image)
+
+    p = sub.add_parser("up", help="create and start the hosts named in an inventory")
+    p.add_argument("-i", "--inventory", required=True)
+    p.add_argument("--lab", help="lab name (default: webinfra_lab_name from the inventory)")
+    p.add_argument("--debian", choices=sorted(RELEASES), help="image release (default: inventory, then 13)")
+    p.add_argument("--mirror", help="Debian mirror URI for an image build")
+    p.add_argument("--instance-config", help="write Molecule's instance config (JSON) to this file")
+    p.set_defaults(func=cmd_up)
+
+    p = sub.add_parser("probe", help="send requests and show which backend answered")
+    p.add_argument("--url", default="http://127.0.0.1:8080/")
+    p.add_argument("--count", type=int, default=6)
+    p.add_argument("--expect", type=int, default=1, help="fail unless this many backends answered")
+    p.set_defaults(func=cmd_probe)
+
+    p = sub.add_parser("down", help="remove a lab's containers and network (only labelled ones)")
+    p.add_argument("-i", "--inventory")
+    p.add_argument("--lab")
+    p.add_argument("--all", action="store_true", help="every lab this tool created")
+    p.add_argument("--images", action="store_true", help="also remove the base images this tool built")
+    p.set_defaults(func=cmd_down)
+
+    p = sub.add_parser("status", help="list the labelled containers")
+    p.add_argument("--lab")
+    p.set_defaults(func=cmd_status)
+
+    args = parser.parse_args(argv)
+    try:
+        args.func(args)
+    except LabError as exc:
+        print(f"lab: error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
