@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """webinfra lab: real Debian hosts as systemd containers under podman.
 
 One tool for the local lab (`make lab`) and for Molecule (the scenarios' create/destroy
@@ -112,7 +111,7 @@ def parse_deb822(text: str) -> list[dict[str, str]]:
             continue
         if line.startswith("#") or line[0].isspace():
             continue
-        key, _, value = line.partition(":")
+        key, _sep, value = line.partition(":")
         cur[key.strip().lower()] = value.strip()
     if cur:
         stanzas.append(cur)
@@ -390,7 +389,7 @@ def cmd_down(args) -> None:
     if args.all:
         lab = None
     elif args.inventory:
-        lab, _ = lab_settings(read_inventory(args.inventory), args.lab, None)
+        lab = lab_settings(read_inventory(args.inventory), args.lab, None)[0]
     else:
         lab = args.lab or DEFAULT_LAB
     remove(lab, args.images)
@@ -451,7 +450,7 @@ def cmd_image(args) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("deps", help="install podman, runc and debootstrap when missing")

@@ -46,13 +46,13 @@ def host(name: str):
 
 
 def http_get(client, url: str, headers: dict | None = None) -> dict:
-    """GET `url` from inside host `client`; returns status, headers and body."""
+    """GET `url` from inside host `client`; returns status, headers (lower-case names) and body."""
     script = (
         "import json,sys,urllib.request,urllib.error\n"
         "req=urllib.request.Request(sys.argv[1],headers=json.loads(sys.argv[2]))\n"
         "try:\n r=urllib.request.urlopen(req,timeout=10)\n"
         "except urllib.error.HTTPError as e:\n r=e\n"
-        "print(json.dumps({'status':r.status,'headers':dict(r.headers),'body':r.read().decode()}))\n"
+        "print(json.dumps({'status':r.status,'headers':{k.lower():v for k,v in r.headers.items()},'body':r.read().decode()}))\n"
     )
     cmd = client.run("python3 -c %s %s %s", script, url, json.dumps(headers or {}))
     assert cmd.rc == 0, cmd.stderr

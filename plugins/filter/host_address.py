@@ -8,7 +8,7 @@ DOCUMENTATION = r"""
 name: host_address
 short_description: Private address of an inventory host
 version_added: 0.1.0
-author: webinfra maintainers
+author: webinfra maintainers (@webinfra)
 description:
   - Returns the address the other hosts of the stack use to reach a host.
   - C(webinfra_private_address) when the host sets it, else the IPv4 address of its default

@@ -8,7 +8,7 @@ DOCUMENTATION = r"""
 name: content_hash
 short_description: SHA-256 digest of a file or directory tree on the controller
 version_added: 0.1.0
-author: webinfra maintainers
+author: webinfra maintainers (@webinfra)
 description:
   - Returns a SHA-256 hex digest of the content of a file, or of a directory tree (relative
     paths, file modes' executable bit and contents, in sorted order; timestamps ignored).

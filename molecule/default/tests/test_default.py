@@ -44,7 +44,7 @@ def test_runtime_api_socket_is_root_only(name):
 def test_requests_alternate_round_robin(name):
     # The client is another host of the scenario: traffic crosses the network.
     client = host(WEBS[0])
-    served = [http_get(client, f"http://{name}/")["headers"]["X-Served-By"] for _ in range(2 * len(WEBS) * 2)]
+    served = [http_get(client, f"http://{name}/")["headers"]["x-served-by"] for _request in range(2 * len(WEBS) * 2)]
     assert set(served) == set(WEBS)
     # Round robin: each window of len(WEBS) consecutive answers covers every web server once.
     for i in range(len(served) - len(WEBS) + 1):
@@ -56,7 +56,7 @@ def test_body_names_the_serving_host_and_client_address_is_forwarded(name):
     client = host(WEBS[0])
     resp = http_get(client, f"http://{name}/")
     assert resp["status"] == 200
-    assert resp["body"].startswith(f"Hello from {resp['headers']['X-Served-By']}")
+    assert resp["body"].startswith(f"Hello from {resp['headers']['x-served-by']}")
     info = http_get(client, f"http://{name}/api/info")
     client_ip = client.interface("eth0").addresses[0]
     assert client_ip in info["body"]
@@ -83,24 +83,26 @@ def test_app_runs_unprivileged_from_an_atomic_release(name):
     + [(web, f) for web in WEBS for f in ("/etc/nginx/nginx.conf", "/etc/systemd/system/webapp.service")],
 )
 def test_managed_files_carry_the_ansible_managed_header(name, path):
-    assert "Ansible managed" in host(name).file(path).content_string.splitlines()[0]
+    head = host(name).file(path).content_string.splitlines()[:3]
+    assert any("Ansible managed" in line for line in head), head
 
 
 @pytest.mark.parametrize(
     "extra, expected",
     [
         ("haproxy_balance=bogus", "haproxy_balance"),
-        ("haproxy_backend_group=nosuchgroup", "'nosuchgroup' (haproxy_backend_group) is missing or empty"),
+        ("haproxy_backend_group=nosuchgroup", "'nosuchgroup' (haproxy_backend_group)"),
     ],
 )
 def test_bad_input_is_refused_before_any_change(extra, expected):
-    before = host(LBS[0]).file("/etc/haproxy/haproxy.cfg").checksum
+    before = host(LBS[0]).file("/etc/haproxy/haproxy.cfg").sha256sum
     result = run_playbook(
         "molecule/resources/apply_role.yml", "-e", "role=haproxy", "-e", f"target={LBS[0]}", "-e", extra
     )
+    output = result.stdout + result.stderr
     assert result.returncode != 0
-    assert expected in result.stdout, result.stdout[-3000:]
+    assert expected in output, output[-3000:]
     if extra.startswith("haproxy_balance"):
         for allowed in ("roundrobin", "leastconn", "source"):
-            assert allowed in result.stdout
-    assert host(LBS[0]).file("/etc/haproxy/haproxy.cfg").checksum == before
+            assert allowed in output
+    assert host(LBS[0]).file("/etc/haproxy/haproxy.cfg").sha256sum == before
