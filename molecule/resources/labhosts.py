@@ -45,18 +45,34 @@ def host(name: str):
     return testinfra.get_host(f"podman://{hostvars(name)['ansible_host']}")
 
 
-def http_get(client, url: str, headers: dict | None = None) -> dict:
-    """GET `url` from inside host `client`; returns status, headers (lower-case names) and body."""
-    script = (
-        "import json,sys,urllib.request,urllib.error\n"
-        "req=urllib.request.Request(sys.argv[1],headers=json.loads(sys.argv[2]))\n"
-        "try:\n r=urllib.request.urlopen(req,timeout=10)\n"
-        "except urllib.error.HTTPError as e:\n r=e\n"
-        "print(json.dumps({'status':r.status,'headers':{k.lower():v for k,v in r.headers.items()},'body':r.read().decode()}))\n"
-    )
-    cmd = client.run("python3 -c %s %s %s", script, url, json.dumps(headers or {}))
+HTTP_CLIENT = """
+import json, sys, urllib.error, urllib.request
+url, headers, data = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3]
+req = urllib.request.Request(url, headers=headers, data=data.encode() if data else None)
+try:
+    r = urllib.request.urlopen(req, timeout=10)
+except urllib.error.HTTPError as e:
+    r = e
+out = {"status": r.status, "headers": {k.lower(): v for k, v in r.headers.items()}, "body": r.read().decode()}
+print(json.dumps(out))
+"""
+
+
+def http_get(client, url: str, headers: dict | None = None, data: str = "") -> dict:
+    """Request `url` from inside host `client` (POST when `data` is given).
+
+    Returns status, headers (lower-case names) and body.
+    """
+    cmd = client.run("python3 -c %s %s %s %s", HTTP_CLIENT, url, json.dumps(headers or {}), data)
     assert cmd.rc == 0, cmd.stderr
     return json.loads(cmd.stdout)
+
+
+def http_json(client, url: str, payload: dict | None = None) -> tuple[int, dict]:
+    """(status, decoded JSON body) of a GET, or of a POST of `payload` as JSON."""
+    data = json.dumps(payload) if payload is not None else ""
+    resp = http_get(client, url, {"Content-Type": "application/json"} if data else {}, data)
+    return resp["status"], json.loads(resp["body"])
 
 
 def haproxy_stat(lb) -> list[dict]:
@@ -83,3 +99,19 @@ def run_playbook(playbook: str, *args: str) -> subprocess.CompletedProcess:
         check=False,
         env=dict(os.environ, ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1"),
     )
+
+
+def run_module(target: str, module: str, args: dict | None = None) -> dict:
+    """Run an Ansible module on `target` (ad hoc) and return its result."""
+    cmd = ["ansible", "-i", inventory_dir(), target, "-m", module]
+    if args:
+        cmd += ["-a", json.dumps(args)]
+    env = dict(os.environ, ANSIBLE_LOAD_CALLBACK_PLUGINS="1", ANSIBLE_STDOUT_CALLBACK="json", ANSIBLE_NOCOLOR="1")
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
+    data = json.loads(proc.stdout)
+    return data["plays"][0]["tasks"][0]["hosts"][target]
+
+
+def sql(name: str, statement: str) -> str:
+    """Run SQL as root through the socket on host `name`; tab-separated rows without headers."""
+    return host(name).check_output("mariadb -N -B -e %s", statement)

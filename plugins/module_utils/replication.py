@@ -12,6 +12,11 @@ __metaclass__ = type
 
 import time
 
+# IO-thread errors that retrying will not fix: access denied (1045, 1044), host not allowed
+# (1130), authentication plugin or TLS requirement (2061, 1045 variants), and binary log
+# positions the primary no longer has (1236).
+FATAL_IO_ERRNOS = frozenset([1044, 1045, 1130, 1236, 2061])
+
 
 class ReplicationError(Exception):
     """Replication could not be brought to the requested state; the message says why."""
@@ -345,10 +350,11 @@ def wait_running(cursor, flavor, channel, timeout, sleep=time.sleep, clock=time.
             raise ReplicationError("the server has no replication configured after CHANGE/START")
         if status["running"]:
             return status
-        # An error with a stopped thread will not heal by waiting.
-        if (not status["io_running"] and not status["io_connecting"] and status["last_io_error"]) or (
-            not status["sql_running"] and status["last_sql_error"]
-        ):
+        # A stopped thread with an error, or an IO error retrying cannot fix, will not heal by waiting.
+        io_fatal = status["last_io_error"] and (
+            not status["io_connecting"] or status["last_io_errno"] in FATAL_IO_ERRNOS
+        )
+        if (not status["io_running"] and io_fatal) or (not status["sql_running"] and status["last_sql_error"]):
             raise ReplicationError(describe_failure(status))
         if clock() >= deadline:
             raise ReplicationError(

@@ -235,3 +235,21 @@ def test_absent_resets_and_is_idempotent():
     result = ensure_replica(FakeCursor(mariadb_row()), MARIADB_1011, {}, state="absent")
     assert result["queries"] == ["STOP REPLICA", "RESET REPLICA ALL"]
     assert ensure_replica(FakeCursor(None), MARIADB_1011, {}, state="absent")["changed"] is False
+
+
+def test_access_denied_while_connecting_fails_at_once():
+    denied = mariadb_row(
+        Slave_IO_Running="Connecting",
+        Last_IO_Errno=1045,
+        Last_IO_Error="error connecting to master 'repl@10.0.0.1:3306' - Access denied",
+    )
+    cursor = FakeCursor(None, denied)
+    with pytest.raises(ReplicationError, match=r"Last_IO_Error \(1045\).*Access denied"):
+        ensure_replica(cursor, MARIADB_1011, DESIRED, sleep=lambda s: pytest.fail("must not wait"))
+
+
+def test_transient_connect_error_is_waited_out():
+    transient = mariadb_row(Slave_IO_Running="Connecting", Last_IO_Errno=2003, Last_IO_Error="Can't connect")
+    cursor = FakeCursor(None, transient, mariadb_row())
+    result = ensure_replica(cursor, MARIADB_1011, DESIRED, sleep=lambda s: None)
+    assert result["status"]["running"]

@@ -1,0 +1,160 @@
+"""Primary-replica replication in the seed design: writes through the balancer reach the replica."""
+
+import json
+import time
+
+import pytest
+from labhosts import groups, host, http_get, http_json, run_module, run_playbook, sql, wait_for
+
+LBS = groups()["loadbalancers"]
+WEBS = groups()["webservers"]
+PRIMARY = groups()["db_primary"][0]
+REPLICAS = groups()["db_replicas"]
+
+
+@pytest.mark.parametrize("name", REPLICAS)
+def test_replication_info_reports_running_threads_and_low_lag(name):
+    info = run_module(name, "webinfra.distributed.replication_info")
+    assert info["is_replica"] and not info["is_primary"], info
+    replica = info["replica"]
+    assert replica["io_running"] and replica["sql_running"], replica
+    assert replica["seconds_behind"] is not None and replica["seconds_behind"] <= 1
+    assert replica["using_gtid"] == "slave_pos"
+    assert info["read_only"] and info["binlog_format"] == "ROW" and info["gtid"]["strict_mode"]
+
+
+def test_primary_reports_its_connected_replicas():
+    info = run_module(PRIMARY, "webinfra.distributed.replication_info")
+    assert info["is_primary"] and not info["read_only"] and info["log_bin"]
+    assert len(info["replicas"]) == len(REPLICAS)
+
+
+def test_server_ids_are_distinct():
+    ids = {name: sql(name, "SELECT @@server_id").strip() for name in [PRIMARY, *REPLICAS]}
+    assert len(set(ids.values())) == len(ids), ids
+
+
+def test_row_written_through_the_balancer_is_read_through_another_web_server():
+    client = host(WEBS[0])
+    status, written = http_json(client, f"http://{LBS[0]}/api/notes", {"body": f"written at {time.time()}"})
+    assert status == 201, written
+    assert written["db_host"] == PRIMARY
+    other = next(w for w in WEBS if w != written["written_by"])
+    started = time.time()
+
+    def read_back():
+        resp = http_get(client, f"http://{other}/api/notes/{written['id']}")
+        return resp if resp["status"] == 200 else None
+
+    resp = wait_for(read_back, timeout=5, interval=0.1)
+    elapsed = time.time() - started
+    assert resp, f"note {written['id']} not readable through {other} within 5 s"
+    print(
+        f"row {written['id']} written on {PRIMARY} via {written['written_by']}, read via {other} after {elapsed:.2f} s"
+    )
+    if other in REPLICAS:
+        assert resp["headers"]["x-db-host"] == other  # served by its local replica
+
+
+def test_app_accounts_are_least_privilege():
+    grants = sql(PRIMARY, "SHOW GRANTS FOR 'app_reader'@'%'")
+    assert "GRANT SELECT ON `webapp`.*" in grants
+    writer = sql(PRIMARY, "SHOW GRANTS FOR 'app_writer'@'%'")
+    assert "SELECT, INSERT, UPDATE, DELETE ON `webapp`.*" in writer
+    assert sql(PRIMARY, "SELECT COUNT(*) FROM mysql.user WHERE user = ''").strip() == "0"
+
+
+@pytest.mark.parametrize("name", REPLICAS)
+def test_replica_refuses_application_writes(name):
+    out = host(name).run(
+        "mariadb -h %s -u app_writer -pmolecule-writer-password webapp -e %s",
+        host(name).interface("eth0").addresses[0],
+        "INSERT INTO notes (body, written_by) VALUES ('x', 'test')",
+    )
+    assert out.rc != 0 and "read-only" in out.stderr.lower()
+
+
+def test_converge_again_changes_nothing_and_never_reseeds():
+    replica = REPLICAS[0]
+    # A row only the replica has (not binlogged): a re-seed (DROP TABLE + reload) would erase it.
+    sql(
+        replica,
+        "SET SESSION sql_log_bin=0; "
+        "INSERT INTO webapp.notes (id, body, written_by) VALUES (4000000000, 'marker', 'test')",
+    )
+    client = host(WEBS[0])
+    status, _written = http_json(client, f"http://{LBS[0]}/api/notes", {"body": "before re-converge"})
+    assert status == 201
+    try:
+        result = run_playbook("molecule/resources/converge.yml")
+        assert result.returncode == 0, result.stdout[-3000:]
+        recap = result.stdout[result.stdout.rindex("PLAY RECAP") :]
+        assert "changed=0" in recap and all("changed=0" in line for line in recap.splitlines()[1:] if line.strip()), (
+            recap
+        )
+        assert sql(replica, "SELECT body FROM webapp.notes WHERE id = 4000000000").strip() == "marker"
+        info = run_module(replica, "webinfra.distributed.replication_info")
+        assert info["replica"]["running"]
+    finally:
+        sql(replica, "SET SESSION sql_log_bin=0; DELETE FROM webapp.notes WHERE id = 4000000000")
+    count = sql(PRIMARY, "SELECT COUNT(*) FROM webapp.notes").strip()
+    assert wait_for(lambda: sql(replica, "SELECT COUNT(*) FROM webapp.notes").strip() == count, timeout=5)
+
+
+def test_wrong_password_fails_with_the_replicas_error_and_the_right_one_repairs():
+    replica = REPLICAS[0]
+    # Forget the source (the GTID position is kept), then configure it with a wrong password.
+    absent = run_playbook("molecule/resources/replicate.yml", "-e", f"target={replica}", "-e", "repl_state=absent")
+    assert absent.returncode == 0, absent.stdout[-2000:]
+    wrong = run_playbook("molecule/resources/replicate.yml", "-e", f"target={replica}", "-e", "repl_password=wrong")
+    output = wrong.stdout + wrong.stderr
+    assert wrong.returncode != 0
+    assert "Access denied" in output and "Last_IO_Error" in output, output[-3000:]
+    assert "wrong" not in [line.strip() for line in output.splitlines()]
+    fixed = run_playbook("molecule/resources/replicate.yml", "-e", f"target={replica}")
+    assert fixed.returncode == 0, (fixed.stdout + fixed.stderr)[-3000:]
+    info = run_module(replica, "webinfra.distributed.replication_info")
+    assert info["replica"]["running"]
+    # Writes made meanwhile arrive.
+    status, written = http_json(host(WEBS[0]), f"http://{LBS[0]}/api/notes", {"body": "after repair"})
+    assert status == 201
+    query = f"SELECT COUNT(*) FROM webapp.notes WHERE id = {int(written['id'])}"  # noqa: S608
+    assert wait_for(lambda: sql(replica, query).strip() == "1", timeout=5)
+
+
+@pytest.mark.parametrize(
+    "extra_inventory, expected",
+    [
+        # A second primary (and a host in both groups).
+        ({"db_primary": {"hosts": {REPLICAS[0]: None}}}, f"it holds 2: {PRIMARY}, {REPLICAS[0]}"),
+        # The same explicit server_id on two hosts.
+        (
+            {"all": {"vars": {"mysql_replication_server_id": 7}}},
+            f"duplicate server_id on {PRIMARY} and {REPLICAS[0]} (7)",
+        ),
+    ],
+)
+def test_bad_topology_is_refused_before_any_change(tmp_path, extra_inventory, expected):
+    extra = tmp_path / "extra.yml"
+    extra.write_text(
+        json.dumps({"all": {"children": extra_inventory}} if "all" not in extra_inventory else extra_inventory)
+    )
+    before = {
+        name: host(name).file("/etc/mysql/mariadb.conf.d/60-webinfra.cnf").sha256sum for name in [PRIMARY, *REPLICAS]
+    }
+    result = run_playbook(
+        "molecule/resources/apply_role.yml",
+        "-i",
+        str(extra),
+        "-e",
+        "role=mysql_replication",
+        "-e",
+        "target=db_primary:db_replicas",
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert expected in " ".join(output.split()), output[-3000:]
+    after = {
+        name: host(name).file("/etc/mysql/mariadb.conf.d/60-webinfra.cnf").sha256sum for name in [PRIMARY, *REPLICAS]
+    }
+    assert before == after

@@ -1,0 +1,29 @@
+"""A replica joining a primary that already holds data is seeded, then replicates."""
+
+from labhosts import groups, run_module, sql, wait_for
+
+PRIMARY = groups()["db_primary"][0]
+REPLICA = groups()["db_replicas"][0]
+
+
+def test_the_early_binary_logs_are_gone_so_only_seeding_can_bring_the_rows():
+    first = sql(PRIMARY, "SHOW BINARY LOGS").splitlines()[0].split("\t")[0]
+    assert not first.endswith(".000001"), "binary logs were not purged: the test would not prove seeding"
+
+
+def test_every_row_arrived_and_checksums_match():
+    assert sql(REPLICA, "SELECT COUNT(*) FROM webapp.notes WHERE written_by = 'seed'").strip() == "5000"
+    primary_sum = sql(PRIMARY, "CHECKSUM TABLE webapp.notes EXTENDED").split("\t")[1]
+    assert wait_for(lambda: sql(REPLICA, "CHECKSUM TABLE webapp.notes EXTENDED").split("\t")[1] == primary_sum, 5)
+
+
+def test_replica_runs_from_the_dump_position():
+    info = run_module(REPLICA, "webinfra.distributed.replication_info")
+    assert info["replica"]["running"], info["replica"]
+    assert info["gtid"]["replica_pos"], "gtid_slave_pos was not set from the dump"
+
+
+def test_new_writes_replicate():
+    sql(PRIMARY, "INSERT INTO webapp.notes (body, written_by) VALUES ('after seeding', 'test')")
+    count = sql(PRIMARY, "SELECT COUNT(*) FROM webapp.notes").strip()
+    assert wait_for(lambda: sql(REPLICA, "SELECT COUNT(*) FROM webapp.notes").strip() == count, timeout=5)
