@@ -49,7 +49,7 @@ collection-link:
 lab: lab-up lab-deploy
 	@echo
 	@echo "==> The stack answers on http://127.0.0.1:8080/ (round robin over the web servers):"
-	@$(BIN)/python tools/lab.py probe --url http://127.0.0.1:8080/ --count 6 --expect 2
+	@$(BIN)/python tools/lab.py probe --url http://127.0.0.1:8080/ --count 6 --expect 2 --notes
 
 lab-up: venv collection-link
 	@echo "==> Lab hosts (tools/lab.py up -i $(LAB_INVENTORY))"

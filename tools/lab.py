@@ -29,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -439,6 +440,33 @@ def cmd_probe(args) -> None:
             raise LabError(f"request to {args.url} failed: {exc}") from exc
     if len(set(seen)) < min(args.expect, args.count):
         raise LabError(f"expected answers from {args.expect} backends, got {sorted(set(seen))}")
+    if args.notes:
+        probe_notes(args.url.rstrip("/") + "/api/notes")
+
+
+def probe_notes(url: str) -> None:
+    """Write a note through the balancer, then read it back (served by a replica when there is one)."""
+    body = json.dumps({"body": f"written by make lab at {time.strftime('%H:%M:%S')}"}).encode()
+    req = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})  # noqa: S310
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310
+            written = json.loads(resp.read())
+    except OSError as exc:
+        print(f"  database: not available ({exc})")
+        return
+    print(f"  database: note {written['id']} written on {written['db_host']} (via {written['written_by']})")
+    deadline = time.time() + 5
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(f"{url}/{written['id']}", timeout=5) as resp:  # noqa: S310
+                read = json.loads(resp.read())
+                print(f"  database: note {written['id']} read back from {read['db_host']}")
+                return
+        except urllib.error.HTTPError as exc:
+            if exc.code != 404:  # not replicated yet: 404 until it arrives
+                raise LabError(f"reading note {written['id']} failed: {exc}") from exc
+        time.sleep(0.2)
+    raise LabError(f"note {written['id']} was not readable within 5 s")
 
 
 def cmd_image(args) -> None:
@@ -475,6 +503,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--url", default="http://127.0.0.1:8080/")
     p.add_argument("--count", type=int, default=6)
     p.add_argument("--expect", type=int, default=1, help="fail unless this many backends answered")
+    p.add_argument("--notes", action="store_true", help="also write a note and read it back (database tier)")
     p.set_defaults(func=cmd_probe)
 
     p = sub.add_parser("down", help="remove a lab's containers and network (only labelled ones)")
