@@ -238,3 +238,20 @@ def wait_for_state(client, backend, server, state, timeout, interval=0.5, sleep=
                 % (backend, server, view["current_sessions"], timeout, state)
             )
         sleep(interval)
+
+
+def backends_view(client):
+    """Every backend: its status and its servers' views."""
+    rows = client.show_stat()
+    out = {}
+    for row in rows:
+        if row.get("svname") == "BACKEND":
+            name = row["pxname"]
+            states = client.show_servers_state(name)
+            servers = [
+                server_view(r, states.get(r["svname"]))
+                for r in rows
+                if r["pxname"] == name and r.get("svname") not in ("BACKEND", "FRONTEND")
+            ]
+            out[name] = {"status": row.get("status", ""), "servers": servers}
+    return out

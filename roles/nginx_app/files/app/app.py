@@ -17,9 +17,19 @@ import json
 import os
 import socket
 
+
+def _label(name, default):
+    """Release labels written by the nginx_app role into the release directory (the cwd)."""
+    try:
+        with open(name, encoding="utf-8") as handle:
+            return handle.read().strip() or default
+    except OSError:
+        return default
+
+
 HOST = socket.gethostname()
-RELEASE = os.environ.get("APP_RELEASE", "unknown")
-VERSION = os.environ.get("APP_VERSION", RELEASE)
+RELEASE = os.environ.get("APP_RELEASE") or _label(".webinfra-release", "unknown")
+VERSION = os.environ.get("APP_VERSION") or _label(".webinfra-version", RELEASE)
 MAX_BODY = 1000
 
 

@@ -5,6 +5,7 @@ from ansible_collections.webinfra.distributed.plugins.module_utils.haproxy_runti
     RuntimeClient,
     UnknownServer,
     WaitTimeout,
+    backends_view,
     ensure_server,
     parse_csv,
 )
@@ -194,3 +195,14 @@ def test_socket_without_admin_level_says_what_is_needed():
 def test_missing_socket_is_named(tmp_path):
     with pytest.raises(RuntimeApiError, match="nope.sock does not exist"):
         RuntimeClient(str(tmp_path / "nope.sock")).show_stat()
+
+
+def test_backends_view_lists_every_server_with_admin_state():
+    fake = FakeHAProxy(["web-01", "web-02"])
+    fake.servers["web-02"]["admin"] = 8
+    view = backends_view(client_for(fake))
+    assert view["webservers"]["status"] == "UP"
+    assert [(s["server"], s["admin_state"]) for s in view["webservers"]["servers"]] == [
+        ("web-01", "enabled"),
+        ("web-02", "drain"),
+    ]
