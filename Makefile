@@ -13,7 +13,7 @@ LAB_INVENTORY ?= inventories/lab
 # Debian releases the default Molecule scenario runs on.
 DEBIAN_RELEASES ?= 13 12
 # Further Molecule scenarios, run on the first release only.
-MOLECULE_SCENARIOS ?= seed
+MOLECULE_SCENARIOS ?= seed operations
 COLLECTION_LINK := .cache/collections/ansible_collections/webinfra/distributed
 
 export PATH := $(BIN):$(PATH)

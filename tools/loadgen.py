@@ -8,6 +8,7 @@ Only for the project's own hosts or ports published on 127.0.0.1.
 """
 
 import argparse
+import http.client
 import json
 import os
 import threading
@@ -80,10 +81,10 @@ def main(argv=None):  # noqa: PLR0915 - one linear script
                     )
             except urllib.error.HTTPError as exc:
                 record(False, None, None, f"HTTP {exc.code}", None)
-            except OSError as exc:
+            except (OSError, http.client.HTTPException) as exc:  # refused, reset, timed out, truncated
                 record(False, None, None, type(exc).__name__ + ": " + str(getattr(exc, "reason", exc))[:80], None)
 
-    threads = [threading.Thread(target=worker, daemon=True) for _ in range(args.concurrency)]
+    threads = [threading.Thread(target=worker, daemon=True) for _worker in range(args.concurrency)]
     for thread in threads:
         thread.start()
     for thread in threads:
