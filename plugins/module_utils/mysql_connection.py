@@ -9,6 +9,8 @@ __metaclass__ = type
 import os
 import traceback
 
+from ansible.module_utils.basic import missing_required_lib
+
 from ansible_collections.webinfra.distributed.plugins.module_utils import mysql_flavor
 
 try:
@@ -96,3 +98,17 @@ def server_flavor(cursor):
     cursor.execute("SELECT VERSION() AS version, @@version_comment AS comment")
     row = cursor.fetchone()
     return mysql_flavor.detect(row["version"], row.get("comment") or "")
+
+
+def open_session(module):
+    """(cursor, flavor) for a module's connection options, or fail_json saying what to do."""
+    if not HAS_PYMYSQL:
+        module.fail_json(msg=missing_required_lib("PyMySQL (Debian: python3-pymysql)"), exception=PYMYSQL_IMPORT_ERROR)
+    try:
+        cursor = connect(module.params).cursor()
+        return cursor, server_flavor(cursor)
+    except (ConnectionFailure, mysql_flavor.UnsupportedServer) as exc:
+        module.fail_json(msg=str(exc))
+    except Exception as exc:  # pylint: disable=broad-except  # PyMySQL errors carry the server's text
+        module.fail_json(msg="cannot use %s: %s" % (describe_target(module.params), exc))
+    return None, None  # not reached: fail_json exits

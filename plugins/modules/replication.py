@@ -154,17 +154,12 @@ version:
   sample: 10.11.6
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.webinfra.distributed.plugins.module_utils.mysql_connection import (
-    HAS_PYMYSQL,
-    PYMYSQL_IMPORT_ERROR,
-    ConnectionFailure,
-    connect,
     connection_argument_spec,
-    server_flavor,
+    open_session,
 )
-from ansible_collections.webinfra.distributed.plugins.module_utils.mysql_flavor import UnsupportedServer
 from ansible_collections.webinfra.distributed.plugins.module_utils.replication import (
     ReplicationError,
     desired_from_params,
@@ -203,13 +198,8 @@ def main():
             ("use_gtid", "no", ["primary_log_file", "primary_log_pos"]),
         ],
     )
-    if not HAS_PYMYSQL:
-        module.fail_json(msg=missing_required_lib("PyMySQL (Debian: python3-pymysql)"), exception=PYMYSQL_IMPORT_ERROR)
-
+    cursor, flavor = open_session(module)
     try:
-        connection = connect(module.params)
-        cursor = connection.cursor()
-        flavor = server_flavor(cursor)
         result = ensure_replica(
             cursor,
             flavor,
@@ -220,7 +210,7 @@ def main():
             wait_timeout=module.params["wait_timeout"],
             initial_gtid_pos=module.params["initial_gtid_pos"],
         )
-    except (ConnectionFailure, ReplicationError, UnsupportedServer, ValueError) as exc:
+    except (ReplicationError, ValueError) as exc:
         module.fail_json(msg=str(exc))
     except Exception as exc:  # pylint: disable=broad-except  # PyMySQL errors carry the server's text
         module.fail_json(msg="replication: %s" % exc)

@@ -132,17 +132,12 @@ replicas:
   elements: dict
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.webinfra.distributed.plugins.module_utils.mysql_connection import (
-    HAS_PYMYSQL,
-    PYMYSQL_IMPORT_ERROR,
-    ConnectionFailure,
-    connect,
     connection_argument_spec,
-    server_flavor,
+    open_session,
 )
-from ansible_collections.webinfra.distributed.plugins.module_utils.mysql_flavor import UnsupportedServer
 from ansible_collections.webinfra.distributed.plugins.module_utils.replication_info import gather
 
 
@@ -150,12 +145,10 @@ def main():
     argument_spec = connection_argument_spec()
     argument_spec.update(channel=dict(type="str", default=""))
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    if not HAS_PYMYSQL:
-        module.fail_json(msg=missing_required_lib("PyMySQL (Debian: python3-pymysql)"), exception=PYMYSQL_IMPORT_ERROR)
+    cursor, flavor = open_session(module)
     try:
-        cursor = connect(module.params).cursor()
-        info = gather(cursor, server_flavor(cursor), module.params["channel"])
-    except (ConnectionFailure, UnsupportedServer, ValueError) as exc:
+        info = gather(cursor, flavor, module.params["channel"])
+    except ValueError as exc:
         module.fail_json(msg=str(exc))
     except Exception as exc:  # pylint: disable=broad-except  # PyMySQL errors carry the server's text
         module.fail_json(msg="replication_info: %s" % exc)

@@ -1,7 +1,10 @@
 """Make `ansible_collections.webinfra.distributed` importable from a checkout (make links it)."""
 
+import itertools
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 COLLECTIONS = ROOT / ".cache" / "collections"
@@ -13,3 +16,14 @@ if str(COLLECTIONS) not in sys.path:
     sys.path.insert(0, str(COLLECTIONS))
 if str(ROOT / "tools") not in sys.path:
     sys.path.insert(0, str(ROOT / "tools"))
+
+
+@pytest.fixture
+def ticking_clock():
+    """A clock for wait loops: each call is `step` seconds after the previous one."""
+
+    def make(step=1.0):
+        ticks = itertools.count(step=step)
+        return lambda: float(next(ticks))
+
+    return make

@@ -108,14 +108,9 @@ def test_wait_for_sessions_to_end():
     assert result["after"]["current_sessions"] == 0
 
 
-def test_drain_timeout_reports_sessions_and_stays_drained():
+def test_drain_timeout_reports_sessions_and_stays_drained(ticking_clock):
     fake = FakeHAProxy(["web-01"], sessions={"web-01": [4]})
-    now = [0.0]
-
-    def clock():
-        now[0] += 1
-        return now[0]
-
+    clock = ticking_clock(1)
     with pytest.raises(WaitTimeout, match="still has 4 current session.*stays drain"):
         ensure_server(
             client_for(fake),
@@ -137,16 +132,11 @@ def test_enable_waits_for_up():
     assert result["after"]["status"] == "UP"
 
 
-def test_enable_timeout_names_the_status():
+def test_enable_timeout_names_the_status(ticking_clock):
     fake = FakeHAProxy(["web-01"])
     fake.servers["web-01"]["up"] = False
     fake.servers["web-01"]["admin"] = 1
-    now = [0.0]
-
-    def clock():
-        now[0] += 1
-        return now[0]
-
+    clock = ticking_clock(1)
     with pytest.raises(WaitTimeout, match="is DOWN, not UP"):
         ensure_server(
             client_for(fake),

@@ -181,13 +181,8 @@ def test_wait_fails_with_the_replicas_own_error():
         ensure_replica(cursor, MARIADB_1011, DESIRED, sleep=lambda s: None)
 
 
-def test_wait_times_out_while_connecting():
-    now = [0.0]
-
-    def clock():
-        now[0] += 10
-        return now[0]
-
+def test_wait_times_out_while_connecting(ticking_clock):
+    clock = ticking_clock(10)
     cursor = FakeCursor(None, mariadb_row(Slave_IO_Running="Connecting"))
     with pytest.raises(ReplicationError, match="not running after 30s"):
         ensure_replica(cursor, MARIADB_1011, DESIRED, wait_timeout=30, sleep=lambda s: None, clock=clock)

@@ -1,5 +1,6 @@
 import pytest
 
+from ansible_collections.webinfra.distributed.plugins.module_utils import mysql_connection
 from ansible_collections.webinfra.distributed.plugins.module_utils.mysql_connection import ConnectionFailure
 from ansible_collections.webinfra.distributed.plugins.module_utils.mysql_flavor import MARIADB, Flavor
 from ansible_collections.webinfra.distributed.plugins.module_utils.replication import ReplicationError
@@ -22,8 +23,8 @@ def boundary(monkeypatch):
         calls["kwargs"] = kwargs
         return {"changed": True, "queries": ["START REPLICA"], "diff": {}, "status": None}
 
-    monkeypatch.setattr(replication, "connect", lambda params: Conn())
-    monkeypatch.setattr(replication, "server_flavor", lambda cursor: FLAVOR)
+    monkeypatch.setattr(mysql_connection, "connect", lambda params: Conn())
+    monkeypatch.setattr(mysql_connection, "server_flavor", lambda cursor: FLAVOR)
     monkeypatch.setattr(replication, "ensure_replica", fake_ensure)
     return calls
 
@@ -76,20 +77,20 @@ def test_unreachable_server_is_named(run_module, monkeypatch):
     def refuse(params):
         raise ConnectionFailure("cannot connect to socket /run/mysqld/mysqld.sock: [Errno 2] No such file")
 
-    monkeypatch.setattr(replication_info, "connect", refuse)
+    monkeypatch.setattr(mysql_connection, "connect", refuse)
     kind, result = run_module(replication_info, {})
     assert kind == "fail" and "/run/mysqld/mysqld.sock" in result["msg"]
 
 
 def test_missing_pymysql_gives_the_standard_message(run_module, monkeypatch):
-    monkeypatch.setattr(replication_info, "HAS_PYMYSQL", False)
+    monkeypatch.setattr(mysql_connection, "HAS_PYMYSQL", False)
     kind, result = run_module(replication_info, {})
     assert kind == "fail" and "PyMySQL" in result["msg"] and "required" in result["msg"].lower()
 
 
 def test_info_is_never_changed(run_module, monkeypatch):
-    monkeypatch.setattr(replication_info, "connect", lambda params: Conn())
-    monkeypatch.setattr(replication_info, "server_flavor", lambda cursor: FLAVOR)
+    monkeypatch.setattr(mysql_connection, "connect", lambda params: Conn())
+    monkeypatch.setattr(mysql_connection, "server_flavor", lambda cursor: FLAVOR)
     monkeypatch.setattr(replication_info, "gather", lambda cursor, flavor, channel: {"flavor": "mariadb"})
     kind, result = run_module(replication_info, {})
     assert kind == "exit" and result["changed"] is False and result["flavor"] == "mariadb"
