@@ -18,8 +18,8 @@ INTER_S, FALL = 2, 3  # the haproxy role's defaults: a dead server is DOWN withi
 def client():
     c = host(CLIENT)
     source = (Path(PROJECT) / "tools" / "loadgen.py").read_text()
-    c.run("cat > %s <<'PYEOF'\n%s\nPYEOF", LOADGEN, source)
-    assert c.file(LOADGEN).exists
+    c.check_output("printf '%%s' %s > %s", source, LOADGEN)
+    c.check_output("python3 -m py_compile %s", LOADGEN)
     return c
 
 
@@ -32,6 +32,7 @@ class Load:
 
     def __enter__(self):
         requests, concurrency, duration = self.args
+        self.client.run("systemctl stop webinfra-load; systemctl reset-failed webinfra-load")
         self.client.run("rm -f /root/load.stop /root/load.ready /root/load.json")
         self.client.run(
             "nohup python3 %s --url http://%s/ --requests %s --concurrency %s --duration %s "
