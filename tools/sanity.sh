@@ -28,6 +28,15 @@ subprocess.check_call([sys.executable, "-m", "pip", "install", "--disable-pip-ve
 PY
 fi
 
+# The shellcheck sanity test is skipped (with only a warning) when shellcheck is missing.
+if ! command -v shellcheck >/dev/null; then
+  echo "==> installing shellcheck (apt)"
+  sudo_cmd=""
+  [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo -n"
+  $sudo_cmd env DEBIAN_FRONTEND=noninteractive apt-get install -y -q shellcheck >/dev/null \
+    || { $sudo_cmd apt-get update -q >/dev/null && $sudo_cmd env DEBIAN_FRONTEND=noninteractive apt-get install -y -q shellcheck >/dev/null; }
+fi
+
 # Outside the checkout: inside a git work tree, ansible-test only sees files git tracks there.
 work="${TMPDIR:-/tmp}/webinfra-sanity/ansible_collections/webinfra/distributed"
 rm -rf "$work"
