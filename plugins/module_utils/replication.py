@@ -182,13 +182,13 @@ def diff_source(status, desired, flavor):
     return changed
 
 
+MASK = "********"
+
+
 def mask(sql, args):
-    """The statement as reported to the user: string values shown, the password masked."""
-    shown = []
-    for value in args:
-        shown.append(value)
+    """The statement as reported to the user, its parameters written in as SQL strings."""
     text = sql
-    for value in shown:
+    for value in args:
         text = text.replace("%s", "'%s'" % value.replace("'", "''"), 1)
     return text
 
@@ -196,11 +196,8 @@ def mask(sql, args):
 def render_change(flavor, desired, channel):
     """(sql, args, shown): CHANGE statement with args, and its text with the password masked."""
     sql, args = flavor.change_source(desired, channel)
-    shown_args = [
-        "********" if desired.get("password") is not None and value == str(desired["password"]) else value
-        for value in args
-    ]
-    return sql, args, mask(sql, shown_args)
+    masked = dict(desired, password=MASK) if desired.get("password") is not None else desired
+    return sql, args, mask(*flavor.change_source(masked, channel))
 
 
 def read_status(cursor, flavor, channel=""):

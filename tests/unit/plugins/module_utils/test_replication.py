@@ -248,3 +248,12 @@ def test_transient_connect_error_is_waited_out():
     cursor = FakeCursor(None, transient, mariadb_row())
     result = ensure_replica(cursor, MARIADB_1011, DESIRED, sleep=lambda s: None)
     assert result["status"]["running"]
+
+
+def test_only_the_password_is_masked_even_when_another_value_equals_it():
+    desired = {**DESIRED, "user": "same", "password": "same"}
+    result = ensure_replica(
+        FakeCursor(None, mariadb_row(Master_User="same")), MARIADB_1011, desired, sleep=lambda s: None
+    )
+    assert "MASTER_USER = 'same'" in result["queries"][0]
+    assert "MASTER_PASSWORD = '********'" in result["queries"][0]
