@@ -25,7 +25,7 @@ export PY_COLORS ?= 1
 .PHONY: help venv collection-link lab lab-up lab-deploy lab-status lab-down test lint sanity unit build-check molecule clean
 
 help:
-	@echo "make lab       - create the lab hosts and deploy the stack (http://127.0.0.1:8080/)"
+	@echo "make lab       - create the lab hosts and deploy the stack (https://127.0.0.1:8443/)"
 	@echo "make test      - lint, sanity, unit tests, collection build, Molecule on Debian $(DEBIAN_RELEASES)"
 	@echo "make lab-down  - remove the lab's containers and network"
 	@echo "make lab-status- list the lab's containers"
@@ -48,8 +48,11 @@ collection-link:
 # --- lab --------------------------------------------------------------------------------------
 lab: lab-up lab-deploy
 	@echo
-	@echo "==> The stack answers on http://127.0.0.1:8080/ (round robin over the web servers):"
-	@$(BIN)/python tools/lab.py probe --url http://127.0.0.1:8080/ --count 6 --expect 2 --notes
+	@echo "==> The stack answers on https://127.0.0.1:8443/ (round robin over the web servers);"
+	@echo "    its certificate comes from the lab's CA: $(LAB_INVENTORY)/pki/ca.crt"
+	@$(BIN)/python tools/lab.py probe --url https://127.0.0.1:8443/ --cafile $(LAB_INVENTORY)/pki/ca.crt \
+	  --redirect-from http://127.0.0.1:8080/ --count 6 --expect 2 --notes
+	@echo "    Try: curl --cacert $(LAB_INVENTORY)/pki/ca.crt https://127.0.0.1:8443/"
 
 lab-up: venv collection-link
 	@echo "==> Lab hosts (tools/lab.py up -i $(LAB_INVENTORY))"

@@ -25,6 +25,7 @@ import json
 import os
 import re
 import shutil
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -428,11 +429,16 @@ def cmd_probe(args) -> None:
     """Send a few requests and print which backend answered each (proof of round robin)."""
     if not args.url.startswith(("http://", "https://")):
         raise LabError(f"--url must be an http(s) URL, not {args.url!r}")
+    context = ssl.create_default_context(cafile=args.cafile) if args.cafile else None
+    if args.redirect_from:
+        probe_redirect(args.redirect_from, args.url)
     seen = []
     for i in range(args.count):
         req = urllib.request.Request(args.url, headers={"Connection": "close"})  # noqa: S310 (scheme checked)
         try:
-            with urllib.request.urlopen(req, timeout=5) as resp:  # noqa: S310
+            with urllib.request.urlopen(req, timeout=5, context=context) as resp:  # noqa: S310
+                if i == 0 and resp.headers.get("Strict-Transport-Security"):
+                    print(f"  HSTS: {resp.headers['Strict-Transport-Security']}")
                 served = resp.headers.get("X-Served-By", "?")
                 print(f"  request {i + 1}: HTTP {resp.status} served by {served}")
                 seen.append(served)
@@ -441,15 +447,36 @@ def cmd_probe(args) -> None:
     if len(set(seen)) < min(args.expect, args.count):
         raise LabError(f"expected answers from {args.expect} backends, got {sorted(set(seen))}")
     if args.notes:
-        probe_notes(args.url.rstrip("/") + "/api/notes")
+        probe_notes(args.url.rstrip("/") + "/api/notes", context)
 
 
-def probe_notes(url: str) -> None:
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None
+
+
+def probe_redirect(http_url: str, https_url: str) -> None:
+    """Plain HTTP must answer with a permanent redirect to the HTTPS URL."""
+    opener = urllib.request.build_opener(_NoRedirect)
+    try:
+        opener.open(http_url, timeout=5)
+    except urllib.error.HTTPError as exc:
+        location = exc.headers.get("Location", "")
+        if exc.code in (301, 308) and location.startswith(https_url.rstrip("/")):
+            print(f"  {http_url} redirects ({exc.code}) to {location}")
+            return
+        raise LabError(f"{http_url} answered {exc.code} {location!r}, expected a redirect to {https_url}") from exc
+    except OSError as exc:
+        raise LabError(f"request to {http_url} failed: {exc}") from exc
+    raise LabError(f"{http_url} answered without redirecting to {https_url}")
+
+
+def probe_notes(url: str, context=None) -> None:
     """Write a note through the balancer, then read it back (served by a replica when there is one)."""
     body = json.dumps({"body": f"written by make lab at {time.strftime('%H:%M:%S')}"}).encode()
     req = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})  # noqa: S310
     try:
-        with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310
+        with urllib.request.urlopen(req, timeout=10, context=context) as resp:  # noqa: S310
             written = json.loads(resp.read())
     except OSError as exc:
         print(f"  database: not available ({exc})")
@@ -458,7 +485,7 @@ def probe_notes(url: str) -> None:
     deadline = time.time() + 5
     while time.time() < deadline:
         try:
-            with urllib.request.urlopen(f"{url}/{written['id']}", timeout=5) as resp:  # noqa: S310
+            with urllib.request.urlopen(f"{url}/{written['id']}", timeout=5, context=context) as resp:  # noqa: S310
                 read = json.loads(resp.read())
                 print(f"  database: note {written['id']} read back from {read['db_host']}")
                 return
@@ -500,7 +527,9 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=cmd_up)
 
     p = sub.add_parser("probe", help="send requests and show which backend answered")
-    p.add_argument("--url", default="http://127.0.0.1:8080/")
+    p.add_argument("--url", default="https://127.0.0.1:8443/")
+    p.add_argument("--cafile", help="CA certificate to verify HTTPS with (the lab's internal CA)")
+    p.add_argument("--redirect-from", help="also check that this plain-HTTP URL redirects to --url")
     p.add_argument("--count", type=int, default=6)
     p.add_argument("--expect", type=int, default=1, help="fail unless this many backends answered")
     p.add_argument("--notes", action="store_true", help="also write a note and read it back (database tier)")

@@ -11,6 +11,7 @@ import argparse
 import http.client
 import json
 import os
+import ssl
 import threading
 import time
 import urllib.error
@@ -31,12 +32,14 @@ def main(argv=None):  # noqa: PLR0915 - one linear script
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--duration", type=float, default=120.0, help="stop after this many seconds")
     parser.add_argument("--timeout", type=float, default=10.0)
+    parser.add_argument("--cafile", help="CA certificate to verify HTTPS with (for example the internal CA)")
     parser.add_argument("--ready-file", help="touch this file once the first request succeeded")
     parser.add_argument("--stop-file", help="stop once this file exists")
     args = parser.parse_args(argv)
     if not args.url.startswith(("http://", "https://")):
         parser.error("--url must be http(s)")
 
+    context = ssl.create_default_context(cafile=args.cafile) if args.cafile else None
     lock = threading.Lock()
     state = {"issued": 0, "ok": 0, "failed": 0, "errors": {}, "by_host": {}, "by_version": {}, "versions": {}}
     latencies = []
@@ -70,7 +73,7 @@ def main(argv=None):  # noqa: PLR0915 - one linear script
             t0 = time.time()
             try:
                 req = urllib.request.Request(args.url, headers={"Connection": "close"})  # noqa: S310
-                with urllib.request.urlopen(req, timeout=args.timeout) as resp:  # noqa: S310
+                with urllib.request.urlopen(req, timeout=args.timeout, context=context) as resp:  # noqa: S310
                     resp.read()
                     record(
                         True,

@@ -46,11 +46,12 @@ def host(name: str):
 
 
 HTTP_CLIENT = """
-import json, sys, urllib.error, urllib.request
-url, headers, data = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3]
+import json, ssl, sys, urllib.error, urllib.request
+url, headers, data, cadata = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3], sys.argv[4]
 req = urllib.request.Request(url, headers=headers, data=data.encode() if data else None)
+context = ssl.create_default_context(cadata=cadata) if cadata else None
 try:
-    r = urllib.request.urlopen(req, timeout=10)
+    r = urllib.request.urlopen(req, timeout=10, context=context)
 except urllib.error.HTTPError as e:
     r = e
 out = {"status": r.status, "headers": {k.lower(): v for k, v in r.headers.items()}, "body": r.read().decode()}
@@ -58,12 +59,19 @@ print(json.dumps(out))
 """
 
 
+def ca_certificate() -> str:
+    """The scenario's internal CA certificate (PEM), issued by the pki role on the controller."""
+    path = Path(inventory_dir()) / "pki" / "ca.crt"
+    return path.read_text() if path.exists() else ""
+
+
 def http_get(client, url: str, headers: dict | None = None, data: str = "") -> dict:
     """Request `url` from inside host `client` (POST when `data` is given).
 
-    Returns status, headers (lower-case names) and body.
+    HTTPS is verified against the scenario's internal CA. Returns status, headers (lower-case
+    names) and body.
     """
-    cmd = client.run("python3 -c %s %s %s %s", HTTP_CLIENT, url, json.dumps(headers or {}), data)
+    cmd = client.run("python3 -c %s %s %s %s %s", HTTP_CLIENT, url, json.dumps(headers or {}), data, ca_certificate())
     assert cmd.rc == 0, cmd.stderr
     return json.loads(cmd.stdout)
 

@@ -44,7 +44,7 @@ def test_runtime_api_socket_is_root_only(name):
 def test_requests_alternate_round_robin(name):
     # The client is another host of the scenario: traffic crosses the network.
     client = host(WEBS[0])
-    served = [http_get(client, f"http://{name}/")["headers"]["x-served-by"] for _request in range(2 * len(WEBS) * 2)]
+    served = [http_get(client, f"https://{name}/")["headers"]["x-served-by"] for _request in range(2 * len(WEBS) * 2)]
     assert set(served) == set(WEBS)
     # Round robin: each window of len(WEBS) consecutive answers covers every web server once.
     for i in range(len(served) - len(WEBS) + 1):
@@ -54,10 +54,10 @@ def test_requests_alternate_round_robin(name):
 @pytest.mark.parametrize("name", LBS)
 def test_body_names_the_serving_host_and_client_address_is_forwarded(name):
     client = host(WEBS[0])
-    resp = http_get(client, f"http://{name}/")
+    resp = http_get(client, f"https://{name}/")
     assert resp["status"] == 200
     assert resp["body"].startswith(f"Hello from {resp['headers']['x-served-by']}")
-    info = http_get(client, f"http://{name}/api/info")
+    info = http_get(client, f"https://{name}/api/info")
     client_ip = client.interface("eth0").addresses[0]
     assert client_ip in info["body"]
 

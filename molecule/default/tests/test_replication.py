@@ -36,14 +36,15 @@ def test_server_ids_are_distinct():
 
 def test_row_written_through_the_balancer_is_read_through_another_web_server():
     client = host(WEBS[0])
-    status, written = http_json(client, f"http://{LBS[0]}/api/notes", {"body": f"written at {time.time()}"})
+    status, written = http_json(client, f"https://{LBS[0]}/api/notes", {"body": f"written at {time.time()}"})
     assert status == 201, written
     assert written["db_host"] == PRIMARY
     other = next(w for w in WEBS if w != written["written_by"])
     started = time.time()
 
+    # Straight to the other web server: only the load balancers may reach it (firewall).
     def read_back():
-        resp = http_get(client, f"http://{other}/api/notes/{written['id']}")
+        resp = http_get(host(LBS[0]), f"https://{other}/api/notes/{written['id']}")
         return resp if resp["status"] == 200 else None
 
     resp = wait_for(read_back, timeout=5, interval=0.1)
@@ -83,7 +84,7 @@ def test_converge_again_changes_nothing_and_never_reseeds():
         "INSERT INTO webapp.notes (id, body, written_by) VALUES (4000000000, 'marker', 'test')",
     )
     client = host(WEBS[0])
-    status, _written = http_json(client, f"http://{LBS[0]}/api/notes", {"body": "before re-converge"})
+    status, _written = http_json(client, f"https://{LBS[0]}/api/notes", {"body": "before re-converge"})
     assert status == 201
     try:
         result = run_playbook("molecule/resources/converge.yml")
@@ -116,7 +117,7 @@ def test_wrong_password_fails_with_the_replicas_error_and_the_right_one_repairs(
     info = run_module(replica, "webinfra.distributed.replication_info")
     assert info["replica"]["running"]
     # Writes made meanwhile arrive.
-    status, written = http_json(host(WEBS[0]), f"http://{LBS[0]}/api/notes", {"body": "after repair"})
+    status, written = http_json(host(WEBS[0]), f"https://{LBS[0]}/api/notes", {"body": "after repair"})
     assert status == 201
     query = f"SELECT COUNT(*) FROM webapp.notes WHERE id = {int(written['id'])}"  # noqa: S608
     assert wait_for(lambda: sql(replica, query).strip() == "1", timeout=5)

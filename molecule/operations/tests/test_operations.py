@@ -5,12 +5,13 @@ import time
 from pathlib import Path
 
 import pytest
-from labhosts import PROJECT, groups, haproxy_stat, host, run_module, run_playbook, wait_for
+from labhosts import PROJECT, ca_certificate, groups, haproxy_stat, host, run_module, run_playbook, wait_for
 
 LB = groups()["loadbalancers"][0]
 WEBS = groups()["webservers"]
 CLIENT = groups()["clients"][0]
 LOADGEN = "/usr/local/bin/webinfra-loadgen"
+CA = "/root/webinfra-ca.pem"
 INTER_S, FALL = 2, 3  # the haproxy role's defaults: a dead server is DOWN within inter x fall
 
 
@@ -20,6 +21,7 @@ def client():
     source = (Path(PROJECT) / "tools" / "loadgen.py").read_text()
     c.check_output("printf '%%s' %s > %s", source, LOADGEN)
     c.check_output("python3 -m py_compile %s", LOADGEN)
+    c.check_output("printf '%%s' %s > %s", ca_certificate(), CA)
     return c
 
 
@@ -35,7 +37,7 @@ class Load:
         self.client.run("systemctl stop webinfra-load; systemctl reset-failed webinfra-load")
         self.client.run("rm -f /root/load.stop /root/load.ready /root/load.json")
         self.client.run(
-            "nohup python3 %s --url http://%s/ --requests %s --concurrency %s --duration %s "
+            f"nohup python3 %s --url https://%s/ --cafile {CA} --requests %s --concurrency %s --duration %s "
             "--stop-file /root/load.stop --ready-file /root/load.ready > /root/load.json 2>/root/load.err &",
             LOADGEN,
             LB,

@@ -1,0 +1,249 @@
+"""Security of the deployed stack, seen from a client host outside the admin networks."""
+
+import datetime
+import json
+import os
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from labhosts import ca_certificate, groups, host, hostvars, http_get, run_playbook, sql
+
+LBS = groups()["loadbalancers"]
+WEBS = groups()["webservers"]
+PRIMARY = groups()["db_primary"][0]
+REPLICAS = groups()["db_replicas"]
+CLIENT = groups()["clients"][0]
+ADMIN = LBS[0]  # the scenario's admin network is lb-01's address
+
+PROBE = """
+import json, socket, sys, concurrent.futures as cf
+def probe(target):
+    host, port = target.rsplit(":", 1)
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.settimeout(2)
+    try:
+        s.connect((host, int(port)))
+        return target, "open"
+    except ConnectionRefusedError:
+        return target, "refused"
+    except OSError:
+        return target, "filtered"
+    finally:
+        s.close()
+with cf.ThreadPoolExecutor(16) as pool:
+    print(json.dumps(dict(pool.map(probe, sys.argv[1:]))))
+"""
+
+
+def probe(source, *targets):
+    """{"host:port": open|refused|filtered} as seen from host `source` (2 s connect timeout)."""
+    out = host(source).check_output("python3 -c %s " + " ".join(["%s"] * len(targets)), PROBE, *targets)
+    return json.loads(out)
+
+
+def test_client_reaches_only_80_and_443_on_the_balancer_and_nothing_else():
+    targets = [f"{lb}:{port}" for lb in LBS for port in (22, 80, 443, 3306, 9100)]
+    targets += [f"{web}:{port}" for web in WEBS for port in (22, 80, 443, 3306, 8000)]
+    seen = probe(CLIENT, *targets)
+    expected = {t: ("open" if t.split(":")[0] in LBS and t.endswith((":80", ":443")) else "filtered") for t in targets}
+    assert seen == expected
+
+
+def test_rules_follow_the_roles_of_the_hosts():
+    # Positive controls: the hosts are up and the tiers reach each other where they must.
+    from_lb = probe(ADMIN, *[f"{web}:443" for web in WEBS], *[f"{web}:22" for web in WEBS])
+    for web in WEBS:
+        assert from_lb[f"{web}:443"] == "open"  # backend port from the load balancers
+        assert from_lb[f"{web}:22"] == "refused"  # SSH allowed from the admin network (no sshd runs)
+    from_replica = probe(REPLICAS[0], f"{PRIMARY}:3306")
+    assert from_replica == {f"{PRIMARY}:3306": "open"}
+
+
+@pytest.mark.parametrize("name", LBS + WEBS)
+def test_ruleset_is_loaded_at_boot_and_drops_by_default(name):
+    h = host(name)
+    assert h.service("nftables").is_enabled
+    table = h.check_output("nft list table inet webinfra")
+    assert "hook input priority filter; policy drop;" in table
+    assert h.file("/etc/nftables.conf").mode == 0o700
+
+
+def tls_handshake(version, extra=""):
+    """openssl s_client against the balancer from the client; the client itself allows every version."""
+    ca = "/tmp/webinfra-ca.pem"  # noqa: S108 - inside the client container
+    h = host(CLIENT)
+    h.run("printf %s %s > " + ca, "%s", ca_certificate())
+    cmd = h.run(
+        f"openssl s_client -connect {LBS[0]}:443 -servername {LBS[0]} -{version} "
+        f"-cipher 'DEFAULT:@SECLEVEL=0' -CAfile {ca} -verify_return_error {extra} < /dev/null"
+    )
+    return cmd.rc, cmd.stdout + cmd.stderr
+
+
+@pytest.mark.parametrize("version", ["tls1", "tls1_1"])
+def test_old_tls_versions_are_refused_by_the_server(version):
+    rc, out = tls_handshake(version)
+    assert rc != 0
+    # The server answered with a protocol_version alert: the refusal is the server's.
+    assert "alert protocol version" in out, out[-1500:]
+
+
+@pytest.mark.parametrize("version", ["tls1_2", "tls1_3"])
+def test_tls12_and_tls13_succeed_with_http2_and_a_verified_certificate(version):
+    rc, out = tls_handshake(version, "-alpn h2,http/1.1")
+    assert rc == 0, out[-1500:]
+    assert "Verify return code: 0 (ok)" in out
+    assert "ALPN protocol: h2" in out
+    assert "Cipher is (NONE)" not in out
+
+
+def test_http_redirects_to_https_and_https_carries_the_security_headers():
+    redirect = host(CLIENT).check_output(
+        "python3 -c %s %s",
+        "import http.client,sys; c=http.client.HTTPConnection(sys.argv[1], 80, timeout=5); "
+        "c.request('GET', '/some/path?x=1'); r=c.getresponse(); print(r.status, r.getheader('Location'))",
+        LBS[0],
+    )
+    assert redirect == f"301 https://{LBS[0]}/some/path?x=1"
+    headers = http_get(host(CLIENT), f"https://{LBS[0]}/")["headers"]
+    assert headers["strict-transport-security"].startswith("max-age=")
+    assert headers["x-content-type-options"] == "nosniff"
+    assert "server" not in headers
+
+
+def test_oversized_request_bodies_are_refused():
+    resp = http_get(host(CLIENT), f"https://{LBS[0]}/api/notes", {"Content-Type": "text/plain"}, "x" * (11 * 1024 * 1024))
+    assert resp["status"] == 413
+
+
+def test_backends_are_checked_and_reached_over_verified_tls():
+    cfg = host(LBS[0]).file("/etc/haproxy/haproxy.cfg").content_string
+    assert "ssl verify required ca-file" in cfg
+    for web in WEBS:
+        assert f"verifyhost {web}" in cfg
+        assert "ssl_certificate" in host(web).file("/etc/nginx/nginx.conf").content_string
+
+
+def test_replication_runs_over_tls_and_the_account_refuses_plain_connections():
+    for replica in REPLICAS:
+        status = host(replica).check_output("mariadb -e 'SHOW SLAVE STATUS\\G'")
+        assert "Master_SSL_Allowed: Yes" in status
+        assert "Master_SSL_Verify_Server_Cert: Yes" in status
+        assert "Slave_IO_Running: Yes" in status
+    assert sql(PRIMARY, "SELECT ssl_type FROM mysql.user WHERE user = 'repl'").strip() == "ANY"
+    password = hostvars(REPLICAS[0])["mysql_replication_password"]
+    replica = host(REPLICAS[0])
+    primary_addr = replica.check_output("getent hosts %s | cut -d' ' -f1", PRIMARY).split()[0]
+    plain = replica.run("mariadb --skip-ssl -h %s -u repl -p%s -e 'SELECT 1'", primary_addr, password)
+    assert plain.rc != 0 and "Access denied" in plain.stderr
+    tls = replica.run(
+        "mariadb --ssl --ssl-ca=/etc/mysql/tls/ca.pem --ssl-verify-server-cert -h %s -u repl -p%s -N -e %s",
+        primary_addr,
+        password,
+        "SHOW STATUS LIKE 'Ssl_version'",
+    )
+    assert tls.rc == 0, tls.stderr
+    assert "TLSv1.3" in tls.stdout or "TLSv1.2" in tls.stdout
+
+
+@pytest.mark.parametrize("name", [PRIMARY, *REPLICAS])
+def test_database_listens_on_its_private_address_only_and_root_uses_the_socket(name):
+    h = host(name)
+    listeners = h.check_output("ss -Hltn 'sport = :3306'").split("\n")
+    assert listeners and all("0.0.0.0:" not in line and "*:3306" not in line for line in listeners), listeners
+    assert sql(name, "SELECT CONCAT(user, '@', host) FROM mysql.user WHERE user = 'root'").split() == ["root@localhost"]
+    assert sql(name, "SELECT COUNT(*) FROM mysql.user WHERE user = ''").strip() == "0"
+    assert "test" not in sql(name, "SHOW DATABASES").split()
+    key = h.file("/etc/mysql/tls/server.key")
+    assert key.mode == 0o640 and key.user == "root" and key.group == "mysql"
+
+
+@pytest.mark.parametrize(
+    "name, path, mode",
+    [(lb, "/etc/haproxy/tls/site.pem", 0o600) for lb in LBS] + [(web, "/etc/nginx/tls/server.key", 0o600) for web in WEBS],
+)
+def test_keys_are_root_only(name, path, mode):
+    f = host(name).file(path)
+    assert f.mode == mode and f.user == "root"
+
+
+def test_no_secret_appears_in_the_ansible_output():
+    log = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "ansible.log"
+    text = log.read_text()
+    assert "PLAY RECAP" in text and "mysql_replication" in text  # the converge output is there
+    secrets = [hostvars(PRIMARY)[v] for v in ("mysql_replication_password", "mysql_replication_app_writer_password", "mysql_replication_app_reader_password")]
+    for secret in secrets:
+        assert secret not in text
+    assert "PRIVATE KEY" not in text
+
+
+def _cert(names, key, days=(-1, 30)):
+    now = datetime.datetime.now(datetime.timezone.utc)
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])])
+    return (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now + datetime.timedelta(days=days[0]))
+        .not_valid_after(now + datetime.timedelta(days=days[1]))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), critical=False)
+        .sign(key, hashes.SHA256())
+        .public_bytes(serialization.Encoding.PEM)
+        .decode()
+    )
+
+
+def _pem(key):
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()
+
+
+KEY = ec.generate_private_key(ec.SECP256R1())
+OTHER = ec.generate_private_key(ec.SECP256R1())
+NAMES = ["lb-01", "localhost"]
+
+
+@pytest.mark.parametrize(
+    "cert, key, expected",
+    [
+        (_cert(NAMES, KEY), OTHER, "does not match its private key (haproxy_tls_private_key)"),
+        (_cert(NAMES, KEY, days=(-30, -1)), KEY, "expired on"),
+        (_cert(["www.example.com"], KEY), KEY, "does not cover lb-01, localhost (haproxy_server_names"),
+    ],
+    ids=["key-mismatch", "expired", "wrong-names"],
+)
+def test_bad_certificate_is_refused_before_any_change(tmp_path, cert, key, expected):
+    before = host(LBS[0]).file("/etc/haproxy/tls/site.pem").sha256sum
+    extra = tmp_path / "tls.json"
+    extra.write_text(json.dumps({"haproxy_tls_certificate": cert, "haproxy_tls_private_key": _pem(key)}))
+    result = run_playbook("molecule/resources/apply_role.yml", "-e", "role=haproxy", "-e", f"target={LBS[0]}", "-e", f"@{extra}")
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert expected in output, output[-3000:]
+    assert "PRIVATE KEY" not in output
+    assert host(LBS[0]).file("/etc/haproxy/tls/site.pem").sha256sum == before
+
+
+@pytest.mark.parametrize(
+    "extra, limit, expected",
+    [
+        ({"webinfra_lab": False, "webinfra_admin_networks": []}, LBS[0], "would lock SSH out"),
+        ({"webinfra_lab": False, "webinfra_admin_networks": ["10.0.0.0/8", "bogus"]}, LBS[0], "not an address or CIDR network: bogus"),
+        ({"webinfra_lab": False, "webinfra_admin_networks": ["10.0.0.0/8"]}, PRIMARY, "must not be a lab default or"),
+        ({"webinfra_lab": False, "webinfra_admin_networks": ["10.0.0.0/8"]}, LBS[0], "haproxy_tls_internal_ca"),
+    ],
+    ids=["no-admin-networks", "bad-network", "lab-passwords", "internal-ca-outside-lab"],
+)
+def test_insecure_settings_are_refused_outside_the_lab(tmp_path, extra, limit, expected):
+    extra_file = tmp_path / "extra.json"
+    extra_file.write_text(json.dumps(extra))
+    result = run_playbook("site.yml", "--limit", limit, "--tags", "preflight", "-e", f"@{extra_file}")
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert expected in output, output[-3000:]
+    assert "changed=0" in output[output.rindex("PLAY RECAP") :]

@@ -1,0 +1,85 @@
+# Copyright: webinfra maintainers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Networks and certificate names: shared by the collection's filters (standard library only)."""
+
+from __future__ import annotations
+
+import ipaddress
+
+from ansible.errors import AnsibleFilterError
+
+
+def _as_list(value, name):
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+        raise AnsibleFilterError(f"{name}: expected a list, got {type(value).__name__}")
+    return [str(v) for v in value]
+
+
+def invalid_networks(networks):
+    """Entries of a list that are not an IPv4/IPv6 address or network in CIDR notation."""
+    bad = []
+    for entry in _as_list(networks, "invalid_networks"):
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            bad.append(entry)
+    return bad
+
+
+def is_ip(value):
+    """True when the value is an IPv4 or IPv6 address (not a network, not a name)."""
+    try:
+        ipaddress.ip_address(str(value))
+    except ValueError:
+        return False
+    return True
+
+
+def subject_alt_names(names):
+    """Turn host names and addresses into subjectAltName entries (DNS:... or IP:...), deduplicated."""
+    out = []
+    for name in _as_list(names, "subject_alt_names"):
+        if not name:
+            continue
+        entry = f"IP:{ipaddress.ip_address(name)}" if is_ip(name) else f"DNS:{name.lower()}"
+        if entry not in out:
+            out.append(entry)
+    return out
+
+
+def _dns_matches(pattern, name):
+    pattern, name = pattern.lower().rstrip("."), name.lower().rstrip(".")
+    if pattern == name:
+        return True
+    # A wildcard covers exactly one left-most label (RFC 6125): *.example.com covers
+    # www.example.com, not example.com nor a.b.example.com.
+    if pattern.startswith("*.") and "." in name:
+        return name.split(".", 1)[1] == pattern[2:]
+    return False
+
+
+def uncovered_names(subject_alt_name, names):
+    """Names (host names or addresses) that no entry of a certificate's subjectAltName covers.
+
+    subject_alt_name: the list x509_certificate_info returns, e.g. ["DNS:www.example.com", "IP:192.0.2.1"].
+    """
+    dns = []
+    ips = []
+    for entry in _as_list(subject_alt_name or [], "uncovered_names"):
+        kind, _, value = entry.partition(":")
+        if kind.strip().upper() == "DNS":
+            dns.append(value.strip())
+        elif kind.strip().upper() in ("IP", "IP ADDRESS"):
+            try:
+                ips.append(ipaddress.ip_address(value.strip()))
+            except ValueError:
+                continue
+    missing = []
+    for name in _as_list(names, "uncovered_names"):
+        if is_ip(name):
+            covered = ipaddress.ip_address(name) in ips
+        else:
+            covered = any(_dns_matches(pattern, name) for pattern in dns)
+        if not covered:
+            missing.append(name)
+    return missing
