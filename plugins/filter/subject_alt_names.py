@@ -10,7 +10,8 @@ short_description: subjectAltName entries for host names and addresses
 version_added: 0.2.0
 author: webinfra maintainers (@webinfra)
 description:
-  - Turns a list of host names and IP addresses into C(DNS:name) and C(IP:address) entries, lower-cased and deduplicated, empty entries dropped.
+  - Turns a list of host names and IP addresses into C(DNS:name) and C(IP:address) entries,
+    lower-cased and deduplicated, empty entries dropped.
 options:
   _input:
     description: Host names and addresses.

@@ -116,7 +116,9 @@ def test_http_redirects_to_https_and_https_carries_the_security_headers():
 
 
 def test_oversized_request_bodies_are_refused():
-    resp = http_get(host(CLIENT), f"https://{LBS[0]}/api/notes", {"Content-Type": "text/plain"}, "x" * (11 * 1024 * 1024))
+    resp = http_get(
+        host(CLIENT), f"https://{LBS[0]}/api/notes", {"Content-Type": "text/plain"}, "x" * (11 * 1024 * 1024)
+    )
     assert resp["status"] == 413
 
 
@@ -164,7 +166,8 @@ def test_database_listens_on_its_private_address_only_and_root_uses_the_socket(n
 
 @pytest.mark.parametrize(
     "name, path, mode",
-    [(lb, "/etc/haproxy/tls/site.pem", 0o600) for lb in LBS] + [(web, "/etc/nginx/tls/server.key", 0o600) for web in WEBS],
+    [(lb, "/etc/haproxy/tls/site.pem", 0o600) for lb in LBS]
+    + [(web, "/etc/nginx/tls/server.key", 0o600) for web in WEBS],
 )
 def test_keys_are_root_only(name, path, mode):
     f = host(name).file(path)
@@ -175,14 +178,21 @@ def test_no_secret_appears_in_the_ansible_output():
     log = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "ansible.log"
     text = log.read_text()
     assert "PLAY RECAP" in text and "mysql_replication" in text  # the converge output is there
-    secrets = [hostvars(PRIMARY)[v] for v in ("mysql_replication_password", "mysql_replication_app_writer_password", "mysql_replication_app_reader_password")]
+    secrets = [
+        hostvars(PRIMARY)[v]
+        for v in (
+            "mysql_replication_password",
+            "mysql_replication_app_writer_password",
+            "mysql_replication_app_reader_password",
+        )
+    ]
     for secret in secrets:
         assert secret not in text
     assert "PRIVATE KEY" not in text
 
 
 def _cert(names, key, days=(-1, 30)):
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])])
     return (
         x509.CertificateBuilder()
@@ -200,7 +210,9 @@ def _cert(names, key, days=(-1, 30)):
 
 
 def _pem(key):
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
 
 
 KEY = ec.generate_private_key(ec.SECP256R1())
@@ -221,7 +233,9 @@ def test_bad_certificate_is_refused_before_any_change(tmp_path, cert, key, expec
     before = host(LBS[0]).file("/etc/haproxy/tls/site.pem").sha256sum
     extra = tmp_path / "tls.json"
     extra.write_text(json.dumps({"haproxy_tls_certificate": cert, "haproxy_tls_private_key": _pem(key)}))
-    result = run_playbook("molecule/resources/apply_role.yml", "-e", "role=haproxy", "-e", f"target={LBS[0]}", "-e", f"@{extra}")
+    result = run_playbook(
+        "molecule/resources/apply_role.yml", "-e", "role=haproxy", "-e", f"target={LBS[0]}", "-e", f"@{extra}"
+    )
     output = result.stdout + result.stderr
     assert result.returncode != 0
     assert expected in output, output[-3000:]
@@ -233,7 +247,11 @@ def test_bad_certificate_is_refused_before_any_change(tmp_path, cert, key, expec
     "extra, limit, expected",
     [
         ({"webinfra_lab": False, "webinfra_admin_networks": []}, LBS[0], "would lock SSH out"),
-        ({"webinfra_lab": False, "webinfra_admin_networks": ["10.0.0.0/8", "bogus"]}, LBS[0], "not an address or CIDR network: bogus"),
+        (
+            {"webinfra_lab": False, "webinfra_admin_networks": ["10.0.0.0/8", "bogus"]},
+            LBS[0],
+            "not an address or CIDR network: bogus",
+        ),
         ({"webinfra_lab": False, "webinfra_admin_networks": ["10.0.0.0/8"]}, PRIMARY, "must not be a lab default or"),
         ({"webinfra_lab": False, "webinfra_admin_networks": ["10.0.0.0/8"]}, LBS[0], "haproxy_tls_internal_ca"),
     ],

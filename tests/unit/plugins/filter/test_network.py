@@ -1,5 +1,6 @@
 import pytest
 from ansible.errors import AnsibleFilterError
+
 from ansible_collections.webinfra.distributed.plugins.plugin_utils.network import (
     invalid_networks,
     subject_alt_names,
@@ -30,7 +31,11 @@ def test_subject_alt_names_kinds_and_dedup():
     ("sans", "names", "missing"),
     [
         (["DNS:www.example.com"], ["www.example.com", "WWW.example.com."], []),
-        (["DNS:*.example.com"], ["www.example.com", "example.com", "a.b.example.com"], ["example.com", "a.b.example.com"]),
+        (
+            ["DNS:*.example.com"],
+            ["www.example.com", "example.com", "a.b.example.com"],
+            ["example.com", "a.b.example.com"],
+        ),
         (["IP:127.0.0.1", "DNS:localhost"], ["127.0.0.1", "localhost", "10.0.0.1"], ["10.0.0.1"]),
         (["IP Address:2001:db8::1"], ["2001:db8:0::1"], []),
         ([], ["localhost"], ["localhost"]),
