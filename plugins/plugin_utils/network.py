@@ -66,7 +66,7 @@ def uncovered_names(subject_alt_name, names):
     dns = []
     ips = []
     for entry in _as_list(subject_alt_name or [], "uncovered_names"):
-        kind, _, value = entry.partition(":")
+        kind, _sep, value = entry.partition(":")
         if kind.strip().upper() == "DNS":
             dns.append(value.strip())
         elif kind.strip().upper() in ("IP", "IP ADDRESS"):
