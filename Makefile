@@ -22,11 +22,12 @@ export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.cache/collections
 export ANSIBLE_FORCE_COLOR ?= 1
 export PY_COLORS ?= 1
 
-.PHONY: help venv collection-link lab lab-up lab-deploy lab-status lab-down test lint sanity unit build-check molecule clean
+.PHONY: help venv collection-link lab lab-up lab-deploy lab-status lab-down bench test lint sanity unit build-check molecule clean
 
 help:
 	@echo "make lab       - create the lab hosts and deploy the stack (https://127.0.0.1:8443/)"
 	@echo "make test      - lint, sanity, unit tests, collection build, Molecule on Debian $(DEBIAN_RELEASES)"
+	@echo "make bench     - benchmarks on the lab (after make lab): results in bench/results/"
 	@echo "make lab-down  - remove the lab's containers and network"
 	@echo "make lab-status- list the lab's containers"
 
@@ -61,6 +62,11 @@ lab-up: venv collection-link
 lab-deploy: venv collection-link
 	@echo "==> Deploying site.yml onto the lab"
 	@ansible-playbook -i $(LAB_INVENTORY) site.yml
+
+# Benchmarks on the lab: deploy times, wrk through the balancer vs direct, a backend kill under
+# load, sysbench with replica lag. Re-creates the lab hosts for the fresh-deploy timing.
+bench: venv collection-link
+	@$(BIN)/python tools/bench.py -i $(LAB_INVENTORY) $(if $(BENCH_ONLY),--only $(BENCH_ONLY),)
 
 lab-status:
 	@$(PYTHON) tools/lab.py status

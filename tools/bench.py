@@ -1,0 +1,537 @@
+"""webinfra benchmarks on the local lab: deploy speed, data path, fault windows, replication.
+
+Run after `make lab` (it uses the lab's inventory, hosts and internal CA):
+
+    make bench            # or: .venv/bin/python tools/bench.py [--only deploy,datapath,faults,replication]
+
+Steps (each prints its progress and its figures):
+  deploy       re-creates the lab hosts (images present), times site.yml on the fresh hosts, a
+               no-op re-run and a --check run, with the changed count of each
+  datapath     wrk from a client container: requests/s and latency p50/p99 through HAProxy and
+               direct to one web server, for a static page and an application page
+  faults       bounded load through the balancer while one web server's application is killed
+               (SIGKILL): failed requests, and the seconds until HAProxy marks it DOWN
+  replication  sysbench oltp_write_only on the primary (60 s, 4 threads) while the replica's lag
+               is sampled every second through webinfra.distributed.replication_info; then the
+               table checksums of primary and replica are compared
+
+Results: bench/results/<UTC time>.json and .md, and bench/results/latest.{json,md}.
+Targets are reported, never asserted. Load goes only to the lab's own containers; every load is
+bounded in time. The direct measurements need the client to reach a web server (3306 and the
+backend port are firewalled): the tool opens a rule for the client's address only, in the
+host's own nftables table, and removes it afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import shlex
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+STEPS = ("deploy", "datapath", "faults", "replication")
+CLIENT = "bench-client"
+TARGETS = {
+    "noop_rerun_seconds_max": 60,
+    "balancer_vs_direct_app_rps_min": 0.9,
+    "backend_kill_failed_requests_max": 0,
+    "replication_lag_p99_seconds_max": 1,
+}
+
+
+def log(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def run(cmd: list[str], check: bool = True, timeout: float | None = None, **kw) -> subprocess.CompletedProcess:
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=timeout, **kw)
+    if check and proc.returncode != 0:
+        raise SystemExit(
+            f"bench: {shlex.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}"
+        )
+    return proc
+
+
+class Lab:
+    def __init__(self, inventory: str):
+        self.inventory = inventory
+        data = json.loads(run([self.bin("ansible-inventory"), "-i", inventory, "--list"]).stdout)
+        self.hostvars = data["_meta"]["hostvars"]
+        self.groups = {k: v.get("hosts", []) for k, v in data.items() if isinstance(v, dict) and "hosts" in v}
+        any_host = next(iter(self.hostvars.values()))
+        self.name = any_host.get("webinfra_lab_name", "webinfra-lab")
+        self.debian = str(any_host.get("webinfra_lab_debian", "13"))
+        self.ca = Path(inventory) / "pki" / "ca.crt"
+
+    @staticmethod
+    def bin(name: str) -> str:
+        local = Path(sys.executable).parent / name
+        return str(local) if local.exists() else name
+
+    def container(self, host: str) -> str:
+        return f"{self.name}-{host}"
+
+    def sh(
+        self, host: str, script: str, check: bool = True, timeout: float | None = None
+    ) -> subprocess.CompletedProcess:
+        return run(["podman", "exec", self.container(host), "bash", "-c", script], check=check, timeout=timeout)
+
+    def address(self, host: str) -> str:
+        out = self.sh(host, "ip -4 -o addr show eth0 | awk '{print $4}' | cut -d/ -f1").stdout.strip()
+        return out.splitlines()[0]
+
+    def playbook(self, *args: str) -> tuple[float, int, str]:
+        """(seconds, total changed, output) of an ansible-playbook run against the lab."""
+        env = dict(os.environ, ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1")
+        started = time.time()
+        proc = run([self.bin("ansible-playbook"), "-i", self.inventory, *args], check=False, env=env)
+        elapsed = time.time() - started
+        if proc.returncode != 0:
+            raise SystemExit(
+                f"bench: ansible-playbook {' '.join(args)} failed:\n{proc.stdout[-3000:]}{proc.stderr[-2000:]}"
+            )
+        recap = proc.stdout[proc.stdout.rindex("PLAY RECAP") :]
+        changed = sum(int(n) for n in re.findall(r"changed=(\d+)", recap))
+        return elapsed, changed, proc.stdout
+
+
+def lab_tool(*args: str) -> None:
+    run([sys.executable, str(ROOT / "tools" / "lab.py"), *args])
+
+
+def ensure_client(lab: Lab) -> None:
+    """A client container on the lab's network with wrk, sysbench and the load generator."""
+    inv = ROOT / "bench" / "results" / ".work" / "client-inventory.yml"
+    inv.parent.mkdir(parents=True, exist_ok=True)
+    inv.write_text(
+        "all:\n"
+        f"  vars: {{webinfra_lab_name: {lab.name}, webinfra_lab_debian: '{lab.debian}'}}\n"
+        f"  hosts:\n    {CLIENT}: {{ansible_host: {lab.container(CLIENT)}}}\n"
+    )
+    lab_tool("up", "-i", str(inv))
+    log("client: installing wrk, sysbench and the MariaDB client")
+    lab.sh(
+        CLIENT,
+        "command -v wrk >/dev/null && command -v sysbench >/dev/null && command -v mariadb >/dev/null || "
+        "(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get "
+        "install -y -qq wrk sysbench mariadb-client >/dev/null)",
+        timeout=600,
+    )
+    run(
+        ["podman", "cp", str(ROOT / "tools" / "loadgen.py"), f"{lab.container(CLIENT)}:/usr/local/bin/webinfra-loadgen"]
+    )
+    run(["podman", "cp", str(lab.ca), f"{lab.container(CLIENT)}:/root/ca.pem"])
+
+
+class Hole:
+    """Temporarily accept the bench client on one port of a host (removed on exit)."""
+
+    def __init__(self, lab: Lab, host: str, port: int, source: str):
+        self.lab, self.host, self.port, self.source = lab, host, port, source
+        self.comment = f"webinfra-bench-{port}"
+
+    def __enter__(self):
+        self.lab.sh(
+            self.host,
+            f"nft insert rule inet webinfra input ip saddr {self.source} "
+            f"tcp dport {self.port} accept comment '\"{self.comment}\"'",
+        )
+        return self
+
+    def __exit__(self, *exc):
+        self.lab.sh(
+            self.host,
+            f"for h in $(nft -a list chain inet webinfra input | grep '{self.comment}' | sed 's/.*# handle //'); do "
+            "nft delete rule inet webinfra input handle $h; done",
+            check=False,
+        )
+
+
+# --- deploy ------------------------------------------------------------------------------------
+def bench_deploy(lab: Lab) -> dict:
+    log("deploy: re-creating the lab hosts (images present)")
+    lab_tool("down", "--lab", lab.name)
+    lab_tool("up", "-i", lab.inventory)
+    site = str(ROOT / "site.yml")
+    out = {}
+    for key, args in (("fresh", [site]), ("noop_rerun", [site]), ("check", [site, "--check"])):
+        log(f"deploy: site.yml {key.replace('_', ' ')} ...")
+        seconds, changed, _output = lab.playbook(*args)
+        out[key] = {"seconds": round(seconds, 1), "changed": changed}
+        log(f"deploy: {key}: {seconds:.1f} s, changed={changed}")
+    return out
+
+
+# --- data path ---------------------------------------------------------------------------------
+WRK_RE = {
+    "rps": re.compile(r"Requests/sec:\s+([\d.]+)"),
+    "p50": re.compile(r"^\s+50%\s+([\d.]+)(us|ms|s)\s*$", re.M),
+    "p99": re.compile(r"^\s+99%\s+([\d.]+)(us|ms|s)\s*$", re.M),
+    "errors": re.compile(r"Non-2xx or 3xx responses:\s+(\d+)"),
+    "socket_errors": re.compile(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)"),
+}
+
+
+def parse_wrk(text: str) -> dict:
+    def ms(match):
+        value, unit = float(match.group(1)), match.group(2)
+        return round(value / 1000 if unit == "us" else value * 1000 if unit == "s" else value, 2)
+
+    rps = WRK_RE["rps"].search(text)
+    p50, p99 = WRK_RE["p50"].search(text), WRK_RE["p99"].search(text)
+    non2xx = WRK_RE["errors"].search(text)
+    sock = WRK_RE["socket_errors"].search(text)
+    return {
+        "rps": float(rps.group(1)) if rps else None,
+        "p50_ms": ms(p50) if p50 else None,
+        "p99_ms": ms(p99) if p99 else None,
+        "non_2xx": int(non2xx.group(1)) if non2xx else 0,
+        "socket_errors": sum(int(x) for x in sock.groups()) if sock else 0,
+    }
+
+
+def wrk(lab: Lab, url: str, seconds: int, connections: int) -> dict:
+    proc = lab.sh(CLIENT, f"wrk -t2 -c{connections} -d{seconds}s --latency {shlex.quote(url)}", timeout=seconds + 60)
+    result = parse_wrk(proc.stdout)
+    result["url"] = url
+    return result
+
+
+def bench_datapath(lab: Lab, seconds: int, connections: int) -> dict:
+    lb = lab.groups["loadbalancers"][0]
+    web = lab.groups["webservers"][0]
+    port = int(
+        lab.hostvars[web].get(
+            "webinfra_backend_port", 443 if lab.hostvars[web].get("webinfra_backend_tls", True) else 80
+        )
+    )
+    scheme = "https" if port == 443 else "http"
+    pages = {"static": "/static/bench.html", "app": "/"}
+    out = {"connections": connections, "seconds": seconds, "balancer": lb, "direct": web}
+    with Hole(lab, web, port, lab.address(CLIENT)):
+        for page, path in pages.items():
+            for where, url in (("balancer", f"https://{lb}{path}"), ("direct", f"{scheme}://{web}:{port}{path}")):
+                log(f"datapath: wrk {seconds} s, {connections} connections, {page} page via {where} ...")
+                res = wrk(lab, url, seconds, connections)
+                out[f"{page}_{where}"] = res
+                log(f"datapath: {page} via {where}: {res['rps']} req/s, p50 {res['p50_ms']} ms, p99 {res['p99_ms']} ms")
+            ratio = (
+                out[f"{page}_balancer"]["rps"] / out[f"{page}_direct"]["rps"] if out[f"{page}_direct"]["rps"] else None
+            )
+            out[f"{page}_ratio"] = round(ratio, 3) if ratio else None
+    return out
+
+
+# --- faults ------------------------------------------------------------------------------------
+def bench_faults(lab: Lab) -> dict:
+    lb = lab.groups["loadbalancers"][0]
+    victim = lab.groups["webservers"][0]
+    lab.sh(CLIENT, "rm -f /root/load.json /root/load.ready /root/load.stop")
+    load = threading.Thread(
+        target=lambda: lab.sh(
+            CLIENT,
+            f"python3 /usr/local/bin/webinfra-loadgen --url https://{lb}/ --cafile /root/ca.pem --requests 100000 "
+            "--concurrency 4 --duration 40 --ready-file /root/load.ready > /root/load.json",
+            timeout=120,
+        ),
+        daemon=True,
+    )
+    load.start()
+    deadline = time.time() + 30
+    while lab.sh(CLIENT, "test -e /root/load.ready", check=False).returncode != 0:
+        if time.time() > deadline:
+            raise SystemExit("bench: the load did not start")
+        time.sleep(0.5)
+    time.sleep(5)
+    log(f"faults: SIGKILL of the application on {victim} under load")
+    killed = time.time()
+    lab.sh(victim, "systemctl kill --signal=SIGKILL webapp")
+    down_after = None
+    stat = "echo 'show stat' | socat -t 5 stdio UNIX-CONNECT:/run/haproxy/admin.sock"
+    while time.time() - killed < 30:
+        rows = lab.sh(lb, stat).stdout
+        if any(line.startswith(f"webservers,{victim},") and ",DOWN," in line for line in rows.splitlines()):
+            down_after = round(time.time() - killed, 1)
+            break
+        time.sleep(0.2)
+    load.join(timeout=120)
+    result = json.loads(lab.sh(CLIENT, "cat /root/load.json").stdout)
+    out = {
+        "victim": victim,
+        "requests": result["requests"],
+        "failed": result["failed"],
+        "errors": result["errors"],
+        "marked_down_after_seconds": down_after,
+        "note": "systemd restarts the app (Restart=on-failure); DOWN "
+        "may not be reached when it is back within inter x fall",
+    }
+    log(f"faults: {out['failed']} failed of {out['requests']} requests; marked DOWN after {down_after} s")
+    return out
+
+
+# --- replication -------------------------------------------------------------------------------
+SAMPLER = """
+- name: Sample the replica's lag every second through replication_info
+  hosts: "{{ replica }}"
+  gather_facts: false
+  become: true
+  tasks:
+    - name: Sample
+      webinfra.distributed.replication_info:
+      register: __info
+      loop: "{{ range(samples | int) | list }}"
+      loop_control:
+        pause: 1
+        label: "{{ item }}"
+    - name: Print the samples
+      ansible.builtin.debug:
+        msg: "LAG {{ __info.results | map(attribute='replica.seconds_behind') | list | to_json }}"
+"""
+
+
+def percentile(values: list[float], pct: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(pct / 100.0 * (len(ordered) - 1))))]
+
+
+def bench_replication(lab: Lab, seconds: int, threads: int) -> dict:
+    primary = lab.groups["db_primary"][0]
+    replica = lab.groups["db_replicas"][0]
+    client_addr = lab.address(CLIENT)
+    primary_addr = lab.address(primary)
+    password = "bench-" + os.urandom(8).hex()
+    sql = "mariadb -N -B -e {}".format
+    log("replication: bench database and account on the primary (replicated)")
+    lab.sh(
+        primary,
+        sql(
+            shlex.quote(
+                "CREATE DATABASE IF NOT EXISTS sbtest; "
+                f"CREATE OR REPLACE USER 'bench'@'{client_addr}' IDENTIFIED BY '{password}'; "
+                f"GRANT ALL ON sbtest.* TO 'bench'@'{client_addr}'"
+            )
+        ),
+    )
+    common = (
+        f"--db-driver=mysql --mysql-host={primary_addr} --mysql-user=bench --mysql-password={password} "
+        f"--mysql-db=sbtest --tables=4 --table-size=10000 --threads={threads}"
+    )
+    sampler = ROOT / "bench" / "results" / ".work" / "lag-sampler.yml"
+    sampler.write_text(SAMPLER)
+    out: dict = {"seconds": seconds, "threads": threads, "primary": primary, "replica": replica}
+    try:
+        with Hole(lab, primary, 3306, client_addr):
+            log("replication: sysbench prepare (4 tables x 10000 rows)")
+            lab.sh(
+                CLIENT,
+                f"sysbench oltp_write_only {common} cleanup >/dev/null 2>&1; sysbench oltp_write_only {common} prepare",
+                timeout=600,
+            )
+            samples: dict = {}
+
+            def sample():
+                _s, _c, output = lab.playbook(str(sampler), "-e", f"replica={replica}", "-e", f"samples={seconds + 5}")
+                match = re.search(r"LAG (\[.*\])", output)
+                samples["lag"] = json.loads(match.group(1)) if match else []
+
+            sampler_thread = threading.Thread(target=sample, daemon=True)
+            sampler_thread.start()
+            log(f"replication: sysbench oltp_write_only {seconds} s, {threads} threads; lag sampled every second ...")
+            started = time.time()
+            proc = lab.sh(
+                CLIENT,
+                f"sysbench oltp_write_only {common} --time={seconds} --report-interval=10 run",
+                timeout=seconds + 120,
+            )
+            sampler_thread.join(timeout=seconds * 4 + 120)
+            tps = re.search(r"transactions:\s+\d+\s+\(([\d.]+) per sec", proc.stdout)
+            p95 = re.search(r"95th percentile:\s+([\d.]+)", proc.stdout)
+            lags = [float(v) for v in samples.get("lag", []) if v is not None]
+            sampling_seconds = (time.time() - started) / max(1, len(samples.get("lag", [])))
+            out.update(
+                {
+                    "tps": float(tps.group(1)) if tps else None,
+                    "latency_p95_ms": float(p95.group(1)) if p95 else None,
+                    "lag_samples": len(lags),
+                    "lag_sampling_interval_seconds": round(sampling_seconds, 2),
+                    "lag_max_seconds": max(lags) if lags else None,
+                    "lag_p99_seconds": percentile(lags, 99),
+                }
+            )
+            log("replication: waiting for the replica to catch up, then comparing checksums")
+            tables = ", ".join(f"sbtest.sbtest{i}" for i in range(1, 5))
+            checksum = f"CHECKSUM TABLE {tables}"
+            deadline = time.time() + 120
+            while True:
+                a = lab.sh(primary, sql(shlex.quote(checksum))).stdout
+                b = lab.sh(replica, sql(shlex.quote(checksum))).stdout
+                if a == b or time.time() > deadline:
+                    break
+                time.sleep(1)
+            out["checksums_match"] = a == b
+            out["checksums"] = a.strip().splitlines()
+            lab.sh(CLIENT, f"sysbench oltp_write_only {common} cleanup >/dev/null", check=False)
+    finally:
+        lab.sh(
+            primary,
+            sql(shlex.quote(f"DROP USER IF EXISTS 'bench'@'{client_addr}'; DROP DATABASE IF EXISTS sbtest")),
+            check=False,
+        )
+    log(
+        f"replication: {out.get('tps')} tps; lag max "
+        f"{out.get('lag_max_seconds')} s, p99 {out.get('lag_p99_seconds')} s "
+        f"({out.get('lag_samples')} samples); checksums match: {out.get('checksums_match')}"
+    )
+    return out
+
+
+# --- report ------------------------------------------------------------------------------------
+def machine() -> dict:
+    mem = next(
+        (line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal")), "0"
+    )
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        "?",
+    )
+    podman = run(["podman", "--version"], check=False).stdout.strip()
+    return {
+        "cpus": os.cpu_count(),
+        "cpu": cpu,
+        "memory_gib": round(int(mem) / 1024 / 1024, 1),
+        "kernel": platform.release(),
+        "podman": podman,
+    }
+
+
+def judge(results: dict) -> dict:
+    verdict = {}
+    if "deploy" in results:
+        d = results["deploy"]["noop_rerun"]
+        verdict["noop_rerun_changed_0_under_60s"] = (
+            d["changed"] == 0 and d["seconds"] < TARGETS["noop_rerun_seconds_max"]
+        )
+    if "datapath" in results and results["datapath"].get("app_ratio") is not None:
+        verdict["balancer_app_rps_at_least_0.9_of_direct"] = (
+            results["datapath"]["app_ratio"] >= TARGETS["balancer_vs_direct_app_rps_min"]
+        )
+    if "faults" in results:
+        verdict["backend_kill_0_failed"] = results["faults"]["failed"] <= TARGETS["backend_kill_failed_requests_max"]
+    if "replication" in results and results["replication"].get("lag_p99_seconds") is not None:
+        verdict["replication_lag_p99_at_most_1s"] = (
+            results["replication"]["lag_p99_seconds"] <= TARGETS["replication_lag_p99_seconds_max"]
+        )
+    return verdict
+
+
+def markdown(report: dict) -> str:
+    m, r = report["machine"], report["results"]
+    lines = [
+        f"# webinfra benchmark - {report['started']}",
+        "",
+        f"Machine: {m['cpus']} CPUs ({m['cpu']}), {m['memory_gib']} GiB, kernel {m['kernel']}, {m['podman']}; "
+        f"lab: Debian {report['debian']}, every host a container on this machine.",
+        "",
+        "| measure | value |",
+        "|---|---|",
+    ]
+    if "deploy" in r:
+        for key, label in (
+            ("fresh", "site.yml on fresh hosts"),
+            ("noop_rerun", "site.yml no-op re-run"),
+            ("check", "site.yml --check"),
+        ):
+            lines.append(f"| {label} | {r['deploy'][key]['seconds']} s, changed={r['deploy'][key]['changed']} |")
+    if "datapath" in r:
+        d = r["datapath"]
+        for page in ("static", "app"):
+            for where in ("balancer", "direct"):
+                x = d[f"{page}_{where}"]
+                lines.append(
+                    f"| {page} page via {where} ({d['connections']} conns) | "
+                    f"{x['rps']} req/s, p50 {x['p50_ms']} ms, p99 {x['p99_ms']} ms |"
+                )
+            lines.append(f"| {page} page: balancer / direct | {d[f'{page}_ratio']} |")
+    if "faults" in r:
+        f = r["faults"]
+        lines.append(
+            f"| app SIGKILLed on {f['victim']} under load | {f['failed']} failed "
+            f"of {f['requests']}; DOWN after {f['marked_down_after_seconds']} s |"
+        )
+    if "replication" in r:
+        x = r["replication"]
+        lines.append(
+            f"| sysbench oltp_write_only {x['seconds']} s x {x['threads']} "
+            f"threads | {x['tps']} tps, p95 {x['latency_p95_ms']} ms |"
+        )
+        lines.append(
+            f"| replica lag ({x['lag_samples']} samples, every {x['lag_sampling_interval_seconds']} "
+            f"s) | max {x['lag_max_seconds']} s, p99 {x['lag_p99_seconds']} s |"
+        )
+        lines.append(f"| checksums primary = replica | {x['checksums_match']} |")
+    lines += ["", "Targets (reported, not asserted):", ""]
+    lines += [f"- {k}: {'met' if v else 'NOT met'}" for k, v in report["targets_met"].items()]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
+    parser.add_argument("-i", "--inventory", default=str(ROOT / "inventories" / "lab"))
+    parser.add_argument("--only", default=",".join(STEPS), help=f"comma-separated subset of {','.join(STEPS)}")
+    parser.add_argument("--wrk-seconds", type=int, default=20)
+    parser.add_argument("--wrk-connections", type=int, default=32)
+    parser.add_argument("--sysbench-seconds", type=int, default=60)
+    parser.add_argument("--sysbench-threads", type=int, default=4)
+    parser.add_argument("--out", default=str(ROOT / "bench" / "results"))
+    args = parser.parse_args(argv)
+    steps = [s for s in args.only.split(",") if s]
+    unknown = set(steps) - set(STEPS)
+    if unknown:
+        parser.error(f"unknown step(s) {sorted(unknown)}; allowed: {', '.join(STEPS)}")
+
+    lab = Lab(args.inventory)
+    if not lab.ca.exists():
+        raise SystemExit(f"bench: {lab.ca} is missing: run `make lab` first")
+    started = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H%M%SZ")
+    results: dict = {}
+    if "deploy" in steps:
+        results["deploy"] = bench_deploy(lab)
+    if set(steps) & {"datapath", "faults", "replication"}:
+        ensure_client(lab)
+    if "datapath" in steps:
+        results["datapath"] = bench_datapath(lab, args.wrk_seconds, args.wrk_connections)
+    if "faults" in steps:
+        results["faults"] = bench_faults(lab)
+    if "replication" in steps:
+        results["replication"] = bench_replication(lab, args.sysbench_seconds, args.sysbench_threads)
+    report = {"started": started, "debian": lab.debian, "machine": machine(), "results": results}
+    report["targets_met"] = judge(results)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    text = markdown(report)
+    for name in (started, "latest"):
+        (out / f"{name}.json").write_text(json.dumps(report, indent=2) + "\n")
+        (out / f"{name}.md").write_text(text)
+    print()
+    print(text)
+    log(f"results: {out / (started + '.json')} and .md")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
