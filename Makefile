@@ -50,10 +50,10 @@ collection-link:
 lab: lab-up lab-deploy
 	@echo
 	@echo "==> The stack answers on https://127.0.0.1:8443/ (round robin over the web servers);"
-	@echo "    its certificate comes from the lab's CA: $(LAB_INVENTORY)/pki/ca.crt"
-	@$(BIN)/python tools/lab.py probe --url https://127.0.0.1:8443/ --cafile $(LAB_INVENTORY)/pki/ca.crt \
+	@echo "    its certificate comes from the lab's CA: $(LAB_INVENTORY)/.pki/ca.crt"
+	@$(BIN)/python tools/lab.py probe --url https://127.0.0.1:8443/ --cafile $(LAB_INVENTORY)/.pki/ca.crt \
 	  --redirect-from http://127.0.0.1:8080/ --count 6 --expect 2 --notes
-	@echo "    Try: curl --cacert $(LAB_INVENTORY)/pki/ca.crt https://127.0.0.1:8443/"
+	@echo "    Try: curl --cacert $(LAB_INVENTORY)/.pki/ca.crt https://127.0.0.1:8443/"
 
 lab-up: venv collection-link
 	@echo "==> Lab hosts (tools/lab.py up -i $(LAB_INVENTORY))"

@@ -12,8 +12,9 @@ Steps (each prints its progress and its figures):
   faults       bounded load through the balancer while one web server's application is killed
                (SIGKILL): failed requests, and the seconds until HAProxy marks it DOWN
   replication  sysbench oltp_write_only on the primary (60 s, 4 threads) while the replica's lag
-               is sampled every second through webinfra.distributed.replication_info; then the
-               table checksums of primary and replica are compared
+               is sampled every second by the webinfra.distributed.replication_info module itself
+               (its payload, kept on the replica after one ad hoc run, executed there each second);
+               then the table checksums of primary and replica are compared
 
 Results: bench/results/<UTC time>.json and .md, and bench/results/latest.{json,md}.
 Targets are reported, never asserted. Load goes only to the lab's own containers; every load is
@@ -70,7 +71,7 @@ class Lab:
         any_host = next(iter(self.hostvars.values()))
         self.name = any_host.get("webinfra_lab_name", "webinfra-lab")
         self.debian = str(any_host.get("webinfra_lab_debian", "13"))
-        self.ca = Path(inventory) / "pki" / "ca.crt"
+        self.ca = Path(inventory) / ".pki" / "ca.crt"
 
     @staticmethod
     def bin(name: str) -> str:
@@ -113,7 +114,7 @@ def ensure_client(lab: Lab) -> None:
     inv = ROOT / "bench" / "results" / ".work" / "client-inventory.yml"
     inv.parent.mkdir(parents=True, exist_ok=True)
     inv.write_text(
-        "all:\n"
+        "---\nall:\n"
         f"  vars: {{webinfra_lab_name: {lab.name}, webinfra_lab_debian: '{lab.debian}'}}\n"
         f"  hosts:\n    {CLIENT}: {{ansible_host: {lab.container(CLIENT)}}}\n"
     )
@@ -215,7 +216,7 @@ def bench_datapath(lab: Lab, seconds: int, connections: int) -> dict:
         )
     )
     scheme = "https" if port == 443 else "http"
-    pages = {"static": "/static/bench.html", "app": "/"}
+    pages = {"static": "/static/index.html", "app": "/"}
     out = {"connections": connections, "seconds": seconds, "balancer": lb, "direct": web}
     with Hole(lab, web, port, lab.address(CLIENT)):
         for page, path in pages.items():
@@ -232,6 +233,18 @@ def bench_datapath(lab: Lab, seconds: int, connections: int) -> dict:
 
 
 # --- faults ------------------------------------------------------------------------------------
+def wait_state(lab: Lab, lb: str, server: str, state: str, since: float, timeout: float = 60) -> float | None:
+    """Seconds from `since` until HAProxy reports `server` in `state` (polled every 0.2 s)."""
+    stat = "echo 'show stat' | socat -t 5 stdio UNIX-CONNECT:/run/haproxy/admin.sock"
+    while time.time() - since < timeout:
+        for line in lab.sh(lb, stat).stdout.splitlines():
+            fields = line.split(",")
+            if len(fields) > 17 and fields[1] == server and fields[17].startswith(state):
+                return round(time.time() - since, 1)
+        time.sleep(0.2)
+    return None
+
+
 def bench_faults(lab: Lab) -> dict:
     lb = lab.groups["loadbalancers"][0]
     victim = lab.groups["webservers"][0]
@@ -252,17 +265,15 @@ def bench_faults(lab: Lab) -> dict:
             raise SystemExit("bench: the load did not start")
         time.sleep(0.5)
     time.sleep(5)
-    log(f"faults: SIGKILL of the application on {victim} under load")
+    log(f"faults: SIGKILL of the application on {victim} under load (kept down until HAProxy marks it DOWN)")
     killed = time.time()
-    lab.sh(victim, "systemctl kill --signal=SIGKILL webapp")
-    down_after = None
-    stat = "echo 'show stat' | socat -t 5 stdio UNIX-CONNECT:/run/haproxy/admin.sock"
-    while time.time() - killed < 30:
-        rows = lab.sh(lb, stat).stdout
-        if any(line.startswith(f"webservers,{victim},") and ",DOWN," in line for line in rows.splitlines()):
-            down_after = round(time.time() - killed, 1)
-            break
-        time.sleep(0.2)
+    # SIGKILL, then stop the unit so systemd does not restart it at once: a crashed app.
+    lab.sh(victim, "systemctl kill --signal=SIGKILL webapp; systemctl stop webapp")
+    down_after = wait_state(lab, lb, victim, "DOWN", killed)
+    log(f"faults: {victim} DOWN after {down_after} s; starting the application again")
+    started = time.time()
+    lab.sh(victim, "systemctl start webapp")
+    up_after = wait_state(lab, lb, victim, "UP", started)
     load.join(timeout=120)
     result = json.loads(lab.sh(CLIENT, "cat /root/load.json").stdout)
     out = {
@@ -271,31 +282,42 @@ def bench_faults(lab: Lab) -> dict:
         "failed": result["failed"],
         "errors": result["errors"],
         "marked_down_after_seconds": down_after,
-        "note": "systemd restarts the app (Restart=on-failure); DOWN "
-        "may not be reached when it is back within inter x fall",
+        "back_up_after_seconds": up_after,
     }
-    log(f"faults: {out['failed']} failed of {out['requests']} requests; marked DOWN after {down_after} s")
+    log(
+        f"faults: {out['failed']} failed of {out['requests']} requests; "
+        f"DOWN after {down_after} s, UP after {up_after} s"
+    )
     return out
 
 
 # --- replication -------------------------------------------------------------------------------
 SAMPLER = """
-- name: Sample the replica's lag every second through replication_info
-  hosts: "{{ replica }}"
-  gather_facts: false
-  become: true
-  tasks:
-    - name: Sample
-      webinfra.distributed.replication_info:
-      register: __info
-      loop: "{{ range(samples | int) | list }}"
-      loop_control:
-        pause: 1
-        label: "{{ item }}"
-    - name: Print the samples
-      ansible.builtin.debug:
-        msg: "LAG {{ __info.results | map(attribute='replica.seconds_behind') | list | to_json }}"
+import json, subprocess, sys, time
+payload, count = sys.argv[1], int(sys.argv[2])
+samples, start = [], time.monotonic()
+for i in range(count):
+    out = subprocess.run([sys.executable, payload], capture_output=True, text=True).stdout
+    try:
+        samples.append(json.loads(out)["replica"]["seconds_behind"])
+    except (ValueError, KeyError, TypeError):
+        samples.append(None)
+    time.sleep(max(0.0, start + i + 1 - time.monotonic()))
+print(json.dumps({"samples": samples, "seconds": time.monotonic() - start}))
 """
+
+
+def module_payload(lab: Lab, host: str) -> str:
+    """Path on `host` of the replication_info module's own AnsiballZ payload (kept after one run)."""
+    env = dict(os.environ, ANSIBLE_KEEP_REMOTE_FILES="1", ANSIBLE_PIPELINING="0", ANSIBLE_NOCOLOR="1")
+    proc = run(
+        [lab.bin("ansible"), "-i", lab.inventory, host, "-b", "-m", "webinfra.distributed.replication_info", "-vvv"],
+        env=env,
+    )
+    paths = re.findall(r"(/\S+/AnsiballZ_replication_info\.py)", proc.stdout)
+    if not paths:
+        raise SystemExit("bench: could not find the replication_info payload on the replica")
+    return paths[-1]
 
 
 def percentile(values: list[float], pct: float) -> float | None:
@@ -327,8 +349,7 @@ def bench_replication(lab: Lab, seconds: int, threads: int) -> dict:
         f"--db-driver=mysql --mysql-host={primary_addr} --mysql-user=bench --mysql-password={password} "
         f"--mysql-db=sbtest --tables=4 --table-size=10000 --threads={threads}"
     )
-    sampler = ROOT / "bench" / "results" / ".work" / "lag-sampler.yml"
-    sampler.write_text(SAMPLER)
+    payload = module_payload(lab, replica)
     out: dict = {"seconds": seconds, "threads": threads, "primary": primary, "replica": replica}
     try:
         with Hole(lab, primary, 3306, client_addr):
@@ -341,9 +362,10 @@ def bench_replication(lab: Lab, seconds: int, threads: int) -> dict:
             samples: dict = {}
 
             def sample():
-                _s, _c, output = lab.playbook(str(sampler), "-e", f"replica={replica}", "-e", f"samples={seconds + 5}")
-                match = re.search(r"LAG (\[.*\])", output)
-                samples["lag"] = json.loads(match.group(1)) if match else []
+                proc = lab.sh(
+                    replica, f"python3 -c {shlex.quote(SAMPLER)} {payload} {seconds + 5}", timeout=seconds * 3 + 60
+                )
+                samples.update(json.loads(proc.stdout))
 
             sampler_thread = threading.Thread(target=sample, daemon=True)
             sampler_thread.start()
@@ -357,8 +379,8 @@ def bench_replication(lab: Lab, seconds: int, threads: int) -> dict:
             sampler_thread.join(timeout=seconds * 4 + 120)
             tps = re.search(r"transactions:\s+\d+\s+\(([\d.]+) per sec", proc.stdout)
             p95 = re.search(r"95th percentile:\s+([\d.]+)", proc.stdout)
-            lags = [float(v) for v in samples.get("lag", []) if v is not None]
-            sampling_seconds = (time.time() - started) / max(1, len(samples.get("lag", [])))
+            lags = [float(v) for v in samples.get("samples", []) if v is not None]
+            sampling_seconds = samples.get("seconds", time.time() - started) / max(1, len(samples.get("samples", [])))
             out.update(
                 {
                     "tps": float(tps.group(1)) if tps else None,
@@ -471,7 +493,8 @@ def markdown(report: dict) -> str:
         f = r["faults"]
         lines.append(
             f"| app SIGKILLed on {f['victim']} under load | {f['failed']} failed "
-            f"of {f['requests']}; DOWN after {f['marked_down_after_seconds']} s |"
+            f"of {f['requests']}; DOWN after {f['marked_down_after_seconds']} s, "
+            f"UP after restart {f['back_up_after_seconds']} s |"
         )
     if "replication" in r:
         x = r["replication"]

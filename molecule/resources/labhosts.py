@@ -61,7 +61,7 @@ print(json.dumps(out))
 
 def ca_certificate() -> str:
     """The scenario's internal CA certificate (PEM), issued by the pki role on the controller."""
-    path = Path(inventory_dir()) / "pki" / "ca.crt"
+    path = Path(inventory_dir()) / ".pki" / "ca.crt"
     return path.read_text() if path.exists() else ""
 
 

@@ -106,3 +106,12 @@ def test_bad_input_is_refused_before_any_change(extra, expected):
         for allowed in ("roundrobin", "leastconn", "source"):
             assert allowed in output
     assert host(LBS[0]).file("/etc/haproxy/haproxy.cfg").sha256sum == before
+
+
+@pytest.mark.parametrize("name", LBS)
+def test_static_files_are_served_by_nginx_from_the_release(name):
+    resp = http_get(host(WEBS[0]), f"https://{name}/static/index.html")
+    assert resp["status"] == 200
+    assert "served by nginx from the current release" in resp["body"]
+    assert "x-served-by" not in resp["headers"]  # the application did not answer
+    assert "max-age=3600" in resp["headers"]["cache-control"]
