@@ -1,3 +1,6 @@
+import http.server
+import threading
+
 import lab
 import pytest
 
@@ -66,3 +69,39 @@ def test_lab_settings_defaults_and_validation():
         lab.lab_settings({"h": {}}, None, "11")
     with pytest.raises(lab.LabError, match="lab name"):
         lab.lab_settings({"h": {}}, "Bad Name", None)
+
+
+def _serve(handler_status, location):
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - http.server API
+            self.send_response(handler_status)
+            if location:
+                self.send_header("Location", location)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def test_probe_redirect_accepts_a_permanent_redirect_to_https():
+    server = _serve(301, "https://127.0.0.1:8443/")
+    try:
+        lab.probe_redirect(f"http://127.0.0.1:{server.server_port}/", "https://127.0.0.1:8443/")
+    finally:
+        server.shutdown()
+
+
+@pytest.mark.parametrize(
+    ("status", "location"), [(200, None), (302, "https://127.0.0.1:8443/"), (301, "http://elsewhere/")]
+)
+def test_probe_redirect_refuses_anything_else(status, location):
+    server = _serve(status, location)
+    try:
+        with pytest.raises(lab.LabError):
+            lab.probe_redirect(f"http://127.0.0.1:{server.server_port}/", "https://127.0.0.1:8443/")
+    finally:
+        server.shutdown()
