@@ -240,7 +240,9 @@ def read_inventory(inventory: str) -> dict:
         exe = str(venv_exe) if venv_exe.exists() else None
     if exe is None:
         raise LabError("ansible-inventory not found: run from the project's venv (make venv)")
-    data = json.loads(run([exe, "-i", inventory, "--list"]).stdout)
+    # The inventory holds variables (lab passwords too): keep its dump out of any Ansible log.
+    env = {k: v for k, v in os.environ.items() if k != "ANSIBLE_LOG_PATH"}
+    data = json.loads(run([exe, "-i", inventory, "--list"], env=env).stdout)
     hostvars = data.get("_meta", {}).get("hostvars", {})
     hosts = sorted(hostvars) or sorted({h for g, v in data.items() if isinstance(v, dict) for h in v.get("hosts", [])})
     if not hosts:

@@ -25,8 +25,10 @@ def inventory_dir() -> str:
 
 @functools.lru_cache(maxsize=1)
 def inventory() -> dict:
+    # Not into ANSIBLE_LOG_PATH: the dump holds the inventory's (test) passwords.
+    env = {k: v for k, v in os.environ.items() if k != "ANSIBLE_LOG_PATH"}
     out = subprocess.run(
-        ["ansible-inventory", "-i", inventory_dir(), "--list"], check=True, capture_output=True, text=True
+        ["ansible-inventory", "-i", inventory_dir(), "--list"], check=True, capture_output=True, text=True, env=env
     ).stdout
     return json.loads(out)
 

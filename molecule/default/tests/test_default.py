@@ -87,6 +87,7 @@ def test_managed_files_carry_the_ansible_managed_header(name, path):
     assert any("Ansible managed" in line for line in head), head
 
 
+@pytest.mark.platform_independent
 @pytest.mark.parametrize(
     "extra, expected",
     [

@@ -123,6 +123,7 @@ def test_wrong_password_fails_with_the_replicas_error_and_the_right_one_repairs(
     assert wait_for(lambda: sql(replica, query).strip() == "1", timeout=5)
 
 
+@pytest.mark.platform_independent
 @pytest.mark.parametrize(
     "extra_inventory, expected",
     [

@@ -116,10 +116,16 @@ def test_http_redirects_to_https_and_https_carries_the_security_headers():
 
 
 def test_oversized_request_bodies_are_refused():
-    resp = http_get(
-        host(CLIENT), f"https://{LBS[0]}/api/notes", {"Content-Type": "text/plain"}, "x" * (11 * 1024 * 1024)
+    # Announce an 11 MiB body: the balancer refuses it from the headers, before reading it.
+    status = host(CLIENT).check_output(
+        "python3 -c %s %s",
+        "import http.client, ssl, sys; "
+        "c = http.client.HTTPSConnection(sys.argv[1], 443, timeout=5, context=ssl._create_unverified_context()); "
+        "c.putrequest('POST', '/api/notes'); c.putheader('Content-Length', str(11 * 1024 * 1024)); "
+        "c.putheader('Content-Type', 'text/plain'); c.endheaders(); print(c.getresponse().status)",
+        LBS[0],
     )
-    assert resp["status"] == 413
+    assert status == "413"
 
 
 def test_backends_are_checked_and_reached_over_verified_tls():
@@ -155,8 +161,9 @@ def test_replication_runs_over_tls_and_the_account_refuses_plain_connections():
 @pytest.mark.parametrize("name", [PRIMARY, *REPLICAS])
 def test_database_listens_on_its_private_address_only_and_root_uses_the_socket(name):
     h = host(name)
-    listeners = h.check_output("ss -Hltn 'sport = :3306'").split("\n")
-    assert listeners and all("0.0.0.0:" not in line and "*:3306" not in line for line in listeners), listeners
+    local = [line.split()[3] for line in h.check_output("ss -Hltn 'sport = :3306'").splitlines()]
+    address = h.interface("eth0").addresses[0]
+    assert local == [f"{address}:3306"]
     assert sql(name, "SELECT CONCAT(user, '@', host) FROM mysql.user WHERE user = 'root'").split() == ["root@localhost"]
     assert sql(name, "SELECT COUNT(*) FROM mysql.user WHERE user = ''").strip() == "0"
     assert "test" not in sql(name, "SHOW DATABASES").split()
@@ -220,6 +227,7 @@ OTHER = ec.generate_private_key(ec.SECP256R1())
 NAMES = ["lb-01", "localhost"]
 
 
+@pytest.mark.platform_independent
 @pytest.mark.parametrize(
     "cert, key, expected",
     [
@@ -243,6 +251,7 @@ def test_bad_certificate_is_refused_before_any_change(tmp_path, cert, key, expec
     assert host(LBS[0]).file("/etc/haproxy/tls/site.pem").sha256sum == before
 
 
+@pytest.mark.platform_independent
 @pytest.mark.parametrize(
     "extra, limit, expected",
     [
