@@ -1,6 +1,5 @@
-import pytest
-
 import bench
+import pytest
 
 WRK = """\
 Running 20s test @ https://lb-01/
