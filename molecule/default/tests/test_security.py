@@ -10,7 +10,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from labhosts import ca_certificate, groups, host, hostvars, http_get, run_playbook, sql
+from labhosts import ca_certificate, groups, haproxy_stat, host, hostvars, http_get, run_playbook, sql, wait_for
 
 LBS = groups()["loadbalancers"]
 WEBS = groups()["webservers"]
@@ -134,6 +134,30 @@ def test_backends_are_checked_and_reached_over_verified_tls():
     for web in WEBS:
         assert f"verifyhost {web}" in cfg
         assert "ssl_certificate" in host(web).file("/etc/nginx/nginx.conf").content_string
+
+
+def test_switching_the_backend_transport_is_not_undone_by_saved_server_states():
+    """HAProxy saves server states across reloads; a saved plain-HTTP state must not survive
+    a switch to TLS (it would send plain HTTP to nginx's TLS port while the checks pass)."""
+    apply = ["molecule/resources/apply_role.yml", "-e", "roles=pki,haproxy", "-e", f"target={LBS[0]}"]
+    lb = host(LBS[0])
+    try:
+        plain = run_playbook(*apply, "-e", "haproxy_backend_tls=false", "-e", "haproxy_backend_port=80")
+        assert plain.returncode == 0, plain.stdout[-3000:]
+        assert "tls=false" in lb.file("/etc/haproxy/backend-transport").content_string
+    finally:
+        back = run_playbook(*apply, "-e", "haproxy_backend_tls=true", "-e", "haproxy_backend_port=443")
+    assert back.returncode == 0, back.stdout[-3000:]
+
+    def all_up():
+        rows = [r for r in haproxy_stat(lb) if r["pxname"] == "webservers" and r["svname"] != "BACKEND"]
+        return rows and all(r["status"] == "UP" for r in rows)
+
+    assert wait_for(all_up, timeout=30)
+    client = host(CLIENT)
+    answers = [http_get(client, f"https://{LBS[0]}/") for _request in range(2 * len(WEBS))]
+    assert [a["status"] for a in answers] == [200] * len(answers)
+    assert {a["headers"]["x-served-by"] for a in answers} == set(WEBS)
 
 
 def test_replication_runs_over_tls_and_the_account_refuses_plain_connections():
