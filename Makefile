@@ -102,22 +102,10 @@ build-check: venv
 # The default scenario runs in full on the first release (Debian 13). On the other releases it
 # runs create, converge, idempotence and verify, without the preflight-only checks (marked
 # platform_independent): what differs between releases is the software, not the input checks.
-# The other scenarios run on the first release.
+# The other scenarios run on the first release. tools/molecule.sh runs them in two lanes at once.
 molecule: venv collection-link
-	@first=$(firstword $(DEBIAN_RELEASES)); \
-	echo "==> molecule test -s default on Debian $$first"; \
-	WEBINFRA_DEBIAN=$$first molecule test -s default || exit 1; \
-	for release in $(wordlist 2,9,$(DEBIAN_RELEASES)); do \
-	  echo "==> molecule default on Debian $$release: create, converge, idempotence, verify"; \
-	  export WEBINFRA_DEBIAN=$$release PYTEST_ADDOPTS='-m "not platform_independent"'; \
-	  molecule destroy -s default >/dev/null && molecule create -s default && molecule converge -s default \
-	    && molecule idempotence -s default && molecule verify -s default; rc=$$?; \
-	  molecule destroy -s default >/dev/null; unset PYTEST_ADDOPTS; [ $$rc -eq 0 ] || exit $$rc; \
-	done
-	@for scenario in $(MOLECULE_SCENARIOS); do \
-	  echo "==> molecule test -s $$scenario on Debian $(firstword $(DEBIAN_RELEASES))"; \
-	  WEBINFRA_DEBIAN=$(firstword $(DEBIAN_RELEASES)) molecule test -s $$scenario || exit 1; \
-	done
+	@echo "==> Molecule: default on Debian $(firstword $(DEBIAN_RELEASES)) | default on Debian $(wordlist 2,9,$(DEBIAN_RELEASES)), then $(MOLECULE_SCENARIOS)"
+	@DEBIAN_RELEASES="$(DEBIAN_RELEASES)" MOLECULE_SCENARIOS="$(MOLECULE_SCENARIOS)" tools/molecule.sh
 
 clean: lab-down
 	@rm -rf .cache tests/output webinfra-distributed-*.tar.gz

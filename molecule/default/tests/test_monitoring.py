@@ -1,0 +1,186 @@
+"""Monitoring: exporters on every tier, Prometheus with its alerts, stats page, logs."""
+
+import base64
+import json
+import re
+from urllib.parse import quote
+
+import pytest
+from labhosts import groups, host, hostvars, http_get, run_playbook, sql, wait_for
+
+LBS = groups()["loadbalancers"]
+WEBS = groups()["webservers"]
+PRIMARY = groups()["db_primary"][0]
+REPLICAS = groups()["db_replicas"]
+MONITOR = groups()["monitoring"][0]
+CLIENT = groups()["clients"][0]
+STACK = sorted(set(LBS + WEBS + [PRIMARY, *REPLICAS, MONITOR]))
+
+
+def address(name):
+    return host(name).interface("eth0").addresses[0]
+
+
+def prometheus(path):
+    resp = http_get(host(MONITOR), f"http://{address(MONITOR)}:9090{path}")
+    assert resp["status"] == 200, resp
+    return json.loads(resp["body"])["data"]
+
+
+def firing():
+    """{(alertname, instance-or-server): state} of the alerts Prometheus holds."""
+    return {
+        (a["labels"]["alertname"], a["labels"].get("server") or a["labels"].get("instance")): a["state"]
+        for a in prometheus("/api/v1/alerts")["alerts"]
+    }
+
+
+def test_every_target_is_scraped_and_up():
+    expected = {("node", h) for h in STACK}
+    expected |= {("haproxy", h) for h in LBS} | {("nginx", h) for h in WEBS}
+    expected |= {("mysqld", h) for h in [PRIMARY, *REPLICAS]}
+    expected |= {("prometheus", MONITOR), ("alertmanager", MONITOR)}
+    expected |= {("https", f"https://{lb}:443/") for lb in LBS}
+
+    def targets():
+        active = prometheus("/api/v1/targets")["activeTargets"]
+        seen = {(t["labels"]["job"], t["labels"]["instance"]): t["health"] for t in active}
+        return seen if seen.keys() == expected and set(seen.values()) == {"up"} else None
+
+    seen = wait_for(targets, timeout=60, interval=2)
+    assert seen, prometheus("/api/v1/targets")["activeTargets"]
+
+
+def test_alert_rules_are_loaded():
+    names = {r["name"] for g in prometheus("/api/v1/rules")["groups"] for r in g["rules"]}
+    assert names >= {
+        "BackendServerDown",
+        "AllBackendServersDown",
+        "HTTP5xxRateHigh",
+        "ReplicationStopped",
+        "ReplicationLagHigh",
+        "DiskAlmostFull",
+        "CertificateExpiringSoon",
+        "HTTPSProbeFailed",
+        "ExporterDown",
+    }
+
+
+def test_metrics_carry_the_stack_state():
+    def value(query):
+        result = prometheus(f"/api/v1/query?query={quote(query)}")["result"]
+        return {r["metric"].get("instance"): float(r["value"][1]) for r in result}
+
+    assert value("mysql_slave_status_slave_sql_running") == {r: 1.0 for r in REPLICAS}
+    assert value("nginx_up") == {w: 1.0 for w in WEBS}
+    assert set(value('haproxy_backend_active_servers{proxy="webservers"}').values()) == {float(len(WEBS))}
+    # The site's certificate (internal CA, renewed by the pki role) is far from expiry.
+    left = list(value("probe_ssl_earliest_cert_expiry - time()").values())
+    assert left and all(seconds > 14 * 86400 for seconds in left)
+
+
+def test_replication_and_backend_alerts_fire_and_clear():
+    """Stopping replication on a replica and the app on a web server fire their alerts (and
+    reach Alertmanager) within the scenario's short `for`; both clear after the repair."""
+    replica, web = REPLICAS[0], WEBS[0]
+    wanted = {("ReplicationStopped", replica), ("BackendServerDown", web)}
+    try:
+        sql(replica, "STOP SLAVE")
+        host(web).check_output("systemctl stop webapp")
+        states = wait_for(lambda: wanted <= {k for k, v in firing().items() if v == "firing"}, timeout=90, interval=2)
+        assert states, firing()
+        resp = http_get(host(MONITOR), f"http://{address(MONITOR)}:9093/api/v2/alerts")
+        received = {a["labels"]["alertname"] for a in json.loads(resp["body"])}
+        assert {"ReplicationStopped", "BackendServerDown"} <= received
+    finally:
+        sql(replica, "START SLAVE")
+        host(web).check_output("systemctl start webapp")
+    cleared = wait_for(lambda: not wanted & set(firing()), timeout=90, interval=2)
+    assert cleared, firing()
+
+
+@pytest.mark.parametrize("name", STACK)
+def test_exporters_listen_on_the_private_address_only(name):
+    listening = host(name).check_output("ss -Htln")
+    ports = {"9100"}
+    if name in WEBS:
+        ports.add("9113")
+    if name in [PRIMARY, *REPLICAS]:
+        ports.add("9104")
+    for port in ports:
+        assert f"{address(name)}:{port} " in listening, listening
+        assert f"0.0.0.0:{port} " not in listening and f"*:{port} " not in listening, listening
+
+
+def test_mysqld_exporter_account_has_least_privilege():
+    grants = sql(PRIMARY, "SHOW GRANTS FOR 'exporter'@'localhost'")
+    assert "PROCESS" in grants and "SLAVE MONITOR" in grants
+    assert "ALL PRIVILEGES" not in grants and "INSERT" not in grants and "SUPER" not in grants
+    cnf = host(PRIMARY).file("/etc/prometheus/mysqld-exporter.cnf")
+    assert (cnf.user, cnf.group, cnf.mode) == ("root", "prometheus", 0o640)
+
+
+def test_stats_page_needs_the_password_and_an_admin_network():
+    lb = LBS[0]
+    url = f"http://{address(lb)}:8404/stats"
+    admin = host(lb)  # the scenario's admin network is lb-01's address
+    assert http_get(admin, url)["status"] == 401
+    wrong = base64.b64encode(b"admin:wrong-password").decode()
+    assert http_get(admin, url, {"Authorization": f"Basic {wrong}"})["status"] == 401
+    good = base64.b64encode(f"admin:{hostvars(lb)['haproxy_stats_password']}".encode()).decode()
+    resp = http_get(admin, url, {"Authorization": f"Basic {good}"})
+    assert resp["status"] == 200 and "Statistics Report" in resp["body"]
+    # Only the hash is on the host, and the configuration is not world-readable.
+    cfg = host(lb).file("/etc/haproxy/haproxy.cfg")
+    assert hostvars(lb)["haproxy_stats_password"] not in cfg.content_string
+    assert cfg.mode == 0o640
+    # From outside the admin networks the port is dropped.
+    probe = host(CLIENT).run("timeout 3 bash -c 'echo > /dev/tcp/%s/8404'", lb)
+    assert probe.rc != 0
+
+
+def test_requests_are_logged_to_journald_with_timings():
+    lb, web = LBS[0], WEBS[0]
+    for _request in range(2 * len(WEBS)):
+        http_get(host(CLIENT), f"https://{lb}/?logged=1")
+    # HAProxy: httplog with the timers Tq/Tw/Tc/Tr/Ta, in the journal of its unit.
+    haproxy_log = host(lb).check_output("journalctl -u haproxy --no-pager -n 50 -o cat")
+    assert re.search(r"webservers/web-\d+ \d+/\d+/\d+/\d+/\d+ 200 ", haproxy_log), haproxy_log[-2000:]
+    # nginx: one JSON object per request, under the identifier "nginx".
+    lines = [
+        ln
+        for ln in host(web).check_output("journalctl -t nginx --no-pager -n 50 -o cat").splitlines()
+        if "logged=1" in ln
+    ]
+    entry = json.loads(lines[-1])
+    assert entry["status"] == 200 and "request_time" in entry and entry["upstream_response_time"]
+    # gunicorn: access log with the duration in microseconds, in its unit's journal.
+    app_log = host(web).check_output("journalctl -u webapp --no-pager -n 50 -o cat")
+    assert re.search(r'"GET /\?logged=1 HTTP/1.1" 200 \d+ \d+us', app_log), app_log[-2000:]
+
+
+@pytest.mark.platform_independent
+@pytest.mark.parametrize(
+    "extra, expected",
+    [
+        ({"webinfra_monitoring_group": "nobody"}, "'nobody' has no host"),
+        ({"monitoring_alert_replication_lag_seconds": "soon"}, "monitoring_alert_replication_lag_seconds"),
+        ({"monitoring_alert_disk_percent": 150}, "monitoring_alert_disk_percent in (0, 100) (is 150)"),
+        (
+            {"monitoring_alert_backend_down_for": "1 minute"},
+            "monitoring_alert_backend_down_for must be Prometheus",
+        ),
+    ],
+    ids=["empty-group", "wrong-type", "out-of-range", "bad-duration"],
+)
+def test_bad_monitoring_input_is_refused_before_any_change(tmp_path, extra, expected):
+    extra_file = tmp_path / "extra.json"
+    extra_file.write_text(json.dumps(extra))
+    # The load balancers' own preflight needs the certificates the pki role sets (not run here).
+    result = run_playbook(
+        "site.yml", "--limit", MONITOR, "--tags", "preflight", "--skip-tags", "haproxy", "-e", f"@{extra_file}"
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert expected in output, output[-3000:]
+    assert "changed=0" in output[output.rindex("PLAY RECAP") :]

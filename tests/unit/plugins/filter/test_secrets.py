@@ -1,0 +1,32 @@
+"""Unit tests of the weak_secrets filter's logic."""
+
+import pytest
+
+from ansible_collections.webinfra.distributed.plugins.plugin_utils.secrets import LAB_SECRETS, weak_secrets
+
+
+def test_lab_defaults_short_and_empty_values_are_weak():
+    secrets = {
+        "a_lab": "lab-repl-password",
+        "b_molecule": "molecule-stats-password",
+        "c_short": "eleven-char",
+        "d_empty": "",
+        "e_none": None,
+        "f_strong": "s3cret-from-the-vault",
+    }
+    assert weak_secrets(secrets) == ["a_lab", "b_molecule", "c_short", "d_empty", "e_none"]
+
+
+def test_min_length_is_configurable():
+    assert weak_secrets({"x": "twelve-chars"}) == []
+    assert weak_secrets({"x": "twelve-chars"}, min_length=13) == ["x"]
+
+
+def test_every_lab_inventory_password_is_known():
+    assert "lab-exporter-password" in LAB_SECRETS
+    assert "molecule-writer-password" in LAB_SECRETS
+
+
+def test_a_non_mapping_is_refused():
+    with pytest.raises(TypeError, match="mapping"):
+        weak_secrets(["lab-repl-password"])

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# shellcheck disable=SC2317  # full and short_default are called through run()
+# Runs every Molecule scenario of `make test`, in two lanes at once (the runs wait on
+# podman, apt and the network far more than on the CPU):
+#   lane 1: `default` in full on the first release of DEBIAN_RELEASES;
+#   lane 2: `default` on the other releases (create, converge, idempotence, verify, without the
+#           tests marked platform_independent), then each of MOLECULE_SCENARIOS on the first
+#           release.
+# Each run has its own ephemeral directory and containers (the lab name carries scenario and
+# release), and its own log under .cache/molecule-logs/; a failed run's log is printed whole,
+# a passed run's test summary only. Exit status: non-zero when any run failed.
+set -uo pipefail
+cd "$(dirname "$0")/.." || exit 1
+
+read -r -a releases <<<"${DEBIAN_RELEASES:-13 12}"
+read -r -a scenarios <<<"${MOLECULE_SCENARIOS:-seed operations}"
+first=${releases[0]}
+logs=.cache/molecule-logs
+rm -rf "$logs"
+mkdir -p "$logs"
+
+stamp() { date +%H:%M:%S; }
+
+# run NAME COMMAND...: one Molecule run with its own ephemeral directory and log.
+run() {
+  local name=$1
+  shift
+  local log=$logs/$name.log started=$SECONDS rc=0
+  echo "[$(stamp)] start  $name"
+  (export MOLECULE_EPHEMERAL_DIRECTORY=$PWD/.cache/molecule-ephemeral/$name; "$@") >"$log" 2>&1 || rc=$?
+  if [ "$rc" -eq 0 ]; then
+    echo "[$(stamp)] passed $name in $((SECONDS - started)) s: $(grep -aE '[0-9]+ passed' "$log" | tail -1 | sed -E 's/\x1b\[[0-9;]*m//g; s/^[^=]*=+ *//; s/ *=+ *$//')"
+  else
+    echo "[$(stamp)] FAILED $name after $((SECONDS - started)) s (exit $rc); its log:"
+    sed -E 's/^/    | /' "$log"
+  fi
+  return "$rc"
+}
+
+full() { WEBINFRA_DEBIAN=$1 molecule test -s "$2"; }
+
+short_default() {
+  export WEBINFRA_DEBIAN=$1 PYTEST_ADDOPTS='-m "not platform_independent"'
+  local rc=0
+  molecule destroy -s default >/dev/null || true
+  molecule create -s default && molecule converge -s default && molecule idempotence -s default \
+    && molecule verify -s default || rc=$?
+  molecule destroy -s default >/dev/null || true
+  return "$rc"
+}
+
+lane1() { run "default-d$first" full "$first" default; }
+
+lane2() {
+  local rc=0 release scenario
+  for release in "${releases[@]:1}"; do
+    run "default-d$release" short_default "$release" || rc=1
+  done
+  for scenario in "${scenarios[@]}"; do
+    run "$scenario-d$first" full "$first" "$scenario" || rc=1
+  done
+  return "$rc"
+}
+
+started=$SECONDS
+lane1 &
+pid1=$!
+lane2 &
+pid2=$!
+status=0
+wait "$pid1" || status=1
+wait "$pid2" || status=1
+echo "Molecule: all runs $([ "$status" -eq 0 ] && echo passed || echo 'done, some FAILED') in $((SECONDS - started)) s"
+exit "$status"
