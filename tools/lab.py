@@ -50,10 +50,22 @@ BASE_PACKAGES = [
     "procps",
     "sudo",
     "ca-certificates",
+    "openssh-server",
 ]
+# Bumped when BASE_PACKAGES change: an image of an older version is rebuilt.
+IMAGE_VERSION = "2"
 # Processes here lack CAP_SYS_RESOURCE: podman's default rlimits fail, these work.
 ULIMITS = ["nofile=20000:20000", "nproc=8192:8192"]
-HOST_PACKAGES = {"podman": "podman", "runc": "runc", "debootstrap": "debootstrap"}
+HOST_PACKAGES = {
+    "podman": "podman",
+    "runc": "runc",
+    "debootstrap": "debootstrap",
+    "ssh": "openssh-client",
+    "ssh-keygen": "openssh-client",
+}
+# Ansible reaches the hosts over SSH (pipelining, multiplexed connections): a key of the lab
+# and one ssh_config per lab, mapping each container name to its address.
+SSH_DIR = Path.home() / ".cache" / "webinfra" / "ssh"
 
 
 class LabError(Exception):
@@ -77,7 +89,7 @@ def podman(*args: str, check: bool = True, capture: bool = True) -> subprocess.C
 
 
 def image_name(debian: str) -> str:
-    return f"localhost/webinfra-debian{debian}:latest"
+    return f"localhost/webinfra-debian{debian}:{IMAGE_VERSION}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -85,7 +97,7 @@ def image_name(debian: str) -> str:
 
 
 def ensure_host_packages(python_venv: bool = False) -> None:
-    missing = [pkg for binary, pkg in HOST_PACKAGES.items() if shutil.which(binary) is None]
+    missing = sorted({pkg for binary, pkg in HOST_PACKAGES.items() if shutil.which(binary) is None})
     if python_venv:
         missing.append(f"python3.{sys.version_info.minor}-venv")
     if not missing:
@@ -338,6 +350,75 @@ def wait_booted(names: list[str], timeout: float = 90) -> None:
         raise LabError(f"systemd did not finish booting in {timeout:.0f} s on: {', '.join(sorted(pending))}")
 
 
+def ssh_key() -> Path:
+    """The lab's SSH key (created once, 0600 in a 0700 directory); returns the private key."""
+    SSH_DIR.mkdir(parents=True, exist_ok=True)
+    SSH_DIR.chmod(0o700)
+    key = SSH_DIR / "id_ed25519"
+    if not key.exists():
+        run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "webinfra-lab", "-f", str(key)])
+    return key
+
+
+def ssh_config_path(lab: str) -> Path:
+    return SSH_DIR / f"{lab}.conf"
+
+
+def container_address(name: str, lab: str) -> str:
+    fmt = '{{(index .NetworkSettings.Networks "' + lab + '").IPAddress}}'
+    address = podman("inspect", "--format", fmt, name).stdout.strip()
+    if not address:
+        raise LabError(f"{name}: no address on network {lab}")
+    return address
+
+
+def render_ssh_config(lab: str, addresses: dict[str, str], key: Path) -> str:
+    lines = [f"# webinfra lab {lab}: written by tools/lab.py up", ""]
+    for name, address in sorted(addresses.items()):
+        lines += [f"Host {name}", f"    HostName {address}", ""]
+    lines += [
+        f"Host {lab}-*",
+        "    User root",
+        f"    IdentityFile {key}",
+        "    IdentitiesOnly yes",
+        # Lab containers are re-created with new host keys: never pinned.
+        "    StrictHostKeyChecking no",
+        "    UserKnownHostsFile /dev/null",
+        "    LogLevel ERROR",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def enable_ssh(lab: str, names: list[str], timeout: float = 30) -> dict[str, str]:
+    """Authorize the lab key for root on each host, write the lab's ssh_config and wait until
+    every host answers over SSH. Returns {container name: address}."""
+    key = ssh_key()
+    public = key.with_suffix(".pub").read_text()
+    for name in names:
+        authorize = "install -d -m 0700 /root/.ssh && cat > /root/.ssh/authorized_keys"
+        run(["podman", "exec", "-i", name, "sh", "-c", authorize], input=public)
+        podman("exec", name, "systemctl", "enable", "--now", "ssh", check=False)
+    # Every running host of the lab, not only this inventory's (the benchmark adds a client).
+    running = [c["Names"][0] for c in labelled("container", lab) if c.get("State") == "running"]
+    addresses = {name: container_address(name, lab) for name in sorted(set(running) | set(names))}
+    config = ssh_config_path(lab)
+    config.write_text(render_ssh_config(lab, addresses, key))
+    config.chmod(0o600)
+    deadline = time.time() + timeout
+    pending = set(names)
+    while pending and time.time() < deadline:
+        for name in sorted(pending):
+            probe = run(["ssh", "-F", str(config), "-o", "ConnectTimeout=3", name, "true"], check=False)
+            if probe.returncode == 0:
+                pending.discard(name)
+        if pending:
+            time.sleep(1)
+    if pending:
+        raise LabError(f"no SSH answer within {timeout:.0f} s from: {', '.join(sorted(pending))}")
+    return {name: addresses[name] for name in names}
+
+
 def cmd_up(args) -> None:
     hosts = read_inventory(args.inventory)
     lab, debian = lab_settings(hosts, args.lab, args.debian)
@@ -358,11 +439,20 @@ def cmd_up(args) -> None:
             log(f"started {name}")
         started.append(name)
     wait_booted(started)
-    log(f"lab {lab}: {len(started)} host(s) up")
+    addresses = enable_ssh(lab, started)
+    log(f"lab {lab}: {len(started)} host(s) up, SSH config {ssh_config_path(lab)}")
     if args.instance_config:
-        # Molecule's instance config: how Ansible reaches each host.
+        # Molecule's instance config: how Ansible reaches each host (SSH, as root, with the lab key).
         config = [
-            {"instance": host, "address": f"{lab}-{host}", "connection": "containers.podman.podman"} for host in hosts
+            {
+                "instance": host,
+                "address": addresses[f"{lab}-{host}"],
+                "user": "root",
+                "port": 22,
+                "identity_file": str(ssh_key()),
+                "connection": "ssh",
+            }
+            for host in hosts
         ]
         Path(args.instance_config).write_text(json.dumps(config, indent=2) + "\n")
 

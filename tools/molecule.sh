@@ -31,8 +31,8 @@ run() {
   if [ "$rc" -eq 0 ]; then
     echo "[$(stamp)] passed $name in $((SECONDS - started)) s: $(grep -aE '[0-9]+ passed' "$log" | tail -1 | sed -E 's/\x1b\[[0-9;]*m//g; s/^[^=]*=+ *//; s/ *=+ *$//')"
   else
-    echo "[$(stamp)] FAILED $name after $((SECONDS - started)) s (exit $rc); its log:"
-    sed -E 's/^/    | /' "$log"
+    echo "[$(stamp)] FAILED $name after $((SECONDS - started)) s (exit $rc): its log follows at the end"
+    echo "$name" >>"$logs/FAILED"
   fi
   return "$rc"
 }
@@ -70,5 +70,12 @@ pid2=$!
 status=0
 wait "$pid1" || status=1
 wait "$pid2" || status=1
+# The failed runs' logs, one after the other (the lanes ran at once).
+if [ -f "$logs/FAILED" ]; then
+  while read -r name; do
+    echo "==> log of the FAILED run $name ($logs/$name.log)"
+    sed -E 's/^/    | /' "$logs/$name.log"
+  done <"$logs/FAILED"
+fi
 echo "Molecule: all runs $([ "$status" -eq 0 ] && echo passed || echo 'done, some FAILED') in $((SECONDS - started)) s"
 exit "$status"

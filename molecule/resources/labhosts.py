@@ -44,7 +44,8 @@ def hostvars(name: str) -> dict:
 
 @functools.cache
 def host(name: str):
-    return testinfra.get_host(f"podman://{hostvars(name)['ansible_host']}")
+    # The container (tools/lab.py names it "<lab>-<host>"); Ansible itself uses SSH.
+    return testinfra.get_host(f"podman://{hostvars(name)['webinfra_lab_name']}-{name}")
 
 
 HTTP_CLIENT = """

@@ -40,7 +40,7 @@ def test_every_target_is_scraped_and_up():
     expected |= {("haproxy", h) for h in LBS} | {("nginx", h) for h in WEBS}
     expected |= {("mysqld", h) for h in [PRIMARY, *REPLICAS]}
     expected |= {("prometheus", MONITOR), ("alertmanager", MONITOR)}
-    expected |= {("https", f"https://{lb}:443/") for lb in LBS}
+    expected |= {("https", f"https://{lb}:443/haproxy-health") for lb in LBS}
 
     def targets():
         active = prometheus("/api/v1/targets")["activeTargets"]
@@ -49,6 +49,12 @@ def test_every_target_is_scraped_and_up():
 
     seen = wait_for(targets, timeout=60, interval=2)
     assert seen, prometheus("/api/v1/targets")["activeTargets"]
+
+
+def test_probes_use_haproxy_health_uri_which_takes_no_backend_turn():
+    resp = http_get(host(CLIENT), f"https://{LBS[0]}/haproxy-health")
+    assert resp["status"] == 200
+    assert "x-served-by" not in resp["headers"]  # answered by HAProxy, not a web server
 
 
 def test_alert_rules_are_loaded():

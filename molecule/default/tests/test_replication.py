@@ -29,6 +29,45 @@ def test_primary_reports_its_connected_replicas():
     assert len(info["replicas"]) == len(REPLICAS)
 
 
+def semisync(name, variable):
+    return sql(name, f"SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_{variable}'").split("\t")[1]
+
+
+def test_commits_are_acknowledged_by_a_replica_and_fall_back_without_one():
+    """Semi-synchronous (AFTER_SYNC): a commit on the primary waits for a replica's
+    acknowledgement; with no replica receiving it falls back to asynchronous after the timeout
+    and resumes once a replica is back."""
+    assert int(semisync(PRIMARY, "master_clients")) == len(REPLICAS)
+    assert sql(PRIMARY, "SELECT @@rpl_semi_sync_master_wait_point") == "AFTER_SYNC"
+    for replica in REPLICAS:
+        assert semisync(replica, "slave_status") == "ON"
+    sql(PRIMARY, "CREATE TABLE IF NOT EXISTS webapp.semisync_probe (id INT AUTO_INCREMENT PRIMARY KEY)")
+
+    # After a fallback (an earlier test stopped replication) the primary turns semi-synchronous
+    # again on the first acknowledgement of a new transaction.
+    def semi_synchronous():
+        sql(PRIMARY, "INSERT INTO webapp.semisync_probe VALUES ()")
+        return semisync(PRIMARY, "master_status") == "ON"
+
+    try:
+        assert wait_for(semi_synchronous, timeout=30)
+        acknowledged = int(semisync(PRIMARY, "master_yes_tx"))
+        sql(PRIMARY, "INSERT INTO webapp.semisync_probe VALUES ()")
+        assert int(semisync(PRIMARY, "master_yes_tx")) == acknowledged + 1
+        # No replica receiving: the commit still succeeds, unacknowledged, after the timeout.
+        for replica in REPLICAS:
+            sql(replica, "STOP SLAVE IO_THREAD")
+        unacknowledged = int(semisync(PRIMARY, "master_no_tx"))
+        sql(PRIMARY, "INSERT INTO webapp.semisync_probe VALUES ()")
+        assert int(semisync(PRIMARY, "master_no_tx")) == unacknowledged + 1
+        assert semisync(PRIMARY, "master_status") == "OFF"
+    finally:
+        for replica in REPLICAS:
+            sql(replica, "START SLAVE IO_THREAD")
+    assert wait_for(semi_synchronous, timeout=30)
+    sql(PRIMARY, "DROP TABLE webapp.semisync_probe")
+
+
 def test_server_ids_are_distinct():
     ids = {name: sql(name, "SELECT @@server_id").strip() for name in [PRIMARY, *REPLICAS]}
     assert len(set(ids.values())) == len(ids), ids

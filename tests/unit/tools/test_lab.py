@@ -105,3 +105,18 @@ def test_probe_redirect_refuses_anything_else(status, location):
             lab.probe_redirect(f"http://127.0.0.1:{server.server_port}/", "https://127.0.0.1:8443/")
     finally:
         server.shutdown()
+
+
+def test_ssh_config_maps_each_container_to_its_address_for_root_with_the_lab_key(tmp_path):
+    key = tmp_path / "id_ed25519"
+    text = lab.render_ssh_config("lab-x", {"lab-x-web-01": "10.89.0.3", "lab-x-lb-01": "10.89.0.2"}, key)
+    blocks = text.split("\n\n")
+    assert "Host lab-x-lb-01\n    HostName 10.89.0.2" in blocks
+    assert "Host lab-x-web-01\n    HostName 10.89.0.3" in blocks
+    common = next(b for b in blocks if b.startswith("Host lab-x-*"))
+    assert "User root" in common and f"IdentityFile {key}" in common
+    assert "StrictHostKeyChecking no" in common and "UserKnownHostsFile /dev/null" in common
+
+
+def test_image_names_carry_the_image_version():
+    assert lab.image_name("13") == f"localhost/webinfra-debian13:{lab.IMAGE_VERSION}"
