@@ -44,16 +44,12 @@ def test_runtime_api_socket_is_root_only(name):
 def test_requests_alternate_round_robin(name):
     # The client is another host of the scenario: traffic crosses the network.
     client = host(WEBS[0])
-
-    def alternating():
-        served = [http_get(client, f"https://{name}/")["headers"]["x-served-by"] for _ in range(2 * len(WEBS) * 2)]
-        # Round robin: each window of len(WEBS) consecutive answers covers every web server once.
-        windows = [sorted(served[i : i + len(WEBS)]) for i in range(len(served) - len(WEBS) + 1)]
-        return served if all(w == sorted(WEBS) for w in windows) else None
-
-    # A request retried on the next server (a reused backend connection closed at that moment:
-    # retry-on + redispatch) shifts the sequence once; three tries rule that out.
-    assert alternating() or alternating() or alternating()
+    served = [http_get(client, f"https://{name}/")["headers"]["x-served-by"] for _request in range(2 * len(WEBS) * 2)]
+    assert set(served) == set(WEBS)
+    # Round robin: each window of len(WEBS) consecutive answers covers every web server once.
+    # (The monitoring probes use HAProxy's own health URI: they take no turn.)
+    for i in range(len(served) - len(WEBS) + 1):
+        assert sorted(served[i : i + len(WEBS)]) == sorted(WEBS), served
 
 
 @pytest.mark.parametrize("name", LBS)
