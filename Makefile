@@ -54,6 +54,7 @@ lab: lab-up lab-deploy
 	@$(BIN)/python tools/lab.py probe --url https://127.0.0.1:8443/ --cafile $(LAB_INVENTORY)/.pki/ca.crt \
 	  --redirect-from http://127.0.0.1:8080/ --count 6 --expect 2 --notes
 	@echo "    Try: curl --cacert $(LAB_INVENTORY)/.pki/ca.crt https://127.0.0.1:8443/"
+	@echo "    Prometheus (every tier's metrics and the alerts): http://127.0.0.1:9090/"
 
 lab-up: venv collection-link
 	@echo "==> Lab hosts (tools/lab.py up -i $(LAB_INVENTORY))"
