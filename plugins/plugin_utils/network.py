@@ -83,3 +83,11 @@ def uncovered_names(subject_alt_name, names):
         if not covered:
             missing.append(name)
     return missing
+
+
+def in_network(address, network):
+    """True when the address lies in the network (CIDR); False for anything not parseable."""
+    try:
+        return ipaddress.ip_address(str(address)) in ipaddress.ip_network(str(network), strict=False)
+    except ValueError:
+        return False

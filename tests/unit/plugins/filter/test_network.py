@@ -2,6 +2,7 @@ import pytest
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.webinfra.distributed.plugins.plugin_utils.network import (
+    in_network,
     invalid_networks,
     subject_alt_names,
     uncovered_names,
@@ -45,3 +46,18 @@ def test_subject_alt_names_kinds_and_dedup():
 )
 def test_uncovered_names(sans, names, missing):
     assert uncovered_names(sans, names) == missing
+
+
+@pytest.mark.parametrize(
+    ("address", "network", "expected"),
+    [
+        ("10.89.0.100", "10.89.0.0/24", True),
+        ("10.89.1.100", "10.89.0.0/24", False),
+        ("10.89.0.100", "10.89.0.7/24", True),
+        ("not-an-ip", "10.89.0.0/24", False),
+        ("10.89.0.100", "nonsense", False),
+        ("2001:db8::5", "2001:db8::/64", True),
+    ],
+)
+def test_in_network(address, network, expected):
+    assert in_network(address, network) is expected
