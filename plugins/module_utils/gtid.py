@@ -21,8 +21,8 @@ def _is_mysql(text):
 def parse_mariadb(text):
     """'0-1-100,1-2-5' -> {0: (1, 100), 1: (2, 5)} (one entry per replication domain)."""
     out = {}
-    for part in (text or "").replace("\n", "").split(","):
-        part = part.strip()
+    for raw in (text or "").replace("\n", "").split(","):
+        part = raw.strip()
         if not part:
             continue
         fields = part.split("-")
@@ -38,8 +38,8 @@ def parse_mariadb(text):
 def parse_mysql(text):
     """'uuid:1-5:7,uuid2:3' -> {uuid: set of transaction numbers as (start, end) intervals}."""
     out = {}
-    for part in (text or "").replace("\n", "").split(","):
-        part = part.strip()
+    for raw in (text or "").replace("\n", "").split(","):
+        part = raw.strip()
         if not part:
             continue
         fields = part.split(":")

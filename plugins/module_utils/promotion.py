@@ -92,8 +92,25 @@ def client_connections(cursor):
     ]
 
 
-def apply(cursor, flavor, role, semisync=True, wait_gtid=None, wait_timeout=30, kill_connections=False,
-          channel="", check_mode=False):
+def _kill(cursor, thread):
+    try:
+        cursor.execute("KILL CONNECTION %s" % int(thread))
+    except Exception:  # pylint: disable=broad-except  # the session ended meanwhile
+        return False
+    return True
+
+
+def apply(
+    cursor,
+    flavor,
+    role,
+    semisync=True,
+    wait_gtid=None,
+    wait_timeout=30,
+    kill_connections=False,
+    channel="",
+    check_mode=False,
+):
     """Bring the server to `role`; returns dict(changed, queries, killed, gtid_position)."""
     if wait_gtid:
         sql, args = gtid_wait_statement(flavor, wait_gtid, wait_timeout)
@@ -109,11 +126,8 @@ def apply(cursor, flavor, role, semisync=True, wait_gtid=None, wait_timeout=30, 
     killed = []
     if role == "read_only" and kill_connections:
         for thread in client_connections(cursor):
-            if not check_mode:
-                try:
-                    cursor.execute("KILL CONNECTION %s" % int(thread))
-                except Exception:  # pylint: disable=broad-except  # the session ended meanwhile
-                    continue
+            if not check_mode and not _kill(cursor, thread):
+                continue
             killed.append(thread)
     return {
         "changed": bool(ex.queries or killed),

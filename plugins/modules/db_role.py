@@ -78,7 +78,8 @@ queries:
   returned: always
   type: list
   elements: str
-  sample: ["STOP SLAVE", "RESET SLAVE ALL", "SET GLOBAL read_only = OFF", "SET GLOBAL rpl_semi_sync_master_enabled = ON"]
+  sample: ["STOP SLAVE", "RESET SLAVE ALL", "SET GLOBAL read_only = OFF",
+           "SET GLOBAL rpl_semi_sync_master_enabled = ON"]
 killed:
   description: Ids of the client sessions ended.
   returned: always

@@ -28,7 +28,9 @@ def test_promote_a_mariadb_replica():
 
 def test_promote_is_idempotent_and_semisync_optional():
     assert plan(MARIADB_1011, state(read_only=False, rpl_semi_sync_master_enabled=True), "primary") == []
-    assert plan(MARIADB_1011, state(read_only=False, rpl_semi_sync_master_enabled=False), "primary", semisync=False) == []
+    assert (
+        plan(MARIADB_1011, state(read_only=False, rpl_semi_sync_master_enabled=False), "primary", semisync=False) == []
+    )
     # Without the plugin there is no switch to turn on.
     assert plan(MARIADB_1011, state(read_only=False), "primary") == []
 
@@ -50,7 +52,9 @@ def test_read_only_mariadb_and_mysql():
         "SET GLOBAL read_only = ON",
     ]
     assert plan(MARIADB_1011, state(read_only=True, rpl_semi_sync_master_enabled=False), "read_only") == []
-    assert plan(MYSQL_84, state(read_only=False, super_read_only=False), "read_only") == ["SET GLOBAL super_read_only = ON"]
+    assert plan(MYSQL_84, state(read_only=False, super_read_only=False), "read_only") == [
+        "SET GLOBAL super_read_only = ON"
+    ]
 
 
 def test_unknown_role():
@@ -59,7 +63,10 @@ def test_unknown_role():
 
 
 def test_gtid_wait_statement_per_flavour():
-    assert gtid_wait_statement(MARIADB_1011, "0-1-5", 30) == ("SELECT MASTER_GTID_WAIT(%s, %s) AS result", ["0-1-5", 30])
+    assert gtid_wait_statement(MARIADB_1011, "0-1-5", 30) == (
+        "SELECT MASTER_GTID_WAIT(%s, %s) AS result",
+        ["0-1-5", 30],
+    )
     assert gtid_wait_statement(MYSQL_84, "u:1-5", 30)[0].startswith("SELECT WAIT_FOR_EXECUTED_GTID_SET")
 
 
@@ -117,5 +124,10 @@ def test_apply_read_only_kills_client_sessions_only():
 def test_apply_check_mode_executes_nothing():
     cursor = FakeCursor(read_only=True)
     result = apply(cursor, MARIADB_1011, "primary", check_mode=True)
-    assert result == {"changed": True, "queries": ["SET GLOBAL read_only = OFF"], "killed": [], "gtid_position": "0-1-7"}
+    assert result == {
+        "changed": True,
+        "queries": ["SET GLOBAL read_only = OFF"],
+        "killed": [],
+        "gtid_position": "0-1-7",
+    }
     assert "SET GLOBAL read_only = OFF" not in cursor.executed
