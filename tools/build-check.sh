@@ -37,5 +37,7 @@ for src in "$root"/plugins/modules/*.py; do
   grep -q "webinfra.distributed.$name" <<<"$modules" || { echo "build-check: module $name missing" >&2; exit 1; }
 done
 # The site playbook resolves from the installed collection.
-"$bin/ansible-playbook" --syntax-check -i localhost, webinfra.distributed.site >/dev/null
+for playbook in site switchover failover; do
+  "$bin/ansible-playbook" --syntax-check -i localhost, "webinfra.distributed.$playbook" >/dev/null
+done
 echo "build-check: artifact installs and documents its content"

@@ -87,6 +87,12 @@ class Load:
         self.client.run(f"touch /root/{self.name}.stop")
 
 
+def report(label, result):
+    """Print the measured window (seen with pytest -s and in the Molecule log)."""
+    print(f"\n{label}: {result['max_gap_s']} s without a successful response;", end=" ")
+    print(f"{result['failed']} failed of {result['requests']} ({result['errors']})")
+
+
 def podman(*args):
     return subprocess.run(["podman", *args], capture_output=True, text=True, check=False)
 
@@ -97,7 +103,8 @@ def writable(name):
 
 def writer_servers():
     lb = host(holder())
-    return {r["svname"]: r["status"] for r in haproxy_stat(lb) if r["pxname"] == "db_writer" and r["svname"] != "BACKEND"}
+    rows = haproxy_stat(lb)
+    return {r["svname"]: r["status"] for r in rows if r["pxname"] == "db_writer" and r["svname"] != "BACKEND"}
 
 
 def test_the_pair_shares_one_virtual_ip_and_the_writer_endpoint_follows_the_primary():
@@ -137,7 +144,7 @@ def test_stopping_lb_01_moves_the_virtual_ip_to_lb_02(client):
         assert wait_for(lambda: holder() == "lb-02", timeout=15)
         wait_for(lambda: False, timeout=5)
         result = load.stop()
-    print(f"\nLB failover: {result['max_gap_s']} s without service, {result['failed']} failed of {result['requests']}")
+    report("Load balancer failover (GET)", result)
     assert result["ok"] > 0 and result["max_gap_s"] is not None
     assert result["max_gap_s"] < 15
     assert "keepalived-notify" in host("lb-02").check_output("journalctl -t keepalived-notify --no-pager")
@@ -150,7 +157,7 @@ def test_switchover_under_write_load_loses_no_acknowledged_write(client):
         assert proc.returncode == 0, proc.stdout[-4000:]
         wait_for(lambda: False, timeout=4)
         result = load.stop()
-    print(f"\nSwitchover: {result['max_gap_s']} s without acknowledged writes, {result['failed']} failed of {result['requests']}")
+    report("Switchover (writes)", result)
     assert writable("db-02") and not writable("db-01")
     assert wait_for(lambda: writer_servers() == {"db-01": "DOWN", "db-02": "UP"}, timeout=10)
     stored = set(sql("db-02", "SELECT body FROM webapp.notes WHERE body LIKE 'sw-%'").split())
@@ -169,7 +176,7 @@ def test_failover_after_the_primary_is_killed(client):
         assert proc.returncode == 0, proc.stdout[-4000:]
         wait_for(lambda: False, timeout=4)
         result = load.stop()
-    print(f"\nFailover: {result['max_gap_s']} s without acknowledged writes, {result['failed']} failed of {result['requests']}")
+    report("Failover (writes)", result)
     assert writable("db-01")
     stored = set(sql("db-01", "SELECT body FROM webapp.notes WHERE body LIKE 'fo-%'").split())
     lost = [body for body in result["acked"] if body not in stored]
