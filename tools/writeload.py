@@ -70,7 +70,7 @@ def main(argv=None):  # noqa: PLR0915 - one linear script
             time.sleep(args.interval)
 
     started = time.time()
-    threads = [threading.Thread(target=worker) for _ in range(args.concurrency)]
+    threads = [threading.Thread(target=worker) for index in range(args.concurrency)]
     for thread in threads:
         thread.start()
     for thread in threads:

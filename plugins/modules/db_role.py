@@ -31,6 +31,7 @@ attributes:
     description: Returns the statements without executing them (the GTID wait still runs).
   diff_mode:
     support: none
+    description: Not supported; RV(queries) lists what changed.
 options:
   role:
     description: The role to give the server.
