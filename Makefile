@@ -12,8 +12,9 @@ BIN := $(CURDIR)/$(VENV)/bin
 LAB_INVENTORY ?= inventories/lab
 # Debian releases the default Molecule scenario runs on.
 DEBIAN_RELEASES ?= 13 12
-# Further Molecule scenarios, run on the first release only.
-MOLECULE_SCENARIOS ?= seed operations
+# Further Molecule scenarios, run on the first release only (longest first: tools/molecule.sh
+# hands them to whichever lane is free).
+MOLECULE_SCENARIOS ?= ha operations seed
 COLLECTION_LINK := .cache/collections/ansible_collections/webinfra/distributed
 
 export PATH := $(BIN):$(PATH)

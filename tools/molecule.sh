@@ -4,8 +4,9 @@
 # podman, apt and the network far more than on the CPU):
 #   lane 1: `default` in full on the first release of DEBIAN_RELEASES;
 #   lane 2: `default` on the other releases (create, converge, idempotence, verify, without the
-#           tests marked platform_independent), then each of MOLECULE_SCENARIOS on the first
-#           release.
+#           tests marked platform_independent);
+#   then both lanes take the scenarios of MOLECULE_SCENARIOS (on the first release) from a
+#   shared queue, in order (longest first), each lane the next one when it is free.
 # Each run has its own ephemeral directory and containers (the lab name carries scenario and
 # release), and its own log under .cache/molecule-logs/; a failed run's log is printed whole,
 # a passed run's test summary only. Exit status: non-zero when any run failed.
@@ -13,7 +14,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 
 read -r -a releases <<<"${DEBIAN_RELEASES:-13 12}"
-read -r -a scenarios <<<"${MOLECULE_SCENARIOS:-seed operations}"
+read -r -a scenarios <<<"${MOLECULE_SCENARIOS-ha operations seed}"
 first=${releases[0]}
 logs=.cache/molecule-logs
 rm -rf "$logs"
@@ -49,16 +50,46 @@ short_default() {
   return "$rc"
 }
 
-lane1() { run "default-d$first" full "$first" default; }
+# The scenarios of MOLECULE_SCENARIOS form a queue: each lane, once its `default` run is done,
+# claims the next one (an atomic rename), so the lanes end close together whatever each run takes.
+queue=$logs/queue
+mkdir -p "$queue/claimed"
+i=0
+for scenario in "${scenarios[@]}"; do
+  i=$((i + 1))
+  echo "$scenario" >"$queue/$(printf '%02d' "$i")"
+done
+
+drain_queue() {
+  local rc=0 item candidate scenario
+  while true; do
+    item=""
+    for candidate in "$queue"/[0-9]*; do
+      [ -e "$candidate" ] || break
+      if mv "$candidate" "$queue/claimed/" 2>/dev/null; then
+        item=$queue/claimed/$(basename "$candidate")
+        break
+      fi
+    done
+    [ -n "$item" ] || return "$rc"
+    scenario=$(cat "$item")
+    run "$scenario-d$first" full "$first" "$scenario" || rc=1
+  done
+}
+
+lane1() {
+  local rc=0
+  run "default-d$first" full "$first" default || rc=1
+  drain_queue || rc=1
+  return "$rc"
+}
 
 lane2() {
-  local rc=0 release scenario
+  local rc=0 release
   for release in "${releases[@]:1}"; do
     run "default-d$release" short_default "$release" || rc=1
   done
-  for scenario in "${scenarios[@]}"; do
-    run "$scenario-d$first" full "$first" "$scenario" || rc=1
-  done
+  drain_queue || rc=1
   return "$rc"
 }
 

@@ -97,14 +97,19 @@ def podman(*args):
     return subprocess.run(["podman", *args], capture_output=True, text=True, check=False)
 
 
+def output(proc):
+    """What ansible-playbook printed (errors go to stderr)."""
+    return proc.stdout + proc.stderr
+
+
 def writable(name):
     return sql(name, "SELECT @@GLOBAL.read_only") == "0"
 
 
 def writer_servers():
     lb = host(holder())
-    rows = haproxy_stat(lb)
-    return {r["svname"]: r["status"] for r in rows if r["pxname"] == "db_writer" and r["svname"] != "BACKEND"}
+    rows = [r for r in haproxy_stat(lb) if r["pxname"] == "db_writer"]
+    return {r["svname"]: r["status"] for r in rows if r["svname"] not in ("FRONTEND", "BACKEND")}
 
 
 def test_the_pair_shares_one_virtual_ip_and_the_writer_endpoint_follows_the_primary():
@@ -121,19 +126,20 @@ def test_bad_input_changes_nothing():
     # Switchover to a host that is not a replica (the primary itself) and to an unknown host.
     for target in ("db-01", "web-01"):
         proc = run_playbook("playbooks/switchover.yml", "-e", f"new_primary={target}")
-        assert proc.returncode != 0 and "switchover refused, nothing changed" in proc.stdout, proc.stdout[-3000:]
+        assert proc.returncode != 0 and "switchover refused, nothing changed" in output(proc), output(proc)[-3000:]
     # A replica lagging more than allowed (switchover_max_lag -1 makes any lag too much).
     proc = run_playbook("playbooks/switchover.yml", "-e", "new_primary=db-02", "-e", "switchover_max_lag=-1")
-    assert proc.returncode != 0 and "lags" in proc.stdout, proc.stdout[-3000:]
+    assert proc.returncode != 0 and "lags" in output(proc), output(proc)[-3000:]
     # Failover while the primary answers: a split brain, refused.
     proc = run_playbook("playbooks/failover.yml")
-    assert proc.returncode != 0 and "still answers" in proc.stdout, proc.stdout[-3000:]
+    assert proc.returncode != 0 and "still answers" in output(proc), output(proc)[-3000:]
     # A virtual IP outside the balancers' network: preflight names the variable.
     preflight = ("site.yml", "--tags", "preflight", "--skip-tags", "haproxy", "--limit", "loadbalancers")
     proc = run_playbook(*preflight, "-e", "webinfra_vip=192.0.2.10")
-    assert proc.returncode != 0 and "outside the balancers' network" in proc.stdout, proc.stdout[-3000:]
+    assert proc.returncode != 0 and "outside the balancers' network" in output(proc), output(proc)[-3000:]
     proc = run_playbook(*preflight, "-e", "keepalived_router_id=300")
-    assert proc.returncode != 0 and "keepalived_router_id must be between 1 and 255" in proc.stdout, proc.stdout[-3000:]
+    message = "keepalived_router_id must be between 1 and 255"
+    assert proc.returncode != 0 and message in output(proc), output(proc)[-3000:]
     assert writable("db-01") and not writable("db-02")
 
 
@@ -154,7 +160,7 @@ def test_switchover_under_write_load_loses_no_acknowledged_write(client):
     with Load(client, "POST", "/api/notes", "sw") as load:
         wait_for(lambda: False, timeout=3)
         proc = run_playbook("playbooks/switchover.yml", "-e", "new_primary=db-02")
-        assert proc.returncode == 0, proc.stdout[-4000:]
+        assert proc.returncode == 0, output(proc)[-4000:]
         wait_for(lambda: False, timeout=4)
         result = load.stop()
     report("Switchover (writes)", result)
@@ -173,7 +179,7 @@ def test_failover_after_the_primary_is_killed(client):
         wait_for(lambda: False, timeout=3)
         assert podman("kill", f"{LAB}-db-02").returncode == 0
         proc = run_playbook("playbooks/failover.yml", "-e", "failed_primary=db-02")
-        assert proc.returncode == 0, proc.stdout[-4000:]
+        assert proc.returncode == 0, output(proc)[-4000:]
         wait_for(lambda: False, timeout=4)
         result = load.stop()
     report("Failover (writes)", result)
