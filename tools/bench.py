@@ -2,7 +2,7 @@
 
 Run after `make lab` (it uses the lab's inventory, hosts and internal CA):
 
-    make bench            # or: .venv/bin/python tools/bench.py [--only deploy,datapath,faults,replication]
+    make bench            # or: .venv/bin/python tools/bench.py [--only deploy,datapath,faults,replication,ha]
 
 Steps (each prints its progress and its figures):
   deploy       re-creates the lab hosts (images present), times site.yml on the fresh hosts, a
@@ -11,6 +11,11 @@ Steps (each prints its progress and its figures):
                direct to one web server, for a static page and an application page
   faults       bounded load through the balancer while one web server's application is killed
                (SIGKILL): failed requests, and the seconds until HAProxy marks it DOWN
+  ha           a second lab with two balancers sharing a virtual IP and separate primary and
+               replica hosts (inventories/lab-ha), created and deployed for the step and removed
+               after it: seconds without service when the VRRP master's container is stopped
+               under load, and the write window and lost acknowledged writes of a switchover
+               under write load (through the writer endpoint)
   replication  sysbench oltp_write_only on the primary (60 s, 4 threads) while the replica's lag
                is sampled every second by the webinfra.distributed.replication_info module itself
                (its payload, kept on the replica after one ad hoc run, executed there each second);
@@ -39,13 +44,15 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-STEPS = ("deploy", "datapath", "faults", "replication")
+STEPS = ("deploy", "datapath", "faults", "replication", "ha")
 CLIENT = "bench-client"
 TARGETS = {
     "noop_rerun_seconds_max": 60,
     "balancer_vs_direct_app_rps_min": 0.9,
     "backend_kill_failed_requests_max": 0,
     "replication_lag_p99_seconds_max": 1,
+    "lb_failover_seconds_max": 3,
+    "switchover_write_window_seconds_max": 10,
 }
 
 
@@ -291,6 +298,112 @@ def bench_faults(lab: Lab) -> dict:
     return out
 
 
+# --- high availability -------------------------------------------------------------------------
+def writeload(lab: Lab, name: str, method: str, url_path: str, vip: str) -> None:
+    """Start tools/writeload.py on the client against the virtual IP (stopped by stop_writeload)."""
+    lab.sh(CLIENT, f"rm -f /root/{name}.json /root/{name}.ready /root/{name}.stop")
+    lab.sh(
+        CLIENT,
+        f"nohup python3 /usr/local/bin/webinfra-writeload --url https://{vip}{url_path} --method {method} "
+        f"--prefix {name} --cafile /root/ca.pem --stop-file /root/{name}.stop --ready-file /root/{name}.ready "
+        f"--duration 300 > /root/{name}.json 2>/root/{name}.err &",
+    )
+    deadline = time.time() + 30
+    while lab.sh(CLIENT, f"test -e /root/{name}.ready", check=False).returncode != 0:
+        if time.time() > deadline:
+            raise SystemExit(f"bench: the {name} load did not start: {lab.sh(CLIENT, f'cat /root/{name}.err').stdout}")
+        time.sleep(0.5)
+
+
+def stop_writeload(lab: Lab, name: str) -> dict:
+    lab.sh(CLIENT, f"touch /root/{name}.stop")
+    deadline = time.time() + 30
+    while lab.sh(CLIENT, f"test -s /root/{name}.json", check=False).returncode != 0:
+        if time.time() > deadline:
+            raise SystemExit(f"bench: the {name} load did not finish")
+        time.sleep(0.5)
+    return json.loads(lab.sh(CLIENT, f"cat /root/{name}.json").stdout)
+
+
+def holder(lab: Lab, vip: str) -> str | None:
+    for lb in lab.groups["loadbalancers"]:
+        proc = lab.sh(lb, "ip -o -4 addr show", check=False)
+        if proc.returncode == 0 and f"inet {vip}/32" in proc.stdout:
+            return lb
+    return None
+
+
+def bench_ha(inventory: str) -> dict:
+    """Balancer failover and switchover windows on a second lab (inventories/lab-ha), which is
+    created, deployed, measured and removed."""
+    lab = Lab(inventory)
+    log(f"ha: creating the high-availability lab {lab.name} ({len(lab.hostvars)} hosts) and deploying site.yml")
+    lab_tool("up", "-i", inventory)
+    try:
+        seconds, changed, _output = lab.playbook(str(ROOT / "site.yml"))
+        log(f"ha: deployed in {seconds:.1f} s (changed={changed})")
+        ensure_client(lab)
+        run(
+            [
+                "podman",
+                "cp",
+                str(ROOT / "tools" / "writeload.py"),
+                f"{lab.container(CLIENT)}:/usr/local/bin/webinfra-writeload",
+            ]
+        )
+        conf = lab.sh(lab.groups["loadbalancers"][-1], "cat /etc/keepalived/keepalived.conf").stdout
+        vip = conf.split("virtual_ipaddress {", 1)[1].split()[0].split("/")[0]
+        master = holder(lab, vip)
+        out: dict = {"hosts": len(lab.hostvars), "deploy_seconds": round(seconds, 1), "vip": vip}
+
+        log(f"ha: GET load on {vip}; stopping {master}'s container (the VRRP master)")
+        writeload(lab, "lbfail", "GET", "/", vip)
+        time.sleep(3)
+        run(["podman", "stop", "-t", "0", lab.container(master)])
+        time.sleep(8)
+        res = stop_writeload(lab, "lbfail")
+        out["lb_failover"] = {
+            "stopped": master,
+            "new_holder": holder(lab, vip),
+            "max_gap_seconds": res["max_gap_s"],
+            "failed": res["failed"],
+            "requests": res["requests"],
+        }
+        log(f"ha: balancer failover: {res['max_gap_s']} s without service, {res['failed']} failed of {res['requests']}")
+
+        primary = lab.groups["db_primary"][0]
+        replica = lab.groups["db_replicas"][0]
+        log(f"ha: write load through the writer endpoint; switchover {primary} -> {replica}")
+        writeload(lab, "switch", "POST", "/api/notes", vip)
+        time.sleep(3)
+        started = time.time()
+        lab.playbook(str(ROOT / "playbooks" / "switchover.yml"), "-e", f"new_primary={replica}")
+        playbook_seconds = time.time() - started
+        time.sleep(4)
+        res = stop_writeload(lab, "switch")
+        stored = set(
+            lab.sh(
+                replica, "mariadb -N -B -e \"SELECT body FROM webapp.notes WHERE body LIKE 'switch-%'\""
+            ).stdout.split()
+        )
+        lost = [body for body in res["acked"] if body not in stored]
+        out["switchover"] = {
+            "playbook_seconds": round(playbook_seconds, 1),
+            "write_window_seconds": res["max_gap_s"],
+            "failed_writes": res["failed"],
+            "acknowledged_writes": len(res["acked"]),
+            "lost_acknowledged_writes": len(lost),
+        }
+        log(
+            f"ha: switchover: {res['max_gap_s']} s without an acknowledged write, "
+            f"{len(lost)} of {len(res['acked'])} acknowledged writes lost (playbook {playbook_seconds:.1f} s)"
+        )
+        return out
+    finally:
+        log(f"ha: removing {lab.name}")
+        lab_tool("down", "--lab", lab.name)
+
+
 # --- replication -------------------------------------------------------------------------------
 SAMPLER = """
 import json, subprocess, sys, time
@@ -458,6 +571,14 @@ def judge(results: dict) -> dict:
         verdict["replication_lag_p99_at_most_1s"] = (
             results["replication"]["lag_p99_seconds"] <= TARGETS["replication_lag_p99_seconds_max"]
         )
+    if "ha" in results:
+        h = results["ha"]
+        verdict["lb_failover_at_most_3s"] = (h["lb_failover"]["max_gap_seconds"] or 0) <= TARGETS[
+            "lb_failover_seconds_max"
+        ]
+        verdict["switchover_window_at_most_10s_0_lost"] = (h["switchover"]["write_window_seconds"] or 0) <= TARGETS[
+            "switchover_write_window_seconds_max"
+        ] and h["switchover"]["lost_acknowledged_writes"] == 0
     return verdict
 
 
@@ -507,6 +628,19 @@ def markdown(report: dict) -> str:
             f"s) | max {x['lag_max_seconds']} s, p99 {x['lag_p99_seconds']} s |"
         )
         lines.append(f"| checksums primary = replica | {x['checksums_match']} |")
+    if "ha" in r:
+        h = r["ha"]
+        lb, sw = h["lb_failover"], h["switchover"]
+        lines.append(f"| HA lab ({h['hosts']} hosts) site.yml on fresh hosts | {h['deploy_seconds']} s |")
+        lines.append(
+            f"| {lb['stopped']} (VRRP master) stopped under GET load | {lb['max_gap_seconds']} s without service, "
+            f"{lb['failed']} failed of {lb['requests']}; address now on {lb['new_holder']} |"
+        )
+        lines.append(
+            f"| switchover under write load | {sw['write_window_seconds']} s without an acknowledged write, "
+            f"{sw['failed_writes']} refused, {sw['lost_acknowledged_writes']} of {sw['acknowledged_writes']} "
+            f"acknowledged writes lost; playbook {sw['playbook_seconds']} s |"
+        )
     lines += ["", "Targets (reported, not asserted):", ""]
     lines += [f"- {k}: {'met' if v else 'NOT met'}" for k, v in report["targets_met"].items()]
     return "\n".join(lines) + "\n"
@@ -521,6 +655,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sysbench-seconds", type=int, default=60)
     parser.add_argument("--sysbench-threads", type=int, default=4)
     parser.add_argument("--out", default=str(ROOT / "bench" / "results"))
+    parser.add_argument("--ha-inventory", default=str(ROOT / "inventories" / "lab-ha"))
     args = parser.parse_args(argv)
     steps = [s for s in args.only.split(",") if s]
     unknown = set(steps) - set(STEPS)
@@ -542,6 +677,8 @@ def main(argv: list[str] | None = None) -> int:
         results["faults"] = bench_faults(lab)
     if "replication" in steps:
         results["replication"] = bench_replication(lab, args.sysbench_seconds, args.sysbench_threads)
+    if "ha" in steps:
+        results["ha"] = bench_ha(args.ha_inventory)
     report = {"started": started, "debian": lab.debian, "machine": machine(), "results": results}
     report["targets_met"] = judge(results)
     out = Path(args.out)
