@@ -278,9 +278,10 @@ def lab_settings(hosts: dict, lab: str | None, debian: str | None) -> tuple[str,
 
 
 def labelled(kind: str, lab: str | None) -> list[dict]:
+    # The lab label is set by `up` itself: a container someone started from the lab's image
+    # inherits the image's io.webinfra.managed label, but it is not ours to remove.
     filters = ["--filter", f"label={LABEL}=true"]
-    if lab:
-        filters += ["--filter", f"label={LABEL_LAB}={lab}"]
+    filters += ["--filter", f"label={LABEL_LAB}={lab}" if lab else f"label={LABEL_LAB}"]
     if kind == "container":
         out = podman("ps", "-a", *filters, "--format", "json").stdout
     else:
