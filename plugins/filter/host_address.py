@@ -34,21 +34,17 @@ _value:
 
 from ansible.errors import AnsibleFilterError
 
+from ansible_collections.webinfra.distributed.plugins.plugin_utils.network import known_address
+
 
 def host_address(hostvars_entry):
-    explicit = hostvars_entry.get("webinfra_private_address")
-    if explicit:
-        return str(explicit)
-    facts = hostvars_entry.get("ansible_facts") or {}
-    address = (facts.get("default_ipv4") or {}).get("address")
-    if not address:
-        address = (hostvars_entry.get("ansible_default_ipv4") or {}).get("address")
-    if not address:
+    address = known_address(hostvars_entry)
+    if address is None:
         name = hostvars_entry.get("inventory_hostname", "a host")
         raise AnsibleFilterError(
             f"host_address: no address for {name}: set webinfra_private_address for it or gather its facts"
         )
-    return str(address)
+    return address
 
 
 class FilterModule:

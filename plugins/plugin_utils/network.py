@@ -91,3 +91,31 @@ def in_network(address, network):
         return ipaddress.ip_address(str(address)) in ipaddress.ip_network(str(network), strict=False)
     except ValueError:
         return False
+
+
+def known_address(hostvars_entry):
+    """The private address of a host (its hostvars entry), or None while it is not known.
+
+    `webinfra_private_address` when set, else the IPv4 address of the default route from
+    gathered facts (`ansible_facts` or the injected `ansible_default_ipv4`).
+    """
+    explicit = hostvars_entry.get("webinfra_private_address")
+    if explicit:
+        return str(explicit)
+    facts = hostvars_entry.get("ansible_facts") or {}
+    address = (facts.get("default_ipv4") or {}).get("address")
+    if not address:
+        address = (hostvars_entry.get("ansible_default_ipv4") or {}).get("address")
+    return str(address) if address else None
+
+
+def missing_addresses(group_names, groups, hostvars):
+    """Hosts of the named groups (in order, no repeats) whose private address is not known yet."""
+    if isinstance(group_names, str):
+        group_names = [group_names]
+    missing = []
+    for group in _as_list(group_names, "missing_addresses"):
+        for host in groups.get(group) or []:
+            if host not in missing and known_address(hostvars[host]) is None:
+                missing.append(host)
+    return missing

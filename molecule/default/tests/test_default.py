@@ -64,6 +64,18 @@ def test_body_names_the_serving_host_and_client_address_is_forwarded(name):
 
 
 @pytest.mark.parametrize("name", WEBS)
+def test_nginx_reuses_its_connections_to_the_application(name):
+    # gunicorn's gthread workers keep nginx's upstream connections open (sync workers close each
+    # one after its response): after a burst of requests idle connections to it remain.
+    h = host(name)
+    for _request in range(4 * len(WEBS)):
+        assert http_get(host(LBS[0]), f"https://{LBS[0]}/")["status"] == 200
+    established = h.check_output("ss -Htn state established '( dport = :8000 )'")
+    assert established.strip(), "no kept-alive connection from nginx to gunicorn"
+    assert any("--worker-class gthread" in p.args for p in h.process.filter() if "gunicorn" in p.args)
+
+
+@pytest.mark.parametrize("name", WEBS)
 def test_app_runs_unprivileged_from_an_atomic_release(name):
     h = host(name)
     assert h.user("webapp").shell == "/usr/sbin/nologin"
