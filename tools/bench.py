@@ -207,16 +207,65 @@ def parse_wrk(text: str) -> dict:
     }
 
 
+# Process names grouped into the components of the data path (every lab host is a container on
+# this machine, so their processes are visible in its /proc).
+COMPONENTS = {
+    "haproxy": "haproxy",
+    "nginx": "nginx",
+    "python": "gunicorn",
+    "gunicorn": "gunicorn",
+    "systemd-journal": "journald",
+    "wrk": "wrk (client)",
+}
+
+
+def cpu_ticks() -> dict[str, int]:
+    """CPU time (clock ticks) used so far by every process, keyed by pid:name."""
+    out = {}
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2 :].split()
+        out[f"{pid}:{name}"] = int(fields[11]) + int(fields[12])
+    return out
+
+
+def cpu_per_request(before: dict, after: dict, requests: int) -> dict[str, float]:
+    """Milliseconds of CPU per request, by data path component (the rest summed as other)."""
+    hz = os.sysconf("SC_CLK_TCK")
+    used: dict[str, float] = {}
+    for key, ticks in after.items():
+        delta = ticks - before.get(key, 0)
+        if delta > 0:
+            group = COMPONENTS.get(key.split(":", 1)[1], "other")
+            used[group] = used.get(group, 0) + delta
+    return {k: round(v * 1000 / hz / max(requests, 1), 3) for k, v in sorted(used.items(), key=lambda kv: -kv[1])}
+
+
 def wrk(lab: Lab, url: str, seconds: int, connections: int) -> dict:
+    before = cpu_ticks()
     proc = lab.sh(CLIENT, f"wrk -t2 -c{connections} -d{seconds}s --latency {shlex.quote(url)}", timeout=seconds + 60)
+    after = cpu_ticks()
     result = parse_wrk(proc.stdout)
     result["url"] = url
+    if result["rps"]:
+        result["cpu_ms_per_request"] = cpu_per_request(before, after, int(result["rps"] * seconds))
     return result
+
+
+def runtime_api(lab: Lab, lb: str, command: str) -> None:
+    lab.sh(lb, f"echo {shlex.quote(command)} | socat -t 5 stdio UNIX-CONNECT:/run/haproxy/admin.sock")
 
 
 def bench_datapath(lab: Lab, seconds: int, connections: int) -> dict:
     lb = lab.groups["loadbalancers"][0]
     web = lab.groups["webservers"][0]
+    others = [w for w in lab.groups["webservers"] if w != web]
     port = int(
         lab.hostvars[web].get(
             "webinfra_backend_port", 443 if lab.hostvars[web].get("webinfra_backend_tls", True) else 80
@@ -236,6 +285,21 @@ def bench_datapath(lab: Lab, seconds: int, connections: int) -> dict:
                 out[f"{page}_balancer"]["rps"] / out[f"{page}_direct"]["rps"] if out[f"{page}_direct"]["rps"] else None
             )
             out[f"{page}_ratio"] = round(ratio, 3) if ratio else None
+        # The same comparison with the balancer over that one web server only (the others put in
+        # maintenance through the runtime API): every host shares this machine's CPUs, so through
+        # the balancer the load also spreads over the other web servers' processes; this figure
+        # isolates what the balancer itself costs.
+        log(f"datapath: wrk {seconds} s, app page via balancer over {web} only ...")
+        for other in others:
+            runtime_api(lab, lb, f"disable server webservers/{other}")
+        try:
+            res = wrk(lab, f"https://{lb}/", seconds, connections)
+        finally:
+            for other in others:
+                runtime_api(lab, lb, f"enable server webservers/{other}")
+        out["app_balancer_one_backend"] = res
+        out["app_ratio_one_backend"] = round(res["rps"] / out["app_direct"]["rps"], 3) if res["rps"] else None
+        log(f"datapath: app via balancer over {web} only: {res['rps']} req/s (ratio {out['app_ratio_one_backend']})")
     return out
 
 
@@ -610,6 +674,21 @@ def markdown(report: dict) -> str:
                     f"{x['rps']} req/s, p50 {x['p50_ms']} ms, p99 {x['p99_ms']} ms |"
                 )
             lines.append(f"| {page} page: balancer / direct | {d[f'{page}_ratio']} |")
+        if "app_balancer_one_backend" in d:
+            x = d["app_balancer_one_backend"]
+            lines.append(
+                f"| app page via balancer over {d['direct']} only | {x['rps']} req/s, p50 {x['p50_ms']} ms, "
+                f"p99 {x['p99_ms']} ms; ratio to direct {d['app_ratio_one_backend']} |"
+            )
+        for key, label in (
+            ("app_balancer", "via balancer"),
+            ("app_balancer_one_backend", "via balancer, one backend"),
+            ("app_direct", "direct"),
+        ):
+            cpu = d.get(key, {}).get("cpu_ms_per_request")
+            if cpu:
+                parts = ", ".join(f"{k} {v}" for k, v in cpu.items() if v >= 0.005)
+                lines.append(f"| app page {label}: CPU ms per request | {parts} |")
     if "faults" in r:
         f = r["faults"]
         lines.append(
