@@ -215,7 +215,6 @@ COMPONENTS = {
     "python": "gunicorn",
     "gunicorn": "gunicorn",
     "systemd-journal": "journald",
-    "wrk": "wrk (client)",
 }
 
 
@@ -236,7 +235,10 @@ def cpu_ticks() -> dict[str, int]:
 
 
 def cpu_per_request(before: dict, after: dict, requests: int) -> dict[str, float]:
-    """Milliseconds of CPU per request, by data path component (the rest summed as other)."""
+    """Milliseconds of CPU per request, by data path component (the rest summed as other).
+
+    Processes that ended during the run (the load generator itself) are not counted.
+    """
     hz = os.sysconf("SC_CLK_TCK")
     used: dict[str, float] = {}
     for key, ticks in after.items():
