@@ -21,8 +21,8 @@ description:
     A file's content is written to a temporary file in the same directory and moved into place
     (atomic for readers), with its owner, group and mode set before the move, so a secret is
     never readable by others, not even for a moment.
-  - Only what differs is changed. The content is passed as a module argument: use C(no_log) on
-    the task when a file holds a secret.
+  - Only what differs is changed. The content is passed as a module argument, so use C(no_log)
+    on the task when a file holds a secret.
 attributes:
   check_mode:
     support: full
@@ -129,7 +129,8 @@ def main():
                 module.fail_json(msg="files: %s exists and is not a directory" % path)
             created = not os.path.isdir(path)
             if created and not module.check_mode:
-                os.makedirs(path)
+                # Created closed (0700), then given its mode: never more open than asked.
+                os.makedirs(path, mode=0o700)
             changed = created
             if not created or not module.check_mode:
                 changed = module.set_fs_attributes_if_different(_attributes(module, entry, path), changed)
