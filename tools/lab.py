@@ -458,11 +458,26 @@ def cmd_up(args) -> None:
         Path(args.instance_config).write_text(json.dumps(config, indent=2) + "\n")
 
 
+def remove_containers(names: list[str], attempts: int = 3) -> None:
+    """`podman rm -f`, again for the containers still there: podman 4.3 can fail a forced removal
+    when the container stops by itself between the stop timeout and the SIGKILL ("container state
+    improper: stopped"); a second removal of the stopped container succeeds."""
+    for attempt in range(1, attempts + 1):
+        proc = podman("rm", "-f", "-t", "5", *names, check=False)
+        names = [n for n in names if podman("container", "exists", n, check=False).returncode == 0]
+        if not names:
+            return
+        if attempt == attempts:
+            raise LabError(f"could not remove {', '.join(names)}: {proc.stderr.strip()}")
+        log(f"removal of {', '.join(names)} failed ({proc.stderr.strip()[-200:]}); retrying")
+        time.sleep(1)
+
+
 def remove(lab: str | None, images: bool) -> None:
     containers = labelled("container", lab)
     names = [c["Names"][0] for c in containers]
     if names:
-        podman("rm", "-f", "-t", "5", *names)
+        remove_containers(names)
         log(f"removed {', '.join(names)}")
     for net in labelled("network", lab):
         podman("network", "rm", "-f", net["name"] if "name" in net else net["Name"], check=False)

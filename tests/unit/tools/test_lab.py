@@ -120,3 +120,41 @@ def test_ssh_config_maps_each_container_to_its_address_for_root_with_the_lab_key
 
 def test_image_names_carry_the_image_version():
     assert lab.image_name("13") == f"localhost/webinfra-debian13:{lab.IMAGE_VERSION}"
+
+
+class _Podman:
+    """Fake podman: `rm` fails the first time and leaves the containers; `container exists` tells."""
+
+    def __init__(self, failures):
+        self.failures, self.present, self.calls = failures, set(), []
+
+    def __call__(self, *args, check=True, capture=True):
+        self.calls.append(args)
+        if args[0] == "rm":
+            names = [a for a in args[1:] if not a.startswith("-") and a != "5"]
+            if self.failures:
+                self.failures -= 1
+                self.present.update(names)
+                return lab.subprocess.CompletedProcess(args, 2, "", "container state improper: stopped")
+            self.present.difference_update(names)
+            return lab.subprocess.CompletedProcess(args, 0, "", "")
+        if args[:2] == ("container", "exists"):
+            return lab.subprocess.CompletedProcess(args, 0 if args[2] in self.present else 1, "", "")
+        raise AssertionError(args)
+
+
+def test_remove_containers_retries_a_failed_forced_removal(monkeypatch):
+    fake = _Podman(failures=1)
+    monkeypatch.setattr(lab, "podman", fake)
+    monkeypatch.setattr(lab.time, "sleep", lambda _s: None)
+    lab.remove_containers(["c1", "c2"])
+    assert [c for c in fake.calls if c[0] == "rm"] == [("rm", "-f", "-t", "5", "c1", "c2")] * 2
+    assert not fake.present
+
+
+def test_remove_containers_gives_up_naming_what_is_left(monkeypatch):
+    fake = _Podman(failures=5)
+    monkeypatch.setattr(lab, "podman", fake)
+    monkeypatch.setattr(lab.time, "sleep", lambda _s: None)
+    with pytest.raises(lab.LabError, match="could not remove c1: container state improper"):
+        lab.remove_containers(["c1"])
