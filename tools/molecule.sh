@@ -107,6 +107,13 @@ if [ -f "$logs/FAILED" ]; then
     echo "==> log of the FAILED run $name ($logs/$name.log)"
     sed -E 's/^/    | /' "$logs/$name.log"
   done <"$logs/FAILED"
+  # Last, so that the end of a long CI log names them: each failed run's failed tests and the
+  # first lines of their assertion messages (pytest's "E" lines), or its last Ansible failure.
+  while read -r name; do
+    echo "==> FAILED run $name: what failed"
+    sed -E 's/\x1b\[[0-9;]*m//g; s/^ *│ ?//' "$logs/$name.log" \
+      | grep -aE '^(FAILED|ERROR) |^E  |fatal: |failed: \[' | head -40 | cut -c1-400 | sed -E 's/^/    | /'
+  done <"$logs/FAILED"
 fi
 echo "Molecule: all runs $([ "$status" -eq 0 ] && echo passed || echo 'done, some FAILED') in $((SECONDS - started)) s"
 exit "$status"

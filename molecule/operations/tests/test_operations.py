@@ -28,7 +28,9 @@ def client():
 class Load:
     """Bounded load from the client host through the balancer, stopped on demand."""
 
-    def __init__(self, client, requests=200000, concurrency=4, duration=240):
+    # The load runs until stop() (the duration is a bound for a test that died, not a deadline
+    # a slow rolling update could pass: the update must be under load from start to end).
+    def __init__(self, client, requests=1000000, concurrency=4, duration=1200):
         self.client = client
         self.args = (requests, concurrency, duration)
 
