@@ -25,8 +25,13 @@ def normalise(entries):
         state = entry.get("state") or "file"
         if state == "file" and entry.get("content") is None:
             raise ValueError("%s: a file needs content" % where)
-        if state == "directory" and entry.get("content") is not None:
-            raise ValueError("%s: a directory takes no content" % where)
+        if state != "file" and entry.get("content") is not None:
+            raise ValueError("%s: a %s entry takes no content" % (where, state))
+        validate = entry.get("validate")
+        if validate is not None and (state != "file" or "%s" not in validate):
+            raise ValueError("%s: validate is for a file and must contain %%s (the new content's path)" % where)
+        if state == "absent" and any(entry.get(key) is not None for key in ("owner", "group", "mode")):
+            raise ValueError("%s: an absent entry takes no owner, group or mode" % where)
         out.append(
             {
                 "path": path,
@@ -35,6 +40,7 @@ def normalise(entries):
                 "owner": entry.get("owner"),
                 "group": entry.get("group"),
                 "mode": entry.get("mode") or ("0755" if state == "directory" else "0644"),
+                "validate": validate,
             }
         )
     return out
@@ -62,7 +68,8 @@ def content_changes(entries):
 
 
 def write_atomically(path, data, move):
-    """Write `data` to a temporary file (0600) next to `path`; `move(tmp, path)` puts it in place."""
+    """Write `data` to a temporary file (0600) next to `path`; `move(tmp, path)` checks it and puts
+    it in place (the temporary file is removed whatever happens, so a refused one leaves nothing)."""
     directory = os.path.dirname(path)
     fd, tmp = tempfile.mkstemp(prefix=".webinfra-", dir=directory)
     try:

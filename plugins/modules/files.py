@@ -23,10 +23,16 @@ description:
     never readable by others, not even for a moment.
   - Only what differs is changed. The content is passed as a module argument, so use C(no_log)
     on the task when a file holds a secret.
+  - A file with O(files[].validate) is written to its temporary file, given its owner, group and
+    mode, and checked by that command first; when the command fails the file in place is left
+    untouched, the temporary file is removed and the module fails with the command's output.
+    Entries before it stay applied, so put the checked file first or alone when that matters.
+    Unlike M(ansible.builtin.template), which checks in a temporary directory, the check runs on a
+    file in the target's own directory, so relative includes resolve as they will in use.
 attributes:
   check_mode:
     support: full
-    description: Reports what would change without changing it.
+    description: Reports what would change without changing it (O(files[].validate) is not run).
   diff_mode:
     support: full
     description: Shows the content changes (hidden when the task uses C(no_log)).
@@ -42,9 +48,11 @@ options:
         type: path
         required: true
       state:
-        description: V(file) (the content given) or V(directory).
+        description:
+          - V(file) (the content given), V(directory), or V(absent) (a file or symbolic link
+            removed; a directory is refused).
         type: str
-        choices: [file, directory]
+        choices: [file, directory, absent]
         default: file
       content:
         description: The file's exact content (text). Required for V(file).
@@ -58,6 +66,12 @@ options:
       mode:
         description: Permissions, octal as a string (C("0640")); default C("0644"), C("0755") for a directory.
         type: str
+      validate:
+        description:
+          - Command that checks a changed file before it replaces the one in place, with V(%s)
+            where the new content's path goes (for example V(nginx -t -q -c %s)). Run without a
+            shell. Not run when the content is unchanged, nor in check mode.
+        type: str
 """
 
 EXAMPLES = r"""
@@ -68,11 +82,20 @@ EXAMPLES = r"""
       - {path: /etc/mysql/tls/server.pem, content: "{{ certificate }}", owner: root, group: mysql, mode: "0644"}
       - {path: /etc/mysql/tls/server.key, content: "{{ private_key }}", owner: root, group: mysql, mode: "0640"}
   no_log: true
+
+- name: Render nginx.conf, checked by nginx before it replaces the one in use; no default site
+  webinfra.distributed.files:
+    files:
+      - path: /etc/nginx/nginx.conf
+        content: "{{ lookup('ansible.builtin.template', 'nginx.conf.j2') }}"
+        validate: nginx -t -q -c %s
+      - {path: /etc/nginx/sites-enabled/default, state: absent}
+  notify: Reload nginx
 """
 
 RETURN = r"""
 changed_paths:
-  description: The paths created or changed (content, owner, group or mode).
+  description: The paths created, changed (content, owner, group or mode) or removed.
   returned: always
   type: list
   elements: str
@@ -104,11 +127,12 @@ def main():
                 "required": True,
                 "options": {
                     "path": {"type": "path", "required": True},
-                    "state": {"type": "str", "choices": ["file", "directory"], "default": "file"},
+                    "state": {"type": "str", "choices": ["file", "directory", "absent"], "default": "file"},
                     "content": {"type": "str"},
                     "owner": {"type": "str"},
                     "group": {"type": "str"},
                     "mode": {"type": "str"},
+                    "validate": {"type": "str"},
                 },
             }
         },
@@ -137,6 +161,10 @@ def main():
             if changed:
                 changed_paths.append(path)
             continue
+        if entry["state"] == "absent":
+            if _remove(module, path):
+                changed_paths.append(path)
+            continue
         if os.path.isdir(os.path.dirname(path)) is False and not module.check_mode:
             module.fail_json(msg="files: the directory of %s does not exist; list it before the file" % path)
         if path in changes:
@@ -157,11 +185,33 @@ def main():
     module.exit_json(changed=bool(changed_paths), changed_paths=changed_paths, diff=diffs)
 
 
+def _remove(module, path):
+    """Remove a file or symbolic link; True when there was one."""
+    if not os.path.lexists(path):
+        return False
+    if os.path.isdir(path) and not os.path.islink(path):
+        module.fail_json(msg="files: %s is a directory; state=absent removes files and links only" % path)
+    if not module.check_mode:
+        os.unlink(path)
+    return True
+
+
 def _move(module, entry, tmp, dest):
-    # The temporary file (created 0600) gets the final owner, group and mode, then replaces the
-    # old file by a rename in the same directory: readers see the old or the new file, and a
-    # secret is never readable by others on the way.
+    # The temporary file (created 0600) gets the final owner, group and mode, is checked by the
+    # entry's validate command, then replaces the old file by a rename in the same directory:
+    # readers see the old or the new file, and a secret is never readable by others on the way.
     module.set_fs_attributes_if_different(_attributes(module, entry, tmp), False)
+    if entry["validate"]:
+        rc, out, err = module.run_command(entry["validate"] % tmp)
+        if rc != 0:
+            os.unlink(tmp)
+            module.fail_json(
+                msg="files: %s: the new content was refused by '%s' (rc %d), the file in place is unchanged: %s"
+                % (dest, entry["validate"], rc, (err or out).strip()),
+                rc=rc,
+                stdout=out,
+                stderr=err,
+            )
     os.replace(tmp, dest)
 
 

@@ -69,11 +69,14 @@ def test_a_file_in_a_missing_directory_is_refused(run_module, tmp_path):
     [
         ([{"path": "relative/f", "content": "x"}], "files[0] (relative/f): path must be absolute"),
         ([{"path": "/etc/x"}], "files[0] (/etc/x): a file needs content"),
-        ([{"path": "/etc/d", "state": "directory", "content": "x"}], "a directory takes no content"),
+        ([{"path": "/etc/d", "state": "directory", "content": "x"}], "a directory entry takes no content"),
         (
             [{"path": "/etc/x", "content": "1"}, {"path": "/etc/x", "content": "2"}],
             "files[1] (/etc/x): the path is listed twice",
         ),
+        ([{"path": "/etc/x", "content": "1", "validate": "true"}], "validate is for a file and must contain %s"),
+        ([{"path": "/etc/d", "state": "directory", "validate": "t %s"}], "validate is for a file"),
+        ([{"path": "/etc/x", "state": "absent", "mode": "0600"}], "an absent entry takes no owner, group or mode"),
     ],
 )
 def test_bad_entries_name_the_entry(entries, message):
@@ -87,3 +90,53 @@ def test_content_changes_ignores_directories_and_equal_files(tmp_path):
     (tmp_path / "f").write_text("x")
     entries = normalise([{"path": str(tmp_path), "state": "directory"}, {"path": str(tmp_path / "f"), "content": "x"}])
     assert content_changes(entries) == []
+
+
+# A checker that accepts a file whose content says "good" (grep exits 1 otherwise).
+CHECKER = "grep -q good %s"
+
+
+def test_validate_checks_the_new_content_in_the_target_directory(run_module, tmp_path):
+    conf = tmp_path / "app.conf"
+    conf.write_text("old good\n")
+    # The check finds the file's neighbours: it runs in the target's own directory.
+    in_place = "sh -c 'test -f \"$(dirname %s)/app.conf\"'"
+    spec = {"path": str(conf), "content": "new good\n", "mode": "0640", "validate": in_place}
+    outcome, result = run_module(files, {"files": [spec]})
+    assert outcome == "exit" and result["changed_paths"] == [str(conf)], result
+    assert conf.read_text() == "new good\n" and _mode(conf) == 0o640
+
+
+def test_refused_content_leaves_the_file_in_place_and_no_temporary_file(run_module, tmp_path):
+    conf = tmp_path / "app.conf"
+    conf.write_text("old good\n")
+    os.chmod(conf, 0o644)
+    outcome, result = run_module(files, {"files": [{"path": str(conf), "content": "broken\n", "validate": CHECKER}]})
+    assert outcome == "fail", result
+    assert result["msg"].startswith(f"files: {conf}: the new content was refused by 'grep -q good %s' (rc 1)")
+    assert conf.read_text() == "old good\n" and _mode(conf) == 0o644
+    assert os.listdir(tmp_path) == ["app.conf"]
+
+
+def test_validate_runs_only_when_the_content_changes_and_never_in_check_mode(run_module, tmp_path):
+    conf = tmp_path / "app.conf"
+    conf.write_text("same\n")
+    # "same" would be refused: unchanged content is not checked again.
+    outcome, result = run_module(files, {"files": [{"path": str(conf), "content": "same\n", "validate": CHECKER}]})
+    assert outcome == "exit" and not result["changed"]
+    args = {"files": [{"path": str(conf), "content": "other\n", "validate": CHECKER}], "_ansible_check_mode": True}
+    outcome, result = run_module(files, args)
+    assert outcome == "exit" and result["changed_paths"] == [str(conf)] and conf.read_text() == "same\n"
+
+
+def test_absent_removes_files_and_links_and_refuses_a_directory(run_module, tmp_path):
+    (tmp_path / "site").write_text("x")
+    (tmp_path / "link").symlink_to(tmp_path / "site")
+    spec = [{"path": str(tmp_path / "link"), "state": "absent"}, {"path": str(tmp_path / "gone"), "state": "absent"}]
+    outcome, result = run_module(files, {"files": spec, "_ansible_check_mode": True})
+    assert result["changed_paths"] == [str(tmp_path / "link")] and (tmp_path / "link").is_symlink()
+    outcome, result = run_module(files, {"files": spec})
+    assert outcome == "exit" and result["changed_paths"] == [str(tmp_path / "link")]
+    assert not (tmp_path / "link").exists() and (tmp_path / "site").exists()
+    outcome, result = run_module(files, {"files": [{"path": str(tmp_path), "state": "absent"}]})
+    assert outcome == "fail" and "is a directory" in result["msg"]
