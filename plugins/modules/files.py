@@ -204,7 +204,7 @@ def _move(module, entry, tmp, dest):
     if entry["validate"]:
         rc, out, err = module.run_command(entry["validate"] % tmp)
         if rc != 0:
-            os.unlink(tmp)
+            # write_atomically removes the temporary file on the way out.
             module.fail_json(
                 msg="files: %s: the new content was refused by '%s' (rc %d), the file in place is unchanged: %s"
                 % (dest, entry["validate"], rc, (err or out).strip()),
