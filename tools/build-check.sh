@@ -10,10 +10,14 @@ mkdir -p "$out/dist" "$out/collections"
 "$bin/ansible-galaxy" collection build "$root" --output-path "$out/dist" --force
 artifact=$(ls "$out"/dist/webinfra-distributed-*.tar.gz)
 echo "built $(basename "$artifact") ($(du -k "$artifact" | cut -f1) KiB, $(tar tzf "$artifact" | wc -l) entries)"
-if tar tzf "$artifact" | grep -E '^(molecule|tools|\.ci|\.venv|\.cache)/' ; then
-  echo "build-check: development files leaked into the artifact (see build_ignore in galaxy.yml)" >&2
+# Development files, the lab inventories (lab passwords, useless without the lab tool) and the
+# lab tool's tests stay out of the artifact; the production example ships.
+if tar tzf "$artifact" | grep -E '^(molecule|tools|bench|\.ci|\.venv|\.cache|inventories/lab|inventories/lab-ha|tests/unit/tools)(/|$)|\.pki/|(^|/)ansible\.cfg$' ; then
+  echo "build-check: development or lab files leaked into the artifact (see build_ignore in galaxy.yml)" >&2
   exit 1
 fi
+tar tzf "$artifact" | grep -q '^inventories/production.example/hosts.yml$' \
+  || { echo "build-check: inventories/production.example missing from the artifact" >&2; exit 1; }
 printf "[defaults]\n" > "$out/ansible.cfg"
 export ANSIBLE_COLLECTIONS_PATH="$out/collections" ANSIBLE_CONFIG="$out/ansible.cfg"
 cd "$out"

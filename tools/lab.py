@@ -21,6 +21,8 @@ Only the Python standard library is used: the tool runs before any virtualenv ex
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import json
 import os
 import re
@@ -66,6 +68,16 @@ HOST_PACKAGES = {
 # Ansible reaches the hosts over SSH (pipelining, multiplexed connections): a key of the lab
 # and one ssh_config per lab, mapping each container name to its address.
 SSH_DIR = Path.home() / ".cache" / "webinfra" / "ssh"
+# Each lab's SSH control sockets (the inventories set ansible_control_path_dir to
+# CONTROL_DIR/<lab>): removing or re-creating a lab's hosts ends the masters found there, so a
+# new run never multiplexes into a connection to a removed container.
+CONTROL_DIR = SSH_DIR / "cp"
+# Taken while host packages are installed or a base image is built: several runs at once (the
+# two Molecule lanes, `make lab` beside `make test`) wait for each other instead of racing for
+# dpkg's lock or building the same image twice.
+HOST_LOCK = Path.home() / ".cache" / "webinfra" / "host-setup.lock"
+# apt waits this long for dpkg's lock (another apt run, unattended-upgrades) instead of failing.
+APT_LOCK_TIMEOUT = 600
 
 
 class LabError(Exception):
@@ -96,19 +108,49 @@ def image_name(debian: str) -> str:
 # host dependencies
 
 
-def ensure_host_packages(python_venv: bool = False) -> None:
+@contextlib.contextmanager
+def host_setup_lock(what: str, path: Path | None = None):
+    """Hold the machine-wide lock for host set-up (an exclusive flock on HOST_LOCK)."""
+    path = path or HOST_LOCK
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log(f"waiting for another lab run to finish its host set-up ({what})")
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def missing_host_packages(python_venv: bool = False) -> list[str]:
     missing = sorted({pkg for binary, pkg in HOST_PACKAGES.items() if shutil.which(binary) is None})
     if python_venv:
         missing.append(f"python3.{sys.version_info.minor}-venv")
-    if not missing:
+    return missing
+
+
+def apt_command(*args: str) -> list[str]:
+    return ["apt-get", "-o", f"DPkg::Lock::Timeout={APT_LOCK_TIMEOUT}", *args]
+
+
+def ensure_host_packages(python_venv: bool = False) -> None:
+    if not missing_host_packages(python_venv):
         return
-    prefix = [] if os.geteuid() == 0 else ["sudo", "-n"]
-    if prefix and shutil.which("sudo") is None:
-        raise LabError(f"missing {', '.join(missing)} and not root: install them or run as root")
-    log(f"installing {', '.join(missing)} with apt-get")
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    run([*prefix, "apt-get", "update", "-q"], capture=False, env=env)
-    run([*prefix, "apt-get", "install", "-y", "-q", *missing], capture=False, env=env)
+    with host_setup_lock("host packages"):
+        # Another run may have installed them while this one waited.
+        missing = missing_host_packages(python_venv)
+        if not missing:
+            return
+        prefix = [] if os.geteuid() == 0 else ["sudo", "-n"]
+        if prefix and shutil.which("sudo") is None:
+            raise LabError(f"missing {', '.join(missing)} and not root: install them or run as root")
+        log(f"installing {', '.join(missing)} with apt-get")
+        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        run([*prefix, *apt_command("update", "-q")], capture=False, env=env)
+        run([*prefix, *apt_command("install", "-y", "-q", *missing)], capture=False, env=env)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -189,6 +231,14 @@ def build_image(debian: str, mirror: str | None = None, force: bool = False) -> 
     name = image_name(debian)
     if image_exists(name) and not force:
         return name
+    with host_setup_lock(f"image {name}"):
+        # Built by another run while this one waited.
+        if image_exists(name) and not force:
+            return name
+        return _build_image(name, debian, mirror)
+
+
+def _build_image(name: str, debian: str, mirror: str | None) -> str:
     codename = RELEASES[debian]
     main, security = host_mirrors()
     if mirror:
@@ -420,18 +470,50 @@ def enable_ssh(lab: str, names: list[str], timeout: float = 30) -> dict[str, str
     return {name: addresses[name] for name in names}
 
 
+def control_dir(lab: str) -> Path:
+    return CONTROL_DIR / lab
+
+
+def end_ssh_masters(lab: str | None) -> list[str]:
+    """End the SSH control masters of a lab (of every lab when None) and remove their sockets.
+
+    A master outlives its host by ControlPersist; a new run that multiplexes into a master whose
+    container was removed waits forever. Returns the sockets that were removed."""
+    dirs = [control_dir(lab)] if lab else sorted(CONTROL_DIR.glob("*"))
+    removed = []
+    for directory in dirs:
+        if not directory.is_dir():
+            continue
+        for sock in sorted(directory.iterdir()):
+            if sock.is_socket() and shutil.which("ssh"):
+                # The master answers its control socket even when its host is gone.
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    run(["ssh", "-o", f"ControlPath={sock}", "-O", "exit", "webinfra-lab"], check=False, timeout=10)
+            sock.unlink(missing_ok=True)
+            removed.append(str(sock))
+    return removed
+
+
 def cmd_up(args) -> None:
     hosts = read_inventory(args.inventory)
     lab, debian = lab_settings(hosts, args.lab, args.debian)
     ensure_host_packages()
     image = build_image(debian, args.mirror)
     ensure_network(lab)
-    started = []
     for host, hv in hosts.items():
         name = f"{lab}-{host}"
         if hv.get("ansible_host", name) != name:
             raise LabError(f"{host}: ansible_host must be the container name {name!r} (is {hv['ansible_host']!r})")
-        state = container_state(name)
+    states = {host: container_state(f"{lab}-{host}") for host in hosts}
+    if any(state != "running" for state in states.values()):
+        # New or restarted hosts: no connection of an earlier run may be reused.
+        for sock in end_ssh_masters(lab):
+            log(f"ended SSH master {sock}")
+    control_dir(lab).mkdir(parents=True, exist_ok=True, mode=0o700)
+    started = []
+    for host, hv in hosts.items():
+        name = f"{lab}-{host}"
+        state = states[host]
         if state is None:
             create_container(lab, host, image, list(hv.get("webinfra_lab_publish") or []))
             log(f"created {name} (Debian {debian})")
@@ -479,6 +561,8 @@ def remove(lab: str | None, images: bool) -> None:
     if names:
         remove_containers(names)
         log(f"removed {', '.join(names)}")
+    for sock in end_ssh_masters(lab):
+        log(f"ended SSH master {sock}")
     for net in labelled("network", lab):
         podman("network", "rm", "-f", net["name"] if "name" in net else net["Name"], check=False)
         log(f"removed network {net.get('name') or net.get('Name')}")
@@ -494,6 +578,7 @@ def remove(lab: str | None, images: bool) -> None:
 
 def cmd_down(args) -> None:
     if shutil.which("podman") is None:
+        end_ssh_masters(None if args.all else args.lab or DEFAULT_LAB)
         return
     lab = None
     if args.all:

@@ -7,6 +7,7 @@
 #           tests marked platform_independent);
 #   then both lanes take the scenarios of MOLECULE_SCENARIOS (on the first release) from a
 #   shared queue, in order (longest first), each lane the next one when it is free.
+# Host packages and base images are prepared first, before the lanes start.
 # Each run has its own ephemeral directory and containers (the lab name carries scenario and
 # release), and its own log under .cache/molecule-logs/; a failed run's log is printed whole,
 # a passed run's test summary only. Exit status: non-zero when any run failed.
@@ -94,6 +95,19 @@ lane2() {
 }
 
 started=$SECONDS
+# Host packages (podman, runc, debootstrap, ssh) and the base images of every release, once and
+# before the lanes start: on a new machine both lanes would otherwise install packages and build
+# the same image at the same moment (tools/lab.py also serializes them under a lock).
+image_args=()
+for release in "${releases[@]}"; do
+  image_args+=(--debian "$release")
+done
+echo "[$(stamp)] host packages and base images (tools/lab.py image ${image_args[*]})"
+if ! python3 tools/lab.py image "${image_args[@]}"; then
+  echo "Molecule: host set-up failed (tools/lab.py image); no scenario ran"
+  exit 1
+fi
+echo "[$(stamp)] host set-up done in $((SECONDS - started)) s"
 lane1 &
 pid1=$!
 lane2 &

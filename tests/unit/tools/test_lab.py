@@ -1,4 +1,6 @@
+import fcntl
 import http.server
+import socket
 import threading
 
 import lab
@@ -158,3 +160,58 @@ def test_remove_containers_gives_up_naming_what_is_left(monkeypatch):
     monkeypatch.setattr(lab.time, "sleep", lambda _s: None)
     with pytest.raises(lab.LabError, match="could not remove c1: container state improper"):
         lab.remove_containers(["c1"])
+
+
+def test_host_setup_waits_for_another_run_holding_the_lock(tmp_path):
+    path = tmp_path / "host-setup.lock"
+    entered = threading.Event()
+
+    def second_run():
+        with lab.host_setup_lock("test", path):
+            entered.set()
+
+    with path.open("a") as first:
+        fcntl.flock(first, fcntl.LOCK_EX)
+        waiter = threading.Thread(target=second_run)
+        waiter.start()
+        assert not entered.wait(0.3), "the second run did not wait for the lock"
+        fcntl.flock(first, fcntl.LOCK_UN)
+    assert entered.wait(5), "the second run did not get the lock once it was released"
+    waiter.join()
+
+
+def test_host_packages_installed_once_when_another_run_installed_them_meanwhile(monkeypatch, tmp_path):
+    monkeypatch.setattr(lab, "HOST_LOCK", tmp_path / "lock")
+    answers = iter([["podman"], []])  # missing before the lock, installed by the time it is held
+    monkeypatch.setattr(lab, "missing_host_packages", lambda python_venv=False: next(answers))
+    calls = []
+    monkeypatch.setattr(lab, "run", lambda cmd, **kw: calls.append(cmd))
+    lab.ensure_host_packages()
+    assert calls == []
+
+
+def test_apt_waits_for_dpkg_lock_instead_of_failing():
+    cmd = lab.apt_command("install", "-y", "podman")
+    assert cmd[:3] == ["apt-get", "-o", f"DPkg::Lock::Timeout={lab.APT_LOCK_TIMEOUT}"]
+    assert lab.APT_LOCK_TIMEOUT >= 300
+
+
+def test_end_ssh_masters_removes_only_the_labs_control_sockets(monkeypatch, tmp_path):
+    monkeypatch.setattr(lab, "CONTROL_DIR", tmp_path)
+    monkeypatch.setattr(lab.shutil, "which", lambda name: None)  # no ssh: sockets removed only
+    socks = []
+    for name in ("lab-a/10.89.0.2-22-root", "lab-b/10.89.0.2-22-root"):
+        path = tmp_path / name
+        path.parent.mkdir(exist_ok=True)
+        sock = socket.socket(socket.AF_UNIX)
+        sock.bind(str(path))
+        socks.append(sock)
+    try:
+        assert lab.end_ssh_masters("lab-a") == [str(tmp_path / "lab-a/10.89.0.2-22-root")]
+        assert not (tmp_path / "lab-a/10.89.0.2-22-root").exists()
+        assert (tmp_path / "lab-b/10.89.0.2-22-root").exists()
+        assert lab.end_ssh_masters(None) == [str(tmp_path / "lab-b/10.89.0.2-22-root")]
+        assert lab.end_ssh_masters("missing-lab") == []
+    finally:
+        for sock in socks:
+            sock.close()
