@@ -12,11 +12,12 @@ artifact=$(ls "$out"/dist/webinfra-distributed-*.tar.gz)
 echo "built $(basename "$artifact") ($(du -k "$artifact" | cut -f1) KiB, $(tar tzf "$artifact" | wc -l) entries)"
 # Development files, the lab inventories (lab passwords, useless without the lab tool) and the
 # lab tool's tests stay out of the artifact; the production example ships.
-if tar tzf "$artifact" | grep -E '^(molecule|tools|bench|\.ci|\.venv|\.cache|inventories/lab|inventories/lab-ha|tests/unit/tools)(/|$)|\.pki/|(^|/)ansible\.cfg$' ; then
+listing=$(tar tzf "$artifact")
+if grep -E '^(molecule|tools|bench|\.ci|\.venv|\.cache|inventories/lab|inventories/lab-ha|tests/unit/tools)(/|$)|\.pki/|(^|/)ansible\.cfg$' <<<"$listing"; then
   echo "build-check: development or lab files leaked into the artifact (see build_ignore in galaxy.yml)" >&2
   exit 1
 fi
-tar tzf "$artifact" | grep -q '^inventories/production.example/hosts.yml$' \
+grep -q '^inventories/production.example/hosts.yml$' <<<"$listing" \
   || { echo "build-check: inventories/production.example missing from the artifact" >&2; exit 1; }
 printf "[defaults]\n" > "$out/ansible.cfg"
 export ANSIBLE_COLLECTIONS_PATH="$out/collections" ANSIBLE_CONFIG="$out/ansible.cfg"
@@ -41,7 +42,7 @@ for src in "$root"/plugins/modules/*.py; do
   grep -q "webinfra.distributed.$name" <<<"$modules" || { echo "build-check: module $name missing" >&2; exit 1; }
 done
 # The site playbook resolves from the installed collection.
-for playbook in site switchover failover; do
+for playbook in site switchover failover health; do
   "$bin/ansible-playbook" --syntax-check -i localhost, "webinfra.distributed.$playbook" >/dev/null
 done
 echo "build-check: artifact installs and documents its content"

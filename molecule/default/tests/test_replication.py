@@ -4,7 +4,18 @@ import json
 import time
 
 import pytest
-from labhosts import groups, host, http_get, http_json, run_module, run_playbook, sql, wait_for
+from labhosts import (
+    ca_certificate,
+    groups,
+    haproxy_stat,
+    host,
+    http_get,
+    http_json,
+    run_module,
+    run_playbook,
+    sql,
+    wait_for,
+)
 
 LBS = groups()["loadbalancers"]
 WEBS = groups()["webservers"]
@@ -94,6 +105,80 @@ def test_row_written_through_the_balancer_is_read_through_another_web_server():
     )
     if other in REPLICAS:
         assert resp["headers"]["x-db-host"] == other  # served by its local replica
+
+
+# Sends COUNT POSTs at once (one connection each, so the balancer spreads them) and prints
+# {body: HTTP status or error}.
+PARALLEL_POSTS = """
+import json, ssl, sys, threading, urllib.error, urllib.request
+url, cadata, prefix, count = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+context = ssl.create_default_context(cadata=cadata)
+results = {}
+def post(i):
+    body = f"{prefix}-{i}"
+    req = urllib.request.Request(url, data=json.dumps({"body": body}).encode(),
+                                 headers={"Content-Type": "application/json", "Connection": "close"})
+    try:
+        with urllib.request.urlopen(req, timeout=120, context=context) as r:
+            results[body] = r.status
+    except urllib.error.HTTPError as e:
+        results[body] = e.code
+    except OSError as e:
+        results[body] = repr(e)
+threads = [threading.Thread(target=post, args=(i,)) for i in range(count)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+print(json.dumps(results))
+"""
+
+
+def web_server_status(lb, name):
+    return next(r["status"] for r in haproxy_stat(host(lb)) if r["pxname"] == "webservers" and r["svname"] == name)
+
+
+def test_a_post_that_reached_a_stalled_server_is_not_resent_and_no_note_is_stored_twice():
+    """HAProxy re-sends only idempotent methods once a server has the request: POSTs stuck on a
+    stalled application end with an error instead of being re-sent to the other web server, and
+    when the stalled application resumes and commits them, no note exists twice."""
+    client = host(groups()["clients"][0])
+    stalled = WEBS[0]
+    prefix = f"no-resend-{int(time.time())}"
+    count = 6
+    host(stalled).check_output("systemctl kill --signal=SIGSTOP webapp")
+    try:
+        out = client.check_output(
+            "python3 -c %s %s %s %s %s",
+            PARALLEL_POSTS,
+            f"https://{LBS[0]}/api/notes",
+            ca_certificate(),
+            prefix,
+            str(count),
+        )
+    finally:
+        host(stalled).check_output("systemctl kill --signal=SIGCONT webapp")
+    results = json.loads(out)
+    assert wait_for(lambda: web_server_status(LBS[0], stalled) == "UP", timeout=30), "stalled server not UP again"
+    acked = sorted(body for body, status in results.items() if status == 201)
+    refused = {body: status for body, status in results.items() if status != 201}
+    # Round robin sent about half of them to the stalled server: those were answered by a
+    # timeout (504 from nginx or HAProxy), not re-sent elsewhere.
+    assert refused, f"every POST succeeded: the ones sent to the stalled {stalled} were re-sent ({results})"
+    assert set(refused.values()) <= {502, 504}, results
+    assert acked, results
+
+    def stored():
+        query = f"SELECT body, COUNT(*) FROM webapp.notes WHERE body LIKE '{prefix}-%' GROUP BY body"  # noqa: S608
+        rows = sql(PRIMARY, query)
+        return dict((line.split("\t")[0], int(line.split("\t")[1])) for line in rows.splitlines() if line)
+
+    # The resumed application commits what it had received; give it a moment.
+    time.sleep(3)
+    counts = stored()
+    print(f"POSTs with {stalled} stalled: {results}; stored: {counts}")
+    assert all(n == 1 for n in counts.values()), f"notes stored twice: {counts}"
+    assert all(counts.get(body) == 1 for body in acked), f"acknowledged notes missing: {acked} vs {counts}"
 
 
 def test_app_accounts_are_least_privilege():

@@ -21,6 +21,7 @@ from labhosts import (
     host,
     hostvars,
     http_json,
+    inventory,
     run_playbook,
     sql,
     wait_for,
@@ -122,6 +123,24 @@ def test_the_pair_shares_one_virtual_ip_and_the_writer_endpoint_follows_the_prim
     assert status == 201, body
 
 
+def health(tmp_path, *args):
+    """Run the health playbook; returns (process, report)."""
+    path = tmp_path / "health.json"
+    proc = run_playbook("playbooks/health.yml", "-e", f"health_report_file={path}", *args)
+    return proc, (json.loads(path.read_text()) if path.exists() else {})
+
+
+def test_health_report_of_the_deployed_pair_is_healthy(tmp_path):
+    """The writer endpoint is healthy with exactly one server UP: the read-only db-02 is DOWN
+    there by design and no problem; the report names the balancer holding the virtual IP."""
+    proc, result = health(tmp_path)
+    assert proc.returncode == 0, output(proc)[-3000:]
+    assert result["healthy"] and result["vip_holder"] == "lb-01", result
+    for lb in LBS:
+        row = next(r for r in result["checks"] if r[0] == lb and r[1] == "writer db_writer")
+        assert row[2] == "ok" and row[3] == "writes go to db-01; standby (read-only): db-02", row
+
+
 def test_bad_input_changes_nothing():
     # Switchover to a host that is not a replica (the primary itself) and to an unknown host.
     for target in ("db-01", "web-01"):
@@ -216,3 +235,28 @@ def test_a_restarted_primary_becomes_writable_again_only_when_no_other_host_is()
         assert writable("db-01"), log
     else:
         assert not writable("db-01") and "staying read-only" in log, log
+
+
+def test_site_playbook_repairs_the_stack_and_the_health_report_ends_healthy(tmp_path):
+    """The scenario ends healthy: lb-01 is started again and site.yml (the inventory already
+    names db-01 the primary) re-seeds db-02 as its replica; the health report then passes."""
+    assert podman("start", f"{LAB}-lb-01").returncode == 0
+    lb01 = host("lb-01")
+    booted = ("running", "degraded")
+    assert wait_for(lambda: lb01.run("systemctl is-system-running").stdout.strip() in booted, timeout=90)
+    # Restarted containers may get new addresses from podman: Ansible reaches them by the current ones.
+    fmt = "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}"
+    current = {
+        name: podman("inspect", "--format", fmt, f"{LAB}-{name}").stdout.strip()
+        for name in inventory()["_meta"]["hostvars"]
+    }
+    extra = tmp_path / "addresses.yml"
+    extra.write_text(json.dumps({"all": {"hosts": {name: {"ansible_host": ip} for name, ip in current.items()}}}))
+    proc = run_playbook("site.yml", "-i", str(extra))
+    assert proc.returncode == 0, output(proc)[-4000:]
+    status = host("db-02").check_output("mariadb -e 'SHOW SLAVE STATUS\\G'")
+    assert "Slave_IO_Running: Yes" in status and "Slave_SQL_Running: Yes" in status, status
+    proc, result = health(tmp_path, "-i", str(extra))
+    print("\n" + "\n".join(result.get("table", [])))
+    assert proc.returncode == 0 and result["healthy"], output(proc)[-3000:]
+    assert result["vip_holder"] in LBS
