@@ -28,7 +28,7 @@ filters=$("$bin/ansible-doc" -t filter -l webinfra.distributed)
 lookups=$("$bin/ansible-doc" -t lookup -l webinfra.distributed)
 modules=$("$bin/ansible-doc" -t module -l webinfra.distributed)
 echo "$roles"; echo "$filters"; echo "$lookups"; echo "$modules"
-for role in haproxy nginx_app; do
+for role in haproxy nginx_app stack; do
   grep -q "webinfra.distributed.$role" <<<"$roles" || { echo "build-check: role $role not found by ansible-doc" >&2; exit 1; }
   "$bin/ansible-doc" -t role "webinfra.distributed.$role" >/dev/null
 done

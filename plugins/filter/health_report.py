@@ -117,7 +117,7 @@ def health_report(
     for name in groups.get("all", []):
         hv = hostvars[name]
         facts = hv.get("ansible_facts") or {}
-        entry = {"reached": "mounts" in facts}
+        entry = {"reached": "mounts" in facts, "model": "webinfra_stack" in hv}
         if entry["reached"]:
             entry["disk"] = disk_usage(_plain(facts["mounts"]))
         for key, var in RESULTS.items():

@@ -182,6 +182,10 @@ def build_report(
             rows.append([name, "host", "FAIL", "unreachable"])
             problems.append("%s: unreachable" % name)
             continue
+        if h.get("model") is False:
+            detail = "the stack model could not be computed for it (see the run's first play): not checked"
+            rows.append([name, "stack", "FAIL", detail])
+            problems.append("%s: %s" % (name, detail))
         disk = h.get("disk")
         if disk:
             ok = float(disk["used_percent"]) < float(max_disk_percent)

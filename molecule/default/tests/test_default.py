@@ -1,5 +1,7 @@
 """Behaviour of the seed design: one HAProxy in front of the web servers."""
 
+import json
+
 import pytest
 from labhosts import groups, haproxy_stat, host, http_get, run_playbook, wait_for
 
@@ -76,6 +78,17 @@ def test_nginx_reuses_its_connections_to_the_application(name):
 
 
 @pytest.mark.parametrize("name", WEBS)
+def test_nginx_app_env_set_in_group_vars_reaches_the_running_application(name):
+    """The README's way (nginx_app_env in group_vars/webservers) adds to the database settings
+    the stack computes; both are in the environment of the running application."""
+    h = host(name)
+    pid = h.check_output("systemctl show --property MainPID --value webapp")
+    environ = h.check_output("tr '\\0' '\\n' < /proc/%s/environ", pid).splitlines()
+    assert "APP_GREETING=set-in-group-vars" in environ
+    assert any(line.startswith("DB_WRITE_HOST=") for line in environ)
+
+
+@pytest.mark.parametrize("name", WEBS)
 def test_app_runs_unprivileged_from_an_atomic_release(name):
     h = host(name)
     assert h.user("webapp").shell == "/usr/sbin/nologin"
@@ -129,3 +142,35 @@ def test_static_files_are_served_by_nginx_from_the_release(name):
     assert "served by nginx from the current release" in resp["body"]
     assert "x-served-by" not in resp["headers"]  # the application did not answer
     assert "max-age=3600" in resp["headers"]["cache-control"]
+
+
+@pytest.mark.platform_independent
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        ({"mysql_replication_server_id": 7}, "mysql_replication: duplicate server_id"),
+        ({"webinfra_private_address": "fd00::5"}, "IPv6 private addresses are not supported"),
+        ({"webinfra_app_env": ["A=1"]}, "webinfra_app_env"),
+    ],
+)
+def test_site_refuses_bad_input_before_any_host_is_changed(tmp_path, extra, expected):
+    """Every role's checks run in site.yml's first play: the same run also adds an admin network,
+    which the firewall (the first play that changes hosts) would apply - it must not."""
+    stack = sorted(set(LBS + WEBS))
+
+    def firewall_files():
+        cmd = "find /etc/nftables.conf /etc/nftables.d -type f -exec sha256sum {} + | sort"
+        return {name: host(name).check_output(cmd) for name in stack}
+
+    before = firewall_files()
+    admin = (
+        "{{ [hostvars['lb-01'] | webinfra.distributed.host_address ~ '/32', "
+        "ansible_facts.default_ipv4.gateway ~ '/32', '192.0.2.0/24'] }}"
+    )
+    variables = tmp_path / "extra.json"
+    variables.write_text(json.dumps({**extra, "webinfra_admin_networks": admin}))
+    result = run_playbook("site.yml", "-e", f"@{variables}")
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert expected in " ".join(output.split()), output[-3000:]
+    assert firewall_files() == before

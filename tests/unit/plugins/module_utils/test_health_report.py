@@ -178,13 +178,23 @@ def test_haproxy_without_answer():
 def test_filter_reads_hostvars_and_groups():
     facts = {"mounts": MOUNTS, "all_ipv4_addresses": ["10.0.0.2", "10.0.0.100"]}
     hostvars = {
-        "lb-01": {"ansible_facts": facts, "__health_lb": lb(writer=("UP", "DOWN"))},
-        "db-01": {"ansible_facts": {"mounts": MOUNTS}, "__health_db": primary()},
+        "lb-01": {"ansible_facts": facts, "__health_lb": lb(writer=("UP", "DOWN")), "webinfra_stack": {}},
+        "db-01": {"ansible_facts": {"mounts": MOUNTS}, "__health_db": primary(), "webinfra_stack": {}},
         "db-02": {"ansible_facts": {"mounts": MOUNTS}, "__health_db": replica(pos="0-1-99")},
         "web-01": {},
     }
     groups = {"all": sorted(hostvars), "loadbalancers": ["lb-01"], "db_primary": ["db-01"]}
     r = health_report(hostvars, groups, vip="10.0.0.100", max_disk_percent=95)
     assert r["vip_holder"] == "lb-01"
-    assert r["problems"] == ["web-01: unreachable"]
+    assert r["problems"] == [
+        "db-02: the stack model could not be computed for it (see the run's first play): not checked",
+        "web-01: unreachable",
+    ]
     assert ["db-02", "replica", "ok", "io=yes sql=yes lag=0s gtid_gap=0:1"] in r["checks"]
+
+
+def test_a_reached_host_without_the_stack_model_is_a_problem():
+    r = report(stack(**{"web-01": {"reached": True, "model": False}}))
+    assert r["problems"] == [
+        "web-01: the stack model could not be computed for it (see the run's first play): not checked"
+    ]

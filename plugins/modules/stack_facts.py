@@ -1,0 +1,79 @@
+#!/usr/bin/python
+# Copyright: webinfra maintainers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: stack_facts
+short_description: Compute the stack model - the settings the tiers share - for each host
+version_added: 0.6.0
+author: webinfra maintainers (@webinfra)
+description:
+  - An action that runs on the controller. From the C(webinfra_*) inputs, the inventory's groups
+    and the hosts' private addresses it computes, once per host, the settings several tiers must
+    agree on (groups, addresses, ports, transport to the web servers, the database writer
+    endpoint, this host's firewall openings, the application's environment) and sets them as a
+    fact. The collection's playbooks pass every role its parameters from that fact.
+  - Shared ports take the value the inventory sets for the host that serves them, else the
+    owning role's default (C(mysql_replication_port), C(haproxy_stats_port), ...).
+  - Input that cannot make a working stack fails with a message naming the variable; private
+    addresses must be IPv4 (IPv6 is refused).
+  - Use it through the P(webinfra.distributed.stack#role) role, which documents and validates
+    every input.
+attributes:
+  check_mode:
+    support: full
+    description: Computes on the controller; changes nothing.
+  diff_mode:
+    support: none
+    description: Nothing is changed.
+options:
+  inputs:
+    description:
+      - The C(webinfra_*) inputs (see the P(webinfra.distributed.stack#role) role); missing ones take
+        their defaults.
+    type: dict
+    default: {}
+  fact:
+    description: Name of the fact to set.
+    type: str
+    default: webinfra_stack
+notes:
+  - The fact holds the application's database passwords, so the task's result is hidden once it
+    succeeded (as with C(no_log)); a refusal keeps its message.
+"""
+
+EXAMPLES = r"""
+- name: Compute the stack model
+  webinfra.distributed.stack_facts:
+    inputs:
+      webinfra_vip: 10.0.0.100
+      webinfra_admin_networks: [192.0.2.0/24]
+
+- name: Open this host's stack ports
+  ansible.builtin.include_role:
+    name: webinfra.distributed.firewall
+  vars:
+    firewall_stack_rules: "{{ webinfra_stack.firewall_rules }}"
+"""
+
+RETURN = r"""
+ansible_facts:
+  description: The model, under the name given by O(fact).
+  returned: always
+  type: dict
+  contains:
+    webinfra_stack:
+      description:
+        - C(groups) (the database and monitoring group names), C(hosts) (the members of each
+          tier), C(addresses) (host to private address), C(tiers) (this host's tiers),
+          C(backend) (C(tls), C(port)), C(vip), C(monitoring), C(admin_networks),
+          C(monitoring_ui_networks), C(db) (C(groups), C(port), C(agent_port), C(semisync)),
+          C(db_writer) (C(enabled), C(address), C(port)), C(firewall_rules) (C(port), C(from),
+          C(comment)) and C(app) (C(env), C(packages)).
+      type: dict
+      returned: always
+"""

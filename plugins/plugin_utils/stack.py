@@ -1,0 +1,356 @@
+# Copyright: webinfra maintainers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The stack model: the settings several tiers must agree on, computed once per host.
+
+`build(host, inputs, groups, hostvars, role_defaults)` turns the documented `webinfra_*`
+inputs, the inventory's groups and the hosts' addresses into one structure (groups, addresses,
+ports, transport, writer endpoint, this host's firewall rules, the application's environment)
+from which the playbooks take every role's parameters. Pure Python, no Ansible objects needed:
+`hostvars` is any mapping of host name to a mapping of its variables.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+from ansible_collections.webinfra.distributed.plugins.plugin_utils.network import invalid_networks, known_address
+
+# The documented inputs and their defaults (the stack role's defaults/main.yml and
+# meta/argument_specs.yml say the same; a unit test keeps them in step).
+DEFAULTS = {
+    "webinfra_db_primary_group": "db_primary",
+    "webinfra_db_replica_group": "db_replicas",
+    "webinfra_monitoring": True,
+    "webinfra_monitoring_group": "monitoring",
+    "webinfra_backend_tls": True,
+    "webinfra_backend_port": 0,
+    "webinfra_vip": "",
+    "webinfra_db_writer_endpoint": None,
+    "webinfra_admin_networks": [],
+    "webinfra_monitoring_ui_networks": None,
+    "webinfra_app_db_read_host": "",
+    "webinfra_app_env": {},
+    "webinfra_app_system_packages": [],
+}
+
+# Ports that cross tiers: model key -> (role, variable). The value is the variable where the
+# inventory sets it for the host that serves the port, else the role's default: the role
+# defaults are the one home of these numbers.
+PORTS = {
+    "db": ("mysql_replication", "mysql_replication_port"),
+    "db_agent": ("mysql_replication", "mysql_replication_agent_port"),
+    "db_writer": ("haproxy", "haproxy_db_writer_port"),
+    "haproxy_stats": ("haproxy", "haproxy_stats_port"),
+    "haproxy_metrics": ("haproxy", "haproxy_metrics_port"),
+    "node_exporter": ("exporters", "exporters_node_port"),
+    "nginx_exporter": ("exporters", "exporters_nginx_port"),
+    "mysqld_exporter": ("exporters", "exporters_mysqld_port"),
+    "prometheus": ("monitoring", "monitoring_prometheus_port"),
+    "alertmanager": ("monitoring", "monitoring_alertmanager_port"),
+}
+
+# Database settings the web servers' application needs: read from the primary's variables,
+# else the role default (the passwords have none: the inventory must set them).
+DB_SETTINGS = {
+    "database": ("mysql_replication", "mysql_replication_app_database"),
+    "writer_user": ("mysql_replication", "mysql_replication_app_writer_user"),
+    "writer_password": ("mysql_replication", "mysql_replication_app_writer_password"),
+    "reader_user": ("mysql_replication", "mysql_replication_app_reader_user"),
+    "reader_password": ("mysql_replication", "mysql_replication_app_reader_password"),
+    "semisync": ("mysql_replication", "mysql_replication_semisync"),
+}
+
+DB_SOCKET = "/run/mysqld/mysqld.sock"
+APP_PACKAGES = ["python3-pymysql"]
+
+
+class StackError(ValueError):
+    """Input the stack cannot be built from; the message names the variable."""
+
+
+def _bool(value, name):
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "yes", "on", "1"):
+        return True
+    if text in ("false", "no", "off", "0"):
+        return False
+    raise StackError(f"{name} must be true or false, is {value!r}")
+
+
+def _port(value, name):
+    try:
+        port = int(value)
+    except (TypeError, ValueError):
+        raise StackError(f"{name} must be a port number (1-65535), is {value!r}") from None
+    if not 1 <= port <= 65535:
+        raise StackError(f"{name} must be a port number (1-65535), is {value!r}")
+    return port
+
+
+def _networks(value, name):
+    if value is None:
+        return []
+    if isinstance(value, (str, bytes, dict)):
+        raise StackError(f"{name} must be a list of addresses or CIDR networks, is {value!r}")
+    entries = [str(v) for v in value]
+    bad = invalid_networks(entries)
+    if bad:
+        raise StackError(f"{name} must hold addresses or CIDR networks, not: {', '.join(bad)}")
+    return entries
+
+
+def check_address(host, address, source):
+    """A host's private address must be an IPv4 address (IPv6 is refused with a reason)."""
+    try:
+        parsed = ipaddress.ip_address(str(address))
+    except ValueError:
+        raise StackError(f"{source} of {host} must be an IPv4 address, is {address!r}") from None
+    if parsed.version != 4:
+        raise StackError(
+            f"{source} of {host} is {address}: IPv6 private addresses are not supported (the firewall, "
+            "HAProxy, MariaDB and keepalived settings are written for IPv4); give each host an IPv4 "
+            "address in webinfra_private_address"
+        )
+    return str(parsed)
+
+
+def _members(groups, name):
+    return list(groups.get(name) or [])
+
+
+def _unique(items):
+    out = []
+    for item in items:
+        if item not in out:
+            out.append(item)
+    return out
+
+
+def build(host, inputs, groups, hostvars, role_defaults):  # noqa: C901, PLR0912, PLR0915 - one linear model
+    """The stack model as seen from `host`.
+
+    inputs: the webinfra_* inputs (missing ones take DEFAULTS).
+    groups: inventory group name -> host names.
+    hostvars: host name -> mapping of its variables (inventory, facts).
+    role_defaults: role name -> its defaults/main.yml as a dict.
+    """
+    cfg = dict(DEFAULTS)
+    cfg.update({k: v for k, v in (inputs or {}).items() if k in DEFAULTS})
+    unknown = sorted(set(inputs or {}) - set(DEFAULTS))
+    if unknown:
+        raise StackError(f"unknown stack inputs: {', '.join(unknown)}")
+
+    primary_group = str(cfg["webinfra_db_primary_group"])
+    replica_group = str(cfg["webinfra_db_replica_group"])
+    monitoring_group = str(cfg["webinfra_monitoring_group"])
+    for name in ("webinfra_db_primary_group", "webinfra_db_replica_group", "webinfra_monitoring_group"):
+        if not str(cfg[name]).strip():
+            raise StackError(f"{name} must name an inventory group")
+
+    loadbalancers = _members(groups, "loadbalancers")
+    webservers = _members(groups, "webservers")
+    primaries = _members(groups, primary_group)
+    replicas = _members(groups, replica_group)
+    if len(primaries) > 1:
+        raise StackError(
+            f"the group '{primary_group}' (webinfra_db_primary_group) must hold one host, holds {', '.join(primaries)}"
+        )
+    primary = primaries[0] if primaries else ""
+    db_hosts = _unique(primaries + replicas)
+    monitoring = _bool(cfg["webinfra_monitoring"], "webinfra_monitoring")
+    monitors = _members(groups, monitoring_group)
+    if monitoring and not monitors:
+        raise StackError(
+            f"monitoring is enabled (webinfra_monitoring) but the inventory group '{monitoring_group}' "
+            "(webinfra_monitoring_group) has no host; add one (it may be a load balancer) or set "
+            "webinfra_monitoring: false"
+        )
+    stack_hosts = _unique(loadbalancers + webservers + db_hosts + (monitors if monitoring else []))
+
+    addresses = {}
+    for name in stack_hosts:
+        explicit = (hostvars.get(name) or {}).get("webinfra_private_address")
+        address = known_address(hostvars.get(name) or {})
+        if address is None:
+            raise StackError(f"no address for {name}: set webinfra_private_address for it or gather its facts")
+        addresses[name] = check_address(
+            name, address, "webinfra_private_address" if explicit else "the default route's address"
+        )
+    duplicates = sorted({a for a in addresses.values() if list(addresses.values()).count(a) > 1})
+    if duplicates:
+        shared = {a: [h for h, x in addresses.items() if x == a] for a in duplicates}
+        raise StackError(
+            "hosts share a private address (webinfra_private_address): "
+            + "; ".join(f"{a}: {', '.join(hs)}" for a, hs in shared.items())
+        )
+
+    def setting(owner, role, var):
+        """The variable as the inventory sets it for `owner`, else the role's default."""
+        values = (hostvars.get(owner) or {}) if owner else {}
+        if var in values and values[var] is not None:
+            return values[var]
+        defaults = role_defaults.get(role) or {}
+        if var not in defaults:
+            return None
+        return defaults[var]
+
+    def port(key, owner):
+        role, var = PORTS[key]
+        return _port(setting(owner, role, var), var)
+
+    backend_tls = _bool(cfg["webinfra_backend_tls"], "webinfra_backend_tls")
+    backend_port = cfg["webinfra_backend_port"]
+    backend_port = (443 if backend_tls else 80) if not backend_port or int(backend_port) == 0 else backend_port
+    backend_port = _port(backend_port, "webinfra_backend_port")
+
+    vip = str(cfg["webinfra_vip"] or "").strip()
+    if vip:
+        check_address("the balancers", vip, "webinfra_vip")
+    writer = cfg["webinfra_db_writer_endpoint"]
+    writer = (
+        bool(vip)
+        if writer is None or str(writer).strip().lower() in ("", "auto")
+        else _bool(writer, "webinfra_db_writer_endpoint")
+    )
+    writer = writer and bool(loadbalancers) and bool(primary)
+    if writer:
+        writer_address = vip or addresses[loadbalancers[0]]
+        writer_port = port("db_writer", loadbalancers[0])
+    else:
+        writer_address = addresses.get(primary, "")
+        writer_port = port("db", primary or None)
+
+    admin = _networks(cfg["webinfra_admin_networks"], "webinfra_admin_networks")
+    ui = cfg["webinfra_monitoring_ui_networks"]
+    ui = admin if ui is None else _networks(ui, "webinfra_monitoring_ui_networks")
+
+    in_lb, in_web = host in loadbalancers, host in webservers
+    in_db, in_mon = host in db_hosts, host in monitors
+    db_groups = [primary_group, replica_group]
+
+    # This host's firewall openings beyond its tier's own: sources are inventory groups or networks.
+    rules = []
+    if in_lb:
+        rules.append({"port": port("haproxy_stats", host), "from": admin, "comment": "haproxy-stats"})
+    if in_db:
+        agent_from = [g for g in ["loadbalancers", *db_groups] if g in groups]
+        rules.append({"port": port("db_agent", host), "from": agent_from, "comment": "db-role-agent"})
+        if writer:
+            rules.append({"port": port("db", host), "from": ["loadbalancers"], "comment": "db-writer-endpoint"})
+    if writer and in_lb:
+        rules.append({"port": port("db_writer", host), "from": ["webservers"], "comment": "db-writer-endpoint"})
+    if monitoring and host in stack_hosts:
+        rules.append({"port": port("node_exporter", host), "from": [monitoring_group], "comment": "node-exporter"})
+        if in_lb:
+            rules.append(
+                {"port": port("haproxy_metrics", host), "from": [monitoring_group], "comment": "haproxy-metrics"}
+            )
+        if in_web:
+            rules.append(
+                {"port": port("nginx_exporter", host), "from": [monitoring_group], "comment": "nginx-exporter"}
+            )
+        if in_db:
+            rules.append(
+                {"port": port("mysqld_exporter", host), "from": [monitoring_group], "comment": "mysqld-exporter"}
+            )
+        if in_mon:
+            rules.append({"port": port("prometheus", host), "from": ui, "comment": "prometheus"})
+            rules.append({"port": port("alertmanager", host), "from": ui, "comment": "alertmanager"})
+
+    # The application's environment on a web server: how it reaches the databases, then
+    # webinfra_app_env, then nginx_app_env as the inventory sets it (the most specific wins).
+    app_env = {}
+    if in_web and primary:
+
+        def db(key):
+            role, var = DB_SETTINGS[key]
+            value = setting(primary, role, var)
+            if value is None or value == "":
+                raise StackError(f"{var} is not set (the application's database account); set it in the inventory")
+            return value
+
+        app_env = {
+            "DB_NAME": str(db("database")),
+            "DB_WRITE_HOST": writer_address,
+            "DB_WRITE_PORT": str(writer_port),
+            "DB_WRITE_USER": str(db("writer_user")),
+            "DB_WRITE_PASSWORD": str(db("writer_password")),
+            "DB_READ_USER": str(db("reader_user")),
+            "DB_READ_PASSWORD": str(db("reader_password")),
+        }
+        if host in replicas:
+            app_env["DB_READ_SOCKET"] = DB_SOCKET
+        else:
+            read_host = str(cfg["webinfra_app_db_read_host"] or "") or addresses[(replicas + [primary])[0]]
+            app_env["DB_READ_HOST"] = read_host
+    if in_web:
+        for name, extra in (
+            ("webinfra_app_env", cfg["webinfra_app_env"]),
+            ("nginx_app_env", (hostvars.get(host) or {}).get("nginx_app_env")),
+        ):
+            if extra is None:
+                continue
+            if not isinstance(extra, dict):
+                raise StackError(f"{name} must be a mapping of environment variable names to values")
+            app_env.update({str(k): str(v) for k, v in extra.items()})
+    packages = cfg["webinfra_app_system_packages"] or []
+    if isinstance(packages, (str, bytes, dict)):
+        raise StackError("webinfra_app_system_packages must be a list of Debian package names")
+
+    semisync = setting(primary, *DB_SETTINGS["semisync"]) if primary else False
+    semisync = _bool(True if semisync is None else semisync, "mysql_replication_semisync")
+
+    tiers = [
+        name
+        for name, member in (
+            ("loadbalancers", in_lb),
+            ("webservers", in_web),
+            ("db_primary", host == primary),
+            ("db_replicas", host in replicas),
+            ("monitoring", monitoring and in_mon),
+        )
+        if member
+    ]
+    # Groups the later plays of a playbook target (group_by): no host pattern repeats the logic.
+    play_groups = []
+    if tiers:
+        play_groups.append("webinfra_stack")
+        if monitoring:
+            play_groups.append("webinfra_exporters")
+    if in_db:
+        play_groups.append("webinfra_db")
+    if monitoring and in_mon:
+        play_groups.append("webinfra_monitoring")
+    return {
+        "play_groups": play_groups,
+        # The ports this host serves, as its inventory or the owning role's default sets them.
+        "ports": {key: port(key, host) for key in PORTS},
+        "groups": {"db_primary": primary_group, "db_replicas": replica_group, "monitoring": monitoring_group},
+        "hosts": {
+            "stack": stack_hosts,
+            "loadbalancers": loadbalancers,
+            "webservers": webservers,
+            "db_primary": primary,
+            "db_replicas": replicas,
+            "db": db_hosts,
+            "monitoring": monitors if monitoring else [],
+        },
+        "addresses": addresses,
+        "tiers": tiers,
+        "backend": {"tls": backend_tls, "port": backend_port},
+        "vip": vip,
+        "monitoring": monitoring,
+        "admin_networks": admin,
+        "monitoring_ui_networks": ui,
+        "db": {
+            "groups": db_groups,
+            "port": port("db", primary or None),
+            "agent_port": port("db_agent", primary or None),
+            "semisync": semisync and len(db_hosts) > 1,
+        },
+        "db_writer": {"enabled": writer, "address": writer_address, "port": writer_port},
+        "firewall_rules": rules,
+        "app": {"env": app_env, "packages": _unique(APP_PACKAGES + [str(p) for p in packages])},
+    }

@@ -1,0 +1,224 @@
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ansible_collections.webinfra.distributed.plugins.plugin_utils.stack import (
+    DB_SETTINGS,
+    DEFAULTS,
+    PORTS,
+    StackError,
+    build,
+)
+
+ROOT = Path(__file__).resolve().parents[4]
+
+
+def role_defaults():
+    out = {}
+    for role, _var in list(PORTS.values()) + list(DB_SETTINGS.values()):
+        out.setdefault(role, yaml.safe_load((ROOT / "roles" / role / "defaults" / "main.yml").read_text()))
+    return out
+
+
+SECRETS = {
+    "mysql_replication_app_writer_password": "w-secret",
+    "mysql_replication_app_reader_password": "r-secret",
+}
+
+
+def seed_inventory(**extra):
+    """The seed design: lb-01 (also monitoring), web-01 (primary), web-02 (replica)."""
+    groups = {
+        "all": ["lb-01", "web-01", "web-02", "client"],
+        "loadbalancers": ["lb-01"],
+        "webservers": ["web-01", "web-02"],
+        "db_primary": ["web-01"],
+        "db_replicas": ["web-02"],
+        "monitoring": ["lb-01"],
+        "clients": ["client"],
+    }
+    hostvars = {
+        "lb-01": {"ansible_facts": {"default_ipv4": {"address": "10.0.0.2"}}},
+        "web-01": {"ansible_facts": {"default_ipv4": {"address": "10.0.0.3"}}, **SECRETS},
+        "web-02": {"ansible_facts": {"default_ipv4": {"address": "10.0.0.4"}}, **SECRETS},
+        "client": {"ansible_facts": {"default_ipv4": {"address": "10.0.0.9"}}},
+    }
+    for host, values in extra.items():
+        hostvars[host].update(values)
+    return groups, hostvars
+
+
+def model(host, inputs=None, groups=None, hostvars=None):
+    if groups is None:
+        groups, hostvars = seed_inventory()
+    return build(host, inputs or {}, groups, hostvars, role_defaults())
+
+
+def test_role_defaults_are_the_home_of_the_shared_ports():
+    defaults = role_defaults()
+    for key, (role, var) in PORTS.items():
+        assert isinstance(defaults[role][var], int), f"{role}: {var} must be a literal port ({key})"
+
+
+def test_stack_role_defaults_and_argument_spec_agree_with_the_model():
+    defaults = yaml.safe_load((ROOT / "roles/stack/defaults/main.yml").read_text())
+    assert defaults == DEFAULTS
+    spec = yaml.safe_load((ROOT / "roles/stack/meta/argument_specs.yml").read_text())
+    options = spec["argument_specs"]["main"]["options"]
+    assert set(options) == set(DEFAULTS)
+    for name, option in options.items():
+        assert option.get("default") == DEFAULTS[name], name
+        assert option.get("description"), name
+
+
+def test_seed_design_model():
+    lb, primary, replica, client = model("lb-01"), model("web-01"), model("web-02"), model("client")
+    assert lb["hosts"]["stack"] == ["lb-01", "web-01", "web-02"]
+    assert lb["tiers"] == ["loadbalancers", "monitoring"]
+    assert primary["tiers"] == ["webservers", "db_primary"]
+    assert client["tiers"] == [] and client["play_groups"] == []
+    assert lb["play_groups"] == ["webinfra_stack", "webinfra_exporters", "webinfra_monitoring"]
+    assert primary["play_groups"] == ["webinfra_stack", "webinfra_exporters", "webinfra_db"]
+    assert lb["backend"] == {"tls": True, "port": 443}
+    assert lb["db_writer"] == {"enabled": False, "address": "10.0.0.3", "port": 3306}
+    assert lb["db"] == {"groups": ["db_primary", "db_replicas"], "port": 3306, "agent_port": 3308, "semisync": True}
+    # The primary's web server reads from the first replica; the replica's reads its own socket.
+    assert primary["app"]["env"] == {
+        "DB_NAME": "webapp",
+        "DB_WRITE_HOST": "10.0.0.3",
+        "DB_WRITE_PORT": "3306",
+        "DB_WRITE_USER": "app_writer",
+        "DB_WRITE_PASSWORD": "w-secret",
+        "DB_READ_USER": "app_reader",
+        "DB_READ_PASSWORD": "r-secret",
+        "DB_READ_HOST": "10.0.0.4",
+    }
+    assert replica["app"]["env"]["DB_READ_SOCKET"] == "/run/mysqld/mysqld.sock"
+    assert "DB_READ_HOST" not in replica["app"]["env"]
+    assert lb["app"] == {"env": {}, "packages": ["python3-pymysql"]}
+
+
+def rules(m):
+    return {r["comment"]: (r["port"], r["from"]) for r in m["firewall_rules"]}
+
+
+def test_firewall_rules_per_tier():
+    assert rules(model("lb-01", {"webinfra_admin_networks": ["192.0.2.0/24"]})) == {
+        "haproxy-stats": (8404, ["192.0.2.0/24"]),
+        "node-exporter": (9100, ["monitoring"]),
+        "haproxy-metrics": (8405, ["monitoring"]),
+        "prometheus": (9090, ["192.0.2.0/24"]),
+        "alertmanager": (9093, ["192.0.2.0/24"]),
+    }
+    assert rules(model("web-01")) == {
+        "db-role-agent": (3308, ["loadbalancers", "db_primary", "db_replicas"]),
+        "node-exporter": (9100, ["monitoring"]),
+        "nginx-exporter": (9113, ["monitoring"]),
+        "mysqld-exporter": (9104, ["monitoring"]),
+    }
+    assert model("client")["firewall_rules"] == []
+
+
+def test_vip_turns_on_the_writer_endpoint():
+    inputs = {"webinfra_vip": "10.0.0.100"}
+    web = model("web-01", inputs)
+    assert web["db_writer"] == {"enabled": True, "address": "10.0.0.100", "port": 3307}
+    assert web["app"]["env"]["DB_WRITE_HOST"] == "10.0.0.100" and web["app"]["env"]["DB_WRITE_PORT"] == "3307"
+    assert rules(web)["db-writer-endpoint"] == (3306, ["loadbalancers"])
+    assert rules(model("lb-01", inputs))["db-writer-endpoint"] == (3307, ["webservers"])
+    # Off on request; on without a VIP on request (then on the first balancer's address).
+    assert not model("web-01", {**inputs, "webinfra_db_writer_endpoint": False})["db_writer"]["enabled"]
+    on = model("web-01", {"webinfra_db_writer_endpoint": True})["db_writer"]
+    assert on == {"enabled": True, "address": "10.0.0.2", "port": 3307}
+
+
+def test_ports_come_from_the_inventory_of_the_host_that_serves_them():
+    groups, hostvars = seed_inventory(
+        **{
+            "lb-01": {"haproxy_db_writer_port": 4000, "haproxy_stats_port": 8500},
+            "web-01": {"mysql_replication_port": 3400},
+        }
+    )
+    web = model("web-02", {"webinfra_vip": "10.0.0.100"}, groups, hostvars)
+    assert web["app"]["env"]["DB_WRITE_PORT"] == "4000"
+    assert rules(model("lb-01", {}, groups, hostvars))["haproxy-stats"][0] == 8500
+    assert model("web-02", {}, groups, hostvars)["app"]["env"]["DB_WRITE_PORT"] == "3400"
+
+
+def test_app_env_from_webinfra_app_env_then_nginx_app_env_in_the_inventory():
+    groups, hostvars = seed_inventory(**{"web-01": {"nginx_app_env": {"APP_KEY": "k", "DB_NAME": "other"}}})
+    inputs = {"webinfra_app_env": {"FEATURE": "on", "APP_KEY": "x"}}
+    env = model("web-01", inputs, groups, hostvars)["app"]["env"]
+    assert (env["FEATURE"], env["APP_KEY"], env["DB_NAME"]) == ("on", "k", "other")
+
+
+def test_backend_without_tls_uses_port_80_and_explicit_ports_win():
+    assert model("lb-01", {"webinfra_backend_tls": False})["backend"] == {"tls": False, "port": 80}
+    assert model("lb-01", {"webinfra_backend_port": 8443})["backend"] == {"tls": True, "port": 8443}
+
+
+def test_custom_database_groups_and_no_monitoring():
+    groups, hostvars = seed_inventory()
+    groups["pg"] = groups.pop("db_primary")
+    inputs = {"webinfra_db_primary_group": "pg", "webinfra_monitoring": False}
+    lb = model("lb-01", inputs, groups, hostvars)
+    assert lb["db"]["groups"] == ["pg", "db_replicas"] and lb["hosts"]["db_primary"] == "web-01"
+    assert "monitoring" not in lb["tiers"] and "node-exporter" not in rules(lb)
+    assert rules(model("web-01", inputs, groups, hostvars))["db-role-agent"][1] == [
+        "loadbalancers",
+        "pg",
+        "db_replicas",
+    ]
+
+
+def test_semisync_follows_mysql_replication_semisync():
+    groups, hostvars = seed_inventory(**{"web-01": {"mysql_replication_semisync": False}})
+    assert model("lb-01", {}, groups, hostvars)["db"]["semisync"] is False
+    groups, hostvars = seed_inventory()
+    groups["db_replicas"] = []
+    assert model("lb-01", {}, groups, hostvars)["db"]["semisync"] is False
+
+
+@pytest.mark.parametrize(
+    ("extra", "inputs", "message"),
+    [
+        (
+            {"web-01": {"webinfra_private_address": "fd00::3"}},
+            {},
+            "webinfra_private_address of web-01 is fd00::3: IPv6",
+        ),
+        ({"web-01": {"webinfra_private_address": "web01.example"}}, {}, "webinfra_private_address of web-01 must be"),
+        ({"web-02": {"webinfra_private_address": "10.0.0.3"}}, {}, "hosts share a private address"),
+        ({}, {"webinfra_vip": "fd00::100"}, "webinfra_vip of the balancers is fd00::100: IPv6"),
+        ({}, {"webinfra_admin_networks": ["10.0.0.0/33"]}, "webinfra_admin_networks must hold addresses"),
+        ({}, {"webinfra_admin_networks": "10.0.0.0/8"}, "webinfra_admin_networks must be a list"),
+        ({}, {"webinfra_backend_port": 70000}, "webinfra_backend_port must be a port number"),
+        ({}, {"webinfra_monitoring_group": "nobody"}, "'nobody' (webinfra_monitoring_group) has no host"),
+        ({}, {"webinfra_app_env": ["A=1"]}, "webinfra_app_env must be a mapping"),
+        ({}, {"webinfra_colour": "blue"}, "unknown stack inputs: webinfra_colour"),
+        (
+            {"web-01": {"mysql_replication_app_writer_password": ""}},
+            {},
+            "mysql_replication_app_writer_password is not set",
+        ),
+    ],
+)
+def test_bad_input_names_the_variable(extra, inputs, message):
+    groups, hostvars = seed_inventory(**extra)
+    with pytest.raises(StackError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        build("web-01", inputs, groups, hostvars, role_defaults())
+
+
+def test_two_primaries_refused():
+    groups, hostvars = seed_inventory()
+    groups["db_primary"] = ["web-01", "web-02"]
+    with pytest.raises(StackError, match="must hold one host"):
+        model("lb-01", {}, groups, hostvars)
+
+
+def test_unknown_address_is_refused():
+    groups, hostvars = seed_inventory()
+    hostvars["web-02"] = {}
+    with pytest.raises(StackError, match="no address for web-02"):
+        model("lb-01", {}, groups, hostvars)
