@@ -222,3 +222,14 @@ def test_unknown_address_is_refused():
     hostvars["web-02"] = {}
     with pytest.raises(StackError, match="no address for web-02"):
         model("lb-01", {}, groups, hostvars)
+
+
+def test_role_defaults_agree_with_the_stack_defaults():
+    """A role applied on its own behaves as the stack does: TLS to the web servers on 443."""
+    nginx = yaml.safe_load((ROOT / "roles/nginx_app/defaults/main.yml").read_text())
+    haproxy = yaml.safe_load((ROOT / "roles/haproxy/defaults/main.yml").read_text())
+    firewall = yaml.safe_load((ROOT / "roles/firewall/defaults/main.yml").read_text())
+    assert nginx["nginx_app_tls"] is haproxy["haproxy_backend_tls"] is DEFAULTS["webinfra_backend_tls"] is True
+    assert firewall["firewall_backend_port"] == 443
+    assert "443 if" in nginx["nginx_app_port"] and "443 if" in haproxy["haproxy_backend_port"]
+    assert firewall["firewall_database_port"] == role_defaults()["mysql_replication"]["mysql_replication_port"]
