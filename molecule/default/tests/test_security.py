@@ -266,7 +266,7 @@ def test_bad_certificate_is_refused_before_any_change(tmp_path, cert, key, expec
     extra = tmp_path / "tls.json"
     extra.write_text(json.dumps({"haproxy_tls_certificate": cert, "haproxy_tls_private_key": _pem(key)}))
     result = run_playbook(
-        "molecule/resources/apply_role.yml", "-e", "role=haproxy", "-e", f"target={LBS[0]}", "-e", f"@{extra}"
+        "molecule/resources/apply_role.yml", "-e", "roles=pki,haproxy", "-e", f"target={LBS[0]}", "-e", f"@{extra}"
     )
     output = result.stdout + result.stderr
     assert result.returncode != 0
