@@ -97,7 +97,7 @@ def _networks(value, name):
     entries = [str(v) for v in value]
     bad = invalid_networks(entries)
     if bad:
-        raise StackError(f"{name} must hold addresses or CIDR networks, not: {', '.join(bad)}")
+        raise StackError(f"{name}: not an address or CIDR network: {', '.join(bad)}")
     return entries
 
 
@@ -164,7 +164,7 @@ def build(host, inputs, groups, hostvars, role_defaults):  # noqa: C901, PLR0912
     if monitoring and not monitors:
         raise StackError(
             f"monitoring is enabled (webinfra_monitoring) but the inventory group '{monitoring_group}' "
-            "(webinfra_monitoring_group) has no host; add one (it may be a load balancer) or set "
+            "has no host (webinfra_monitoring_group); add one (it may be a load balancer) or set "
             "webinfra_monitoring: false"
         )
     stack_hosts = _unique(loadbalancers + webservers + db_hosts + (monitors if monitoring else []))

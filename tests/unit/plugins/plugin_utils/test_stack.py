@@ -191,10 +191,10 @@ def test_semisync_follows_mysql_replication_semisync():
         ({"web-01": {"webinfra_private_address": "web01.example"}}, {}, "webinfra_private_address of web-01 must be"),
         ({"web-02": {"webinfra_private_address": "10.0.0.3"}}, {}, "hosts share a private address"),
         ({}, {"webinfra_vip": "fd00::100"}, "webinfra_vip of the balancers is fd00::100: IPv6"),
-        ({}, {"webinfra_admin_networks": ["10.0.0.0/33"]}, "webinfra_admin_networks must hold addresses"),
+        ({}, {"webinfra_admin_networks": ["10.0.0.0/33"]}, "networks: not an address or CIDR network: 10.0.0.0/33"),
         ({}, {"webinfra_admin_networks": "10.0.0.0/8"}, "webinfra_admin_networks must be a list"),
         ({}, {"webinfra_backend_port": 70000}, "webinfra_backend_port must be a port number"),
-        ({}, {"webinfra_monitoring_group": "nobody"}, "'nobody' (webinfra_monitoring_group) has no host"),
+        ({}, {"webinfra_monitoring_group": "nobody"}, "'nobody' has no host (webinfra_monitoring_group)"),
         ({}, {"webinfra_app_env": ["A=1"]}, "webinfra_app_env must be a mapping"),
         ({}, {"webinfra_colour": "blue"}, "unknown stack inputs: webinfra_colour"),
         (
