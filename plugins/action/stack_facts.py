@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import yaml
@@ -15,6 +16,19 @@ from ansible_collections.webinfra.distributed.plugins.plugin_utils.stack import 
 ROLES_DIR = Path(__file__).resolve().parents[2] / "roles"
 
 
+@functools.cache
+def role_defaults():
+    """The variables of PORTS and DB_SETTINGS as the roles' defaults/main.yml set them (literal
+    values: a unit test keeps them so), read once per controller process."""
+    files, out = {}, {}
+    for role, var in [*PORTS.values(), *DB_SETTINGS.values()]:
+        if role not in files:
+            files[role] = yaml.safe_load((ROLES_DIR / role / "defaults" / "main.yml").read_text()) or {}
+        if var in files[role]:
+            out.setdefault(role, {})[var] = files[role][var]
+    return out
+
+
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
     _requires_connection = False
@@ -23,26 +37,6 @@ class ActionModule(ActionBase):
         "inputs": {"type": "dict", "default": {}},
         "fact": {"type": "str", "default": "webinfra_stack"},
     }
-
-    def _role_defaults(self, task_vars):
-        """The variables of PORTS and DB_SETTINGS as the roles' defaults/main.yml set them."""
-        wanted = {}
-        for role, var in list(PORTS.values()) + list(DB_SETTINGS.values()):
-            wanted.setdefault(role, set()).add(var)
-        out = {}
-        for role, names in wanted.items():
-            path = ROLES_DIR / role / "defaults" / "main.yml"
-            data = yaml.safe_load(path.read_text()) or {}
-            values = {}
-            for name in names:
-                if name not in data:
-                    continue
-                value = data[name]
-                if isinstance(value, str) and "{{" in value:
-                    value = self._templar.template(value)
-                values[name] = value
-            out[role] = values
-        return out
 
     def run(self, tmp=None, task_vars=None):
         task_vars = task_vars or {}
@@ -55,7 +49,7 @@ class ActionModule(ActionBase):
                 args["inputs"],
                 task_vars["groups"],
                 task_vars["hostvars"],
-                self._role_defaults(task_vars),
+                role_defaults(),
             )
         except StackError as exc:
             raise AnsibleActionFail(f"stack: {exc}") from exc

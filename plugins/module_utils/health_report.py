@@ -97,7 +97,7 @@ def _judge_replica(name, db, primary_db, max_lag, rows, problems):
         gap = gtid_gap(primary_pos, db.get("gtid", {}).get("replica_pos", ""))
         gap_text = ",".join("%s:%d" % (k, v) for k, v in gap.items()) or "n/a"
     except GtidError as exc:
-        gap, gap_text = {}, "unreadable (%s)" % exc
+        gap_text = "unreadable (%s)" % exc
     lag = r.get("seconds_behind")
     running = bool(r.get("io_running")) and bool(r.get("sql_running"))
     ok = running and lag is not None and lag <= max_lag

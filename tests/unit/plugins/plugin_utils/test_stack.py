@@ -3,6 +3,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from ansible_collections.webinfra.distributed.plugins.action.stack_facts import role_defaults as action_role_defaults
 from ansible_collections.webinfra.distributed.plugins.plugin_utils.stack import (
     DB_SETTINGS,
     DEFAULTS,
@@ -50,15 +51,19 @@ def seed_inventory(**extra):
 
 
 def model(host, inputs=None, groups=None, hostvars=None):
+    """The model as the action computes it (with the roles' defaults it reads)."""
     if groups is None:
         groups, hostvars = seed_inventory()
-    return build(host, inputs or {}, groups, hostvars, role_defaults())
+    return build(host, inputs or {}, groups, hostvars, action_role_defaults())
 
 
 def test_role_defaults_are_the_home_of_the_shared_ports():
     defaults = role_defaults()
     for key, (role, var) in PORTS.items():
         assert isinstance(defaults[role][var], int), f"{role}: {var} must be a literal port ({key})"
+    # The action reads these files without templating: the database settings are literals too.
+    for role, var in DB_SETTINGS.values():
+        assert "{{" not in str(defaults[role].get(var, "")), f"{role}: {var} must be a literal"
 
 
 def test_stack_role_defaults_and_argument_spec_agree_with_the_model():
