@@ -70,7 +70,18 @@ def contains(position, other):
     if _is_mysql(position) or _is_mysql(other):
         return _mysql_contains(parse_mysql(position), parse_mysql(other))
     mine, theirs = parse_mariadb(position), parse_mariadb(other)
-    return all(domain in mine and mine[domain][1] >= seq for domain, (_server, seq) in theirs.items())
+    return all(_mariadb_has(mine.get(domain), server, seq) for domain, (server, seq) in theirs.items())
+
+
+def _mariadb_has(last, server, seq):
+    """Whether a domain whose last GTID is `last` (server, seq) has transaction server-seq.
+
+    A higher sequence number includes a lower one (strict mode: one history per domain). The
+    same sequence number written by two servers is two different transactions: diverged.
+    """
+    if last is None:
+        return False
+    return last[1] > seq or (last[1] == seq and last[0] == server)
 
 
 def compare(a, b):

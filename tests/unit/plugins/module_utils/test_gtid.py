@@ -31,6 +31,8 @@ def test_parse_mariadb_refuses(bad):
         ("0-2-90", "0-1-100", -1),  # the sequence orders a domain, not the server id
         ("0-1-100,1-2-5", "0-1-100", 1),
         ("0-1-100,1-2-5", "0-1-101", None),  # diverged: each has something the other lacks
+        ("0-1-101", "0-2-101", None),  # the same sequence number from two servers: two histories
+        ("0-2-102", "0-1-101", 1),
         ("", "0-1-1", -1),
         (f"{U1}:1-10", f"{U1}:1-5", 1),
         (f"{U1}:1-5,{U2}:1", f"{U1}:1-5", 1),

@@ -1,0 +1,162 @@
+# Copyright: webinfra maintainers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""A small etcd v3 client over etcd's JSON gateway (HTTPS, client certificate), standard library only.
+
+Used by the HA agent on the database hosts (no gRPC library in Debian's python3 packages for
+both releases). etcd 3.4 and 3.5 serve the gateway under /v3/. Keys and values are bytes in
+base64; 64-bit numbers are strings in JSON, and fields equal to zero/false are left out.
+Each call tries the endpoints in turn (the last one that answered first) and raises EtcdError
+when none answered within the timeout.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import base64
+import json
+import ssl
+import urllib.error
+import urllib.request
+
+
+class EtcdError(Exception):
+    """No endpoint answered, or the answer was an error."""
+
+
+def b64(text):
+    if isinstance(text, str):
+        text = text.encode("utf-8")
+    return base64.b64encode(text).decode("ascii")
+
+
+def unb64(text):
+    return base64.b64decode(text or "").decode("utf-8")
+
+
+def prefix_end(prefix):
+    """The range_end that selects every key starting with `prefix` (etcd's convention)."""
+    raw = bytearray(prefix.encode("utf-8"))
+    for i in range(len(raw) - 1, -1, -1):
+        if raw[i] < 0xFF:
+            raw[i] += 1
+            return bytes(raw[: i + 1])
+    return b"\0"
+
+
+def decode_kv(kv):
+    return {
+        "key": unb64(kv.get("key")),
+        "value": unb64(kv.get("value")),
+        "create_revision": int(kv.get("create_revision", 0)),
+        "mod_revision": int(kv.get("mod_revision", 0)),
+        "lease": int(kv.get("lease", 0)),
+    }
+
+
+def put_op(key, value, lease=0):
+    body = {"key": b64(key), "value": b64(value)}
+    if lease:
+        body["lease"] = str(lease)
+    return {"request_put": body}
+
+
+def delete_op(key):
+    return {"request_delete_range": {"key": b64(key)}}
+
+
+def absent(key):
+    """Compare: the key does not exist (its create revision is 0)."""
+    return {"key": b64(key), "result": "EQUAL", "target": "CREATE", "create_revision": "0"}
+
+
+def value_is(key, value):
+    return {"key": b64(key), "result": "EQUAL", "target": "VALUE", "value": b64(value)}
+
+
+class Client:
+    """etcd v3 over HTTPS with a client certificate; `endpoints` are https://host:port URLs."""
+
+    def __init__(self, endpoints, ca_file=None, cert_file=None, key_file=None, timeout=2.0, opener=None):
+        if not endpoints:
+            raise EtcdError("no etcd endpoint given")
+        self.endpoints = list(endpoints)
+        self.timeout = timeout
+        self._opener = opener
+        self._context = None
+        if opener is None and any(e.startswith("https:") for e in self.endpoints):
+            self._context = ssl.create_default_context(cafile=ca_file)
+            if cert_file:
+                self._context.load_cert_chain(cert_file, key_file)
+
+    def _post(self, endpoint, path, body):
+        data = json.dumps(body).encode("utf-8")
+        url = endpoint.rstrip("/") + "/v3/" + path
+        if not url.startswith(("https://", "http://")):
+            raise ValueError("not an http(s) endpoint: %s" % endpoint)
+        request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})  # noqa: S310
+        if self._opener is not None:
+            return self._opener(request, self.timeout)
+        with urllib.request.urlopen(request, timeout=self.timeout, context=self._context) as response:  # noqa: S310
+            return json.loads(response.read().decode("utf-8") or "{}")
+
+    def call(self, path, body):
+        errors = []
+        for endpoint in list(self.endpoints):
+            try:
+                answer = self._post(endpoint, path, body)
+            except urllib.error.HTTPError as exc:
+                detail = exc.read().decode("utf-8", "replace")[:300]
+                errors.append("%s: HTTP %s %s" % (endpoint, exc.code, detail))
+                continue
+            except (OSError, ValueError) as exc:
+                errors.append("%s: %s" % (endpoint, exc))
+                continue
+            if isinstance(answer, dict) and answer.get("error"):
+                errors.append("%s: %s" % (endpoint, answer.get("message") or answer["error"]))
+                continue
+            if endpoint != self.endpoints[0]:
+                self.endpoints.remove(endpoint)
+                self.endpoints.insert(0, endpoint)
+            return answer
+        raise EtcdError("etcd %s failed on every endpoint: %s" % (path, "; ".join(errors)))
+
+    def get_prefix(self, prefix):
+        """(revision, {key: decoded kv}) of every key under `prefix`."""
+        answer = self.call("kv/range", {"key": b64(prefix), "range_end": b64(prefix_end(prefix))})
+        revision = int(answer.get("header", {}).get("revision", 0))
+        return revision, {kv["key"]: kv for kv in (decode_kv(raw) for raw in answer.get("kvs", []))}
+
+    def get(self, key):
+        answer = self.call("kv/range", {"key": b64(key)})
+        kvs = answer.get("kvs") or []
+        return decode_kv(kvs[0]) if kvs else None
+
+    def put(self, key, value, lease=0):
+        body = put_op(key, value, lease)["request_put"]
+        self.call("kv/put", body)
+
+    def delete(self, key):
+        self.call("kv/deleterange", {"key": b64(key)})
+
+    def txn(self, compare, success, failure=None):
+        """True when every comparison held (the success operations ran)."""
+        answer = self.call("kv/txn", {"compare": compare, "success": success, "failure": failure or []})
+        return bool(answer.get("succeeded"))
+
+    def grant(self, ttl):
+        answer = self.call("lease/grant", {"TTL": str(int(ttl))})
+        return int(answer["ID"])
+
+    def keepalive(self, lease):
+        """Seconds the lease has left after renewing it; 0 when it expired (it cannot come back)."""
+        answer = self.call("lease/keepalive", {"ID": str(lease)})
+        result = answer.get("result", answer)
+        return int(result.get("TTL", 0))
+
+    def revoke(self, lease):
+        try:
+            self.call("lease/revoke", {"ID": str(lease)})
+        except EtcdError:
+            # etcd 3.4 also serves it at its older path.
+            self.call("kv/lease/revoke", {"ID": str(lease)})

@@ -1,0 +1,785 @@
+# Copyright: webinfra maintainers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The database HA agent: a leader lease in etcd, self-fencing, automatic failover.
+
+One agent runs on every database host (systemd service webinfra-ha-agent, installed by the
+mysql_replication role). Every `loop_wait` seconds it reads its own server and the cluster's
+keys in etcd, then acts:
+
+- The leader holds the key `<prefix>/leader` under an etcd lease of `ttl` seconds and keeps its
+  server writable only while it renewed the lease within `ttl - fence_margin` seconds; past that
+  deadline it fences itself (client sessions killed, read_only) before the lease can expire for
+  the others. A leader whose server stopped answering releases the key.
+- Every other server is read-only and replicates from the leader, re-pointing when it changes.
+  A server whose GTID position holds transactions the leader lacks does not replicate (errant):
+  it stays read-only and out of the writer pool until it is rebuilt.
+- With no leader, only healthy replicas compete that applied their relay log, lagged at most
+  `max_lag` seconds and were semi-synchronous; each publishes its final position, the most
+  advanced wins through an etcd transaction (ties: the first name), diverged positions refuse.
+  No automatic failover within `failover_window` seconds of the last one, or while paused.
+- Planned switchover: the key `<prefix>/switchover` names the target; the leader fences itself,
+  records its final position and hands over; the target takes the lease once it applied it.
+
+The pure functions at the top decide; the Agent class does the I/O (PyMySQL, etcd's JSON
+gateway, an HTTP endpoint with /primary, /replica, /health, /status and /metrics).
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+try:
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+except ImportError:  # pragma: no cover - Python 2 is not supported by the agent
+    BaseHTTPRequestHandler = object
+    ThreadingHTTPServer = None
+
+from ansible_collections.webinfra.distributed.plugins.module_utils import etcd as etcd_api
+from ansible_collections.webinfra.distributed.plugins.module_utils import gtid, promotion, replication
+
+DEFAULTS = {
+    "cluster": "webinfra",
+    "ttl": 10,
+    "loop_wait": 1,
+    "max_lag": 30,
+    "failover_window": 300,
+    "semisync": True,
+    "socket": "/run/mysqld/mysqld.sock",
+    "listen": "127.0.0.1",
+    "port": 3308,
+    "etcd": None,
+    "peers": {},
+}
+ERRANT_IO_ERRNOS = (1236,)  # the source's binary log lacks what this server has
+
+
+# --- pure decisions (unit-tested) -----------------------------------------------------------
+
+
+def check_config(cfg):
+    """Problems with the timing settings (empty when usable)."""
+    problems = []
+    ttl, loop = float(cfg["ttl"]), float(cfg["loop_wait"])
+    if loop <= 0:
+        problems.append("loop_wait must be above 0, is %s" % cfg["loop_wait"])
+    elif ttl < 3 * loop + 2:
+        problems.append(
+            "ttl (%s s) must be at least 3 x loop_wait + 2 s (%s s): the leader fences itself "
+            "before its lease can expire" % (cfg["ttl"], 3 * loop + 2)
+        )
+    return problems
+
+
+def fence_margin(cfg):
+    """Seconds before the lease could expire at which an unrenewed leader fences itself."""
+    return float(cfg["loop_wait"]) + 1.0
+
+
+def lease_valid(renewed_at, now, cfg):
+    """A leader may stay writable until `ttl - fence_margin` after its last renewal started."""
+    return renewed_at is not None and now < renewed_at + float(cfg["ttl"]) - fence_margin(cfg)
+
+
+def relay_applied(replica):
+    """Whether a replica applied every transaction it received (its relay log is empty of work)."""
+    if replica is None:
+        return True
+    received, applied = replica.get("gtid_io_pos") or "", replica.get("executed_gtid_set") or ""
+    try:
+        return gtid.contains(applied, received)
+    except gtid.GtidError:
+        return False
+
+
+def follow_decision(my_pos, leader_pos):
+    """'follow' when the leader has everything this server has, else 'errant' (with the GTIDs)."""
+    try:
+        if gtid.contains(leader_pos or "", my_pos or ""):
+            return "follow", ""
+    except gtid.GtidError as exc:
+        return "errant", str(exc)
+    return "errant", "this server is at %s, the leader at %s" % (my_pos or "(empty)", leader_pos or "(empty)")
+
+
+def eligibility(db, last_lag, leader_record, cfg, last_failover_age):
+    """(eligible, reason) for this server to compete for leadership when nobody holds it."""
+    if not db.get("ok"):
+        return False, "database not answering"
+    if db.get("errant"):
+        return False, "errant transactions"
+    replica = db.get("replica")
+    if replica is not None:
+        if not replica.get("sql_running") and replica.get("last_sql_error"):
+            return False, "replication SQL thread stopped: %s" % replica["last_sql_error"]
+        if not relay_applied(replica):
+            return False, "relay log not applied yet"
+    if last_lag is None and replica is not None:
+        return False, "lag never measured while the leader was alive"
+    if last_lag is not None and last_lag > float(cfg["max_lag"]):
+        return False, "lagged %s s behind the leader (max_lag %s s)" % (last_lag, cfg["max_lag"])
+    if cfg.get("semisync") and len(cfg.get("members", [])) > 1 and leader_record and not leader_record.get("semisync"):
+        return False, "the last leader ran asynchronously: acknowledged writes may be missing here"
+    if last_failover_age is not None and last_failover_age < float(cfg["failover_window"]):
+        return False, "a failover happened %d s ago (failover_window %s s)" % (
+            last_failover_age,
+            cfg["failover_window"],
+        )
+    return True, ""
+
+
+def choose(me, my_pos, candidates):
+    """'acquire', 'wait' or 'diverged' for `me` among `candidates` ({name: gtid position})."""
+    for name, pos in sorted(candidates.items()):
+        if name == me:
+            continue
+        try:
+            order = gtid.compare(my_pos or "", pos or "")
+        except gtid.GtidError:
+            return "diverged"
+        if order is None:
+            return "diverged"
+        if order < 0 or (order == 0 and name < me):
+            return "wait"
+    return "acquire"
+
+
+# --- the agent ------------------------------------------------------------------------------
+
+
+def log(message):
+    sys.stderr.write(message + "\n")
+    sys.stderr.flush()
+
+
+def sd_notify(message):
+    address = os.environ.get("NOTIFY_SOCKET")
+    if not address:
+        return
+    if address.startswith("@"):
+        address = "\0" + address[1:]
+    try:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        sock.sendto(message.encode("ascii"), address)
+        sock.close()
+    except OSError:
+        pass
+
+
+class Database:
+    """The local server over its socket, as root (unix_socket authentication)."""
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+        self.conn = None
+        self.flavor = None
+
+    def cursor(self):
+        import pymysql  # noqa: PLC0415 - only on the database host
+        import pymysql.cursors  # noqa: PLC0415
+
+        if self.conn is None:
+            self.conn = pymysql.connect(
+                unix_socket=self.cfg["socket"],
+                user="root",
+                autocommit=True,
+                cursorclass=pymysql.cursors.DictCursor,
+                connect_timeout=2,
+                read_timeout=max(5, int(self.cfg["loop_wait"]) * 3),
+                write_timeout=5,
+            )
+            cur = self.conn.cursor()
+            from ansible_collections.webinfra.distributed.plugins.module_utils import mysql_flavor  # noqa: PLC0415
+
+            cur.execute("SELECT VERSION() AS version, @@version_comment AS comment")
+            row = cur.fetchone()
+            self.flavor = mysql_flavor.detect(row["version"], row.get("comment") or "")
+            return cur
+        return self.conn.cursor()
+
+    def close(self):
+        if self.conn is not None:
+            try:
+                self.conn.close()
+            except Exception as exc:  # pylint: disable=broad-except
+                log("closing the database connection: %s" % exc)
+        self.conn = None
+
+    def observe(self):
+        try:
+            cur = self.cursor()
+            cur.execute(
+                "SELECT @@GLOBAL.read_only AS ro, @@GLOBAL.gtid_current_pos AS pos, @@GLOBAL.gtid_binlog_pos AS binlog"
+            )
+            row = cur.fetchone()
+            cur.execute("SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_master_%'")
+            status = {r["Variable_name"].lower(): r["Value"] for r in cur.fetchall()}
+            replica = replication.read_status(cur, self.flavor)
+            return {
+                "ok": True,
+                "read_only": int(row["ro"]) == 1,
+                "gtid": str(row["pos"] or ""),
+                "binlog": str(row["binlog"] or ""),
+                "semisync": str(status.get("rpl_semi_sync_master_status", "OFF")).upper() == "ON",
+                "semisync_clients": int(status.get("rpl_semi_sync_master_clients", 0) or 0),
+                "replica": replica,
+            }
+        except Exception as exc:  # pylint: disable=broad-except
+            self.close()
+            return {"ok": False, "error": str(exc)}
+
+    def fence(self):
+        """Read-only with every client session ended; True when the server confirmed read_only."""
+        cur = self.cursor()
+        for thread in promotion.client_connections(cur):
+            promotion._kill(cur, thread)  # pylint: disable=protected-access
+        cur.execute("SET SESSION lock_wait_timeout = 2")
+        promotion.apply(cur, self.flavor, "read_only", semisync=False)
+        for thread in promotion.client_connections(cur):
+            promotion._kill(cur, thread)  # pylint: disable=protected-access
+        cur.execute("SELECT @@GLOBAL.read_only AS ro")
+        return int(cur.fetchone()["ro"]) == 1
+
+    def promote(self, semisync):
+        cur = self.cursor()
+        return promotion.apply(cur, self.flavor, "primary", semisync=semisync)
+
+    def follow(self, address, fresh_start):
+        cfg, repl = self.cfg, self.cfg["replication"]
+        cur = self.cursor()
+        desired = {
+            "host": address,
+            "port": repl.get("port", 3306),
+            "user": repl["user"],
+            "password": repl["password"],
+            "use_gtid": "slave_pos",
+            "connect_retry": repl.get("connect_retry", 10),
+            "heartbeat_period": repl.get("heartbeat_period", 5),
+            "ssl": repl.get("ssl", False),
+            "ssl_ca": repl.get("ssl_ca"),
+            "ssl_verify_server_cert": repl.get("ssl", False),
+        }
+        if fresh_start:
+            # A former primary: its own binary log is its position (current_pos), not the stale slave_pos.
+            status = replication.read_status(cur, self.flavor)
+            if status is not None and (status["io_running"] or status["sql_running"] or status["io_connecting"]):
+                cur.execute(self.flavor.stop())
+            cur.execute("SET GLOBAL gtid_slave_pos = @@GLOBAL.gtid_current_pos")
+        try:
+            return replication.ensure_replica(cur, self.flavor, desired, wait_timeout=max(2, cfg["loop_wait"]))
+        except replication.ReplicationError as exc:
+            return {"changed": True, "error": str(exc)}
+
+    def stop_replication(self):
+        cur = self.cursor()
+        status = replication.read_status(cur, self.flavor)
+        if status is not None and (status["io_running"] or status["sql_running"] or status["io_connecting"]):
+            cur.execute(self.flavor.stop())
+
+    def wait_applied(self, position, timeout):
+        cur = self.cursor()
+        sql, args = promotion.gtid_wait_statement(self.flavor, position, timeout)
+        cur.execute(sql, args)
+        return int(cur.fetchone()["result"]) == 0
+
+    def last_resort(self):
+        """The server could not be made read-only: stop it (systemd restarts it read-only)."""
+        log("fencing by SQL failed: killing the database server")
+        subprocess.call(["systemctl", "kill", "--signal=SIGKILL", self.cfg.get("service", "mariadb")])  # noqa: S603,S607
+        self.close()
+
+
+class Agent:
+    def __init__(self, cfg, etcd=None, db=None, clock=time.monotonic, wall=time.time):
+        self.cfg = dict(DEFAULTS, **cfg)
+        self.me = self.cfg["name"]
+        self.prefix = "/webinfra/%s/" % self.cfg["cluster"]
+        self.etcd = etcd
+        self.db = db or Database(self.cfg)
+        self.clock, self.wall = clock, wall
+        self.lease = None
+        self.renewed_at = None
+        self.lock = threading.Lock()
+        self.state = {"role": "starting", "leader": None, "db": {"ok": False}, "errant": "", "paused": False}
+        self.counters = {"failovers": 0, "fences": 0, "switchovers": 0}
+        self.last_lag = None
+        self.candidate_since = None
+        self.db_failures = 0
+        self.blocked = ""
+        self.running = True
+
+    # keys
+    def key(self, name):
+        return self.prefix + name
+
+    def record(self, db, **extra):
+        replica = db.get("replica") or {}
+        out = {
+            "name": self.me,
+            "address": self.cfg["address"],
+            "updated": self.wall(),
+            "ok": db.get("ok", False),
+            "read_only": db.get("read_only", True),
+            "gtid": db.get("gtid", ""),
+            "lag": self.last_lag,
+            "semisync": db.get("semisync", False),
+            "replicas": db.get("semisync_clients", 0),
+            "io_running": replica.get("io_running", False),
+            "errant": self.state.get("errant", ""),
+        }
+        out.update(extra)
+        return json.dumps(out, sort_keys=True)
+
+    def publish(self, db, **extra):
+        try:
+            self.etcd.put(self.key("members/" + self.me), self.record(db, **extra))
+        except etcd_api.EtcdError:
+            pass
+
+    def fence(self, reason):
+        db_state = self.state.get("db", {})
+        if db_state.get("ok") and db_state.get("read_only"):
+            return
+        log("fencing: %s" % reason)
+        self.counters["fences"] += 1
+        try:
+            if self.db.fence():
+                return
+        except Exception as exc:  # pylint: disable=broad-except
+            log("fencing by SQL failed: %s" % exc)
+        self.db.last_resort()
+
+    def set_state(self, **values):
+        with self.lock:
+            self.state.update(values)
+
+    # the loop
+    def step(self):
+        now = self.clock()
+        db = self.db.observe()
+        self.set_state(db=db)
+        try:
+            _rev, kvs = self.etcd.get_prefix(self.prefix)
+            etcd_ok = True
+        except etcd_api.EtcdError as exc:
+            kvs, etcd_ok = {}, False
+            self.set_state(etcd_error=str(exc))
+
+        def value(name):
+            kv = kvs.get(self.key(name))
+            if kv is None:
+                return None
+            try:
+                return json.loads(kv["value"])
+            except ValueError:
+                return None
+
+        leader_kv = kvs.get(self.key("leader"))
+        leader = value("leader") if leader_kv else None
+        members = {}
+        for key, kv in kvs.items():
+            if key.startswith(self.key("members/")):
+                try:
+                    members[key.rsplit("/", 1)[1]] = json.loads(kv["value"])
+                except ValueError:
+                    continue
+        paused = value("pause") is not None
+        self.set_state(paused=paused, etcd_ok=etcd_ok)
+
+        if self.lease is not None:
+            return self.lead(now, db, etcd_ok, leader, leader_kv, members, value("switchover"))
+        if not etcd_ok:
+            self.set_state(role="unknown", leader=None)
+            self.fence("etcd unreachable and this server holds no lease")
+            return "no-etcd"
+        if leader is not None and leader.get("name") == self.me:
+            # Our key from before a restart, or from before etcd was unreachable: adopt its lease.
+            try:
+                started = self.clock()
+                if self.etcd.keepalive(leader_kv["lease"]) > 0:
+                    self.lease, self.renewed_at = leader_kv["lease"], started
+                    log("adopted the leader lease %s" % self.lease)
+                    return self.lead(started, db, True, leader, leader_kv, members, value("switchover"))
+            except etcd_api.EtcdError:
+                pass
+            return "adopt-failed"
+        if leader is not None:
+            return self.follow(db, leader, members)
+        return self.compete(db, members, value, paused)
+
+    def lead(self, now, db, etcd_ok, leader, leader_kv, members, switchover):
+        if etcd_ok and (leader is None or leader.get("name") != self.me):
+            self.lease = None
+            self.fence("the leader key is gone or names %s" % (leader or {}).get("name"))
+            self.set_state(role="replica", leader=(leader or {}).get("name"))
+            return "lost"
+        try:
+            started = self.clock()
+            left = self.etcd.keepalive(self.lease)
+            if left > 0:
+                self.renewed_at = started
+            else:
+                self.lease = None
+                self.fence("the leader lease expired")
+                self.set_state(role="replica", leader=None)
+                return "expired"
+        except etcd_api.EtcdError as exc:
+            log("lease renewal failed: %s" % exc)
+        if not lease_valid(self.renewed_at, self.clock(), self.cfg):
+            self.lease = None
+            self.fence("could not renew the leader lease in time")
+            self.set_state(role="replica", leader=None)
+            return "fenced"
+        if not db["ok"]:
+            self.db_failures += 1
+            if self.db_failures >= 2:
+                self.release("the database server does not answer: %s" % db.get("error"))
+                return "released"
+            return "db-down"
+        self.db_failures = 0
+        if switchover and switchover.get("to") not in (None, self.me) and "position" not in switchover:
+            return self.hand_over(switchover, members)
+        others = [name for name in self.cfg.get("members", []) if name != self.me]
+        if db["read_only"] or db.get("replica") is not None:
+            self.db.promote(bool(self.cfg["semisync"]) and bool(others))
+            db = self.db.observe()
+            self.set_state(db=db)
+        self.set_state(role="primary", leader=self.me, errant="")
+        self.publish(db)
+        return "leader"
+
+    def release(self, reason):
+        log("releasing leadership: %s" % reason)
+        try:
+            self.etcd.txn(
+                [etcd_api.value_is(self.key("leader"), self.leader_value())], [etcd_api.delete_op(self.key("leader"))]
+            )
+            self.etcd.revoke(self.lease)
+        except etcd_api.EtcdError:
+            pass
+        self.lease = None
+        try:
+            self.fence(reason)
+        except Exception as exc:  # pylint: disable=broad-except
+            log("fencing after the release failed: %s" % exc)
+        self.set_state(role="replica", leader=None)
+
+    def leader_value(self):
+        return json.dumps({"name": self.me, "address": self.cfg["address"]}, sort_keys=True)
+
+    def hand_over(self, switchover, members):
+        target = switchover["to"]
+        record = members.get(target) or {}
+        fresh = record.get("updated", 0) > self.wall() - 3 * float(self.cfg["ttl"])
+        if not fresh or not record.get("ok") or record.get("errant") or not record.get("io_running"):
+            log("switchover to %s refused: it is not a healthy replicating member" % target)
+            try:
+                self.etcd.delete(self.key("switchover"))
+            except etcd_api.EtcdError:
+                pass
+            return "switchover-refused"
+        log("switchover to %s: fencing, then handing over" % target)
+        self.fence("planned switchover to %s" % target)
+        self.db.stop_replication()
+        final = self.db.observe()
+        hand = dict(switchover, position=final.get("gtid", ""), at=self.wall(), **{"from": self.me})
+        try:
+            self.etcd.txn(
+                [etcd_api.value_is(self.key("leader"), self.leader_value())],
+                [etcd_api.put_op(self.key("switchover"), json.dumps(hand)), etcd_api.delete_op(self.key("leader"))],
+            )
+            self.etcd.revoke(self.lease)
+        except etcd_api.EtcdError as exc:
+            log("switchover hand-over failed: %s" % exc)
+        self.lease = None
+        self.counters["switchovers"] += 1
+        self.set_state(role="replica", leader=None)
+        return "handed-over"
+
+    def follow(self, db, leader, members):
+        self.candidate_since = None
+        name = leader.get("name")
+        self.set_state(role="replica", leader=name)
+        if not db["ok"]:
+            return "db-down"
+        if not db["read_only"]:
+            self.fence("%s holds the leader lease" % name)
+            db = self.db.observe()
+        replica = db.get("replica")
+        address = leader.get("address")
+        pointed = replica is not None and replica.get("source_host") == address
+        if pointed and replica.get("last_io_errno") in ERRANT_IO_ERRNOS:
+            self.db.stop_replication()
+            errant = "the leader's binary log lacks this server's transactions: %s (%s)" % (
+                db["gtid"],
+                replica.get("last_io_error"),
+            )
+            self.set_state(errant=errant)
+        elif not pointed and replica is None and not db["gtid"]:
+            # A new server: the role seeds it first (a dump, or replication from the start).
+            self.set_state(role="new")
+        elif not pointed and not self.state.get("errant"):
+            leader_record = members.get(name) or {}
+            verdict, detail = follow_decision(db["gtid"], leader_record.get("gtid", ""))
+            if verdict == "errant":
+                self.set_state(errant=detail)
+            else:
+                log("replicating from the leader %s (%s)" % (name, address))
+                result = self.db.follow(address, fresh_start=replica is None or not replica.get("source_host"))
+                if result.get("error"):
+                    log("replication from %s: %s" % (name, result["error"]))
+                db = self.db.observe()
+        elif pointed and not self.state.get("errant"):
+            stopped = not (replica.get("io_running") or replica.get("io_connecting")) or not replica.get("sql_running")
+            if stopped and not replica.get("last_sql_error"):
+                self.db.follow(address, fresh_start=False)
+                db = self.db.observe()
+        replica = db.get("replica") or {}
+        if replica.get("io_running") and replica.get("seconds_behind") is not None:
+            self.last_lag = replica["seconds_behind"]
+        self.set_state(db=db)
+        self.publish(db)
+        return "errant" if self.state.get("errant") else "follower"
+
+    def compete(self, db, members, value, paused):
+        self.set_state(role="candidate", leader=None)
+        if db.get("ok") and not db["read_only"]:
+            self.fence("no leader holds the lease")
+            db = self.db.observe()
+        if value("initialized") is None:
+            if self.me == self.cfg.get("bootstrap") and db.get("ok"):
+                return self.acquire(db, {"initialized": json.dumps({"by": self.me, "at": self.wall()})}, "bootstrap")
+            return "waiting-bootstrap"
+        switchover = value("switchover")
+        if switchover and switchover.get("position") is not None and switchover.get("at", 0) > self.wall() - 60:
+            if switchover.get("to") != self.me:
+                return "waiting-switchover"
+            if not self.db.wait_applied(switchover["position"], max(1, int(self.cfg["loop_wait"]))):
+                return "switchover-catching-up"
+            return self.acquire(db, {}, "switchover", delete=["switchover"])
+        if paused:
+            self.blocked = "paused"
+            self.publish(db)
+            return "paused"
+        last = value("last_failover") or {}
+        age = self.wall() - last["at"] if last.get("at") else None
+        leader_record = None
+        previous = value("last_leader")
+        if previous:
+            leader_record = members.get(previous.get("name"))
+        ok, reason = eligibility(db, self.last_lag, leader_record, self.cfg, age)
+        if not ok:
+            self.blocked = reason
+            self.candidate_since = None
+            self.publish(db, candidate=False, blocked=reason)
+            return "ineligible"
+        self.blocked = ""
+        if self.candidate_since is None:
+            # First round: publish the final position; compare in the next round.
+            self.candidate_since = self.wall()
+            self.publish(db, candidate=True)
+            return "candidate"
+        self.publish(db, candidate=True)
+        fresh = self.wall() - 2 * float(self.cfg["loop_wait"]) - 2
+        candidates = {
+            name: rec.get("gtid", "")
+            for name, rec in members.items()
+            if rec.get("candidate") and rec.get("updated", 0) >= fresh
+        }
+        candidates[self.me] = db["gtid"]
+        verdict = choose(self.me, db["gtid"], candidates)
+        if verdict == "diverged":
+            self.blocked = "diverged GTID positions among the candidates: %s" % candidates
+            log(self.blocked)
+            return "diverged"
+        if verdict == "wait":
+            return "not-the-best"
+        extra = {"last_failover": json.dumps({"at": self.wall(), "to": self.me, "from": (previous or {}).get("name")})}
+        return self.acquire(db, extra, "failover")
+
+    def acquire(self, db, extra_puts, why, delete=()):
+        try:
+            lease = self.etcd.grant(self.cfg["ttl"])
+            started = self.clock()
+            ops = [etcd_api.put_op(self.key("leader"), self.leader_value(), lease)]
+            ops.append(etcd_api.put_op(self.key("last_leader"), self.leader_value()))
+            ops += [etcd_api.put_op(self.key(k), v) for k, v in extra_puts.items()]
+            ops += [etcd_api.delete_op(self.key(k)) for k in delete]
+            if not self.etcd.txn([etcd_api.absent(self.key("leader"))], ops):
+                self.etcd.revoke(lease)
+                return "lost-race"
+        except etcd_api.EtcdError as exc:
+            log("could not take the leader key: %s" % exc)
+            return "acquire-failed"
+        self.lease, self.renewed_at = lease, started
+        self.candidate_since = None
+        if why == "failover":
+            self.counters["failovers"] += 1
+        log("took the leader key (%s)" % why)
+        self.db.stop_replication()
+        self.db.promote(bool(self.cfg["semisync"]) and len(self.cfg.get("members", [])) > 1)
+        db = self.db.observe()
+        self.set_state(db=db, role="primary", leader=self.me)
+        self.publish(db)
+        return why
+
+    # HTTP answers
+    def answers(self):
+        with self.lock:
+            state = dict(self.state)
+        db = state.get("db") or {}
+        leading = (
+            self.lease is not None
+            and lease_valid(self.renewed_at, self.clock(), self.cfg)
+            and db.get("ok")
+            and not db.get("read_only")
+        )
+        replica = db.get("replica") or {}
+        lag = replica.get("seconds_behind")
+        is_replica = (
+            db.get("ok")
+            and db.get("read_only")
+            and not state.get("errant")
+            and replica.get("io_running")
+            and replica.get("sql_running")
+            and lag is not None
+            and lag <= float(self.cfg["max_lag"])
+        )
+        return {"primary": bool(leading), "replica": bool(is_replica), "health": bool(db.get("ok")), "state": state}
+
+    def metrics(self):
+        a = self.answers()
+        state, db = a["state"], a["state"].get("db") or {}
+        lines = [
+            "# HELP webinfra_ha_leader 1 while this server holds the leader lease and is writable.",
+            "# TYPE webinfra_ha_leader gauge",
+            "webinfra_ha_leader %d" % a["primary"],
+            "# HELP webinfra_ha_writable 1 while the server is writable (read_only off).",
+            "# TYPE webinfra_ha_writable gauge",
+            "webinfra_ha_writable %d" % (1 if db.get("ok") and not db.get("read_only") else 0),
+            "# HELP webinfra_ha_leader_known 1 while this agent sees a leader in etcd.",
+            "# TYPE webinfra_ha_leader_known gauge",
+            "webinfra_ha_leader_known %d" % (1 if state.get("leader") else 0),
+            "# HELP webinfra_ha_etcd_up 1 while etcd answered the last round.",
+            "# TYPE webinfra_ha_etcd_up gauge",
+            "webinfra_ha_etcd_up %d" % (1 if state.get("etcd_ok") else 0),
+            "# HELP webinfra_ha_errant 1 when this server has transactions the leader lacks.",
+            "# TYPE webinfra_ha_errant gauge",
+            "webinfra_ha_errant %d" % (1 if state.get("errant") else 0),
+            "# HELP webinfra_ha_paused 1 while automatic failover is paused.",
+            "# TYPE webinfra_ha_paused gauge",
+            "webinfra_ha_paused %d" % (1 if state.get("paused") else 0),
+            "# HELP webinfra_ha_failover_blocked 1 while no leader exists and this server may not take over.",
+            "# TYPE webinfra_ha_failover_blocked gauge",
+            "webinfra_ha_failover_blocked %d" % (1 if self.blocked and not state.get("leader") else 0),
+            "# HELP webinfra_ha_semisync_async 1 while this leader has replicas but runs asynchronously.",
+            "# TYPE webinfra_ha_semisync_async gauge",
+            "webinfra_ha_semisync_async %d"
+            % (
+                1
+                if a["primary"]
+                and self.cfg["semisync"]
+                and len(self.cfg.get("members", [])) > 1
+                and not db.get("semisync")
+                else 0
+            ),
+        ]
+        for name, value in sorted(self.counters.items()):
+            lines += [
+                "# HELP webinfra_ha_%s_total %s taken by this agent." % (name, name.capitalize()),
+                "# TYPE webinfra_ha_%s_total counter" % name,
+                "webinfra_ha_%s_total %d" % (name, value),
+            ]
+        return "\n".join(lines) + "\n"
+
+    def run(self):
+        sd_notify("READY=1")
+        while self.running:
+            started = self.clock()
+            try:
+                outcome = self.step()
+                self.set_state(last_step=outcome)
+            except Exception as exc:  # pylint: disable=broad-except
+                log("round failed: %s" % exc)
+                self.db.close()
+                if self.lease is not None and not lease_valid(self.renewed_at, self.clock(), self.cfg):
+                    self.lease = None
+                    self.fence("round failed past the lease deadline")
+            sd_notify("WATCHDOG=1")
+            time.sleep(max(0.05, float(self.cfg["loop_wait"]) - (self.clock() - started)))
+
+
+def make_handler(agent):
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *_args):  # quiet: HAProxy checks every second
+            return
+
+        def do_GET(self):  # noqa: N802 - http.server's name
+            answers = agent.answers()
+            path = self.path.split("?")[0].rstrip("/") or "/"
+            if path == "/metrics":
+                body, code, kind = agent.metrics(), 200, "text/plain; version=0.0.4"
+            elif path in ("/primary", "/replica", "/health"):
+                ok = answers[path[1:]]
+                body, code, kind = (path[1:] if ok else "no") + "\n", 200 if ok else 503, "text/plain"
+            elif path == "/status":
+                body, code, kind = (
+                    json.dumps(answers["state"], sort_keys=True, default=str) + "\n",
+                    200,
+                    "application/json",
+                )
+            else:
+                body, code, kind = "not found\n", 404, "text/plain"
+            data = body.encode("utf-8")
+            self.send_response(code)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+    return Handler
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    path = argv[0] if argv else "/etc/webinfra/ha-agent.json"
+    with open(path) as handle:
+        cfg = dict(DEFAULTS, **json.load(handle))
+    problems = check_config(cfg)
+    if problems:
+        log("webinfra-ha-agent: %s" % "; ".join(problems))
+        return 2
+    tls = cfg["etcd"]
+    client = etcd_api.Client(
+        tls["endpoints"], tls.get("ca"), tls.get("cert"), tls.get("key"), timeout=max(0.5, float(cfg["loop_wait"]))
+    )
+    agent = Agent(cfg, etcd=client)
+    server = ThreadingHTTPServer((cfg["listen"], int(cfg["port"])), make_handler(agent))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+
+    def stop(_signum, _frame):
+        agent.running = False
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    log(
+        "webinfra-ha-agent %s: cluster %s, ttl %s s, loop %s s"
+        % (cfg["name"], cfg["cluster"], cfg["ttl"], cfg["loop_wait"])
+    )
+    agent.run()
+    # Stopping keeps the lease (a restart adopts it) but never leaves a writable server behind:
+    # the lease expires unless the agent comes back.
+    try:
+        agent.fence("the agent stops")
+    except Exception as exc:  # pylint: disable=broad-except
+        log("fencing at stop failed: %s" % exc)
+    server.shutdown()
+    return 0

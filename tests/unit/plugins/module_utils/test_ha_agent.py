@@ -1,0 +1,280 @@
+import json
+
+import pytest
+
+from ansible_collections.webinfra.distributed.plugins.module_utils import etcd as etcd_api
+from ansible_collections.webinfra.distributed.plugins.module_utils import ha_agent as ha
+
+CFG = {"ttl": 10, "loop_wait": 1, "max_lag": 30, "failover_window": 300, "semisync": True}
+
+
+def test_check_config_refuses_a_ttl_without_margin():
+    assert ha.check_config(CFG) == []
+    assert "at least 3 x loop_wait" in ha.check_config(dict(CFG, ttl=4))[0]
+    assert "above 0" in ha.check_config(dict(CFG, loop_wait=0))[0]
+
+
+def test_lease_valid_until_the_fence_margin():
+    assert ha.lease_valid(100.0, 107.9, CFG)
+    assert not ha.lease_valid(100.0, 108.0, CFG)
+    assert not ha.lease_valid(None, 100.0, CFG)
+
+
+def test_relay_applied_and_follow_decision():
+    assert ha.relay_applied({"gtid_io_pos": "0-1-10", "executed_gtid_set": "0-1-10"})
+    assert not ha.relay_applied({"gtid_io_pos": "0-1-11", "executed_gtid_set": "0-1-10"})
+    assert ha.follow_decision("0-1-10", "0-2-12") == ("follow", "")
+    verdict, detail = ha.follow_decision("0-1-12", "0-2-12")
+    assert verdict == "errant" and "0-1-12" in detail
+
+
+@pytest.mark.parametrize(
+    ("db", "lag", "leader", "age", "reason"),
+    [
+        ({"ok": False}, 0, None, None, "not answering"),
+        ({"ok": True, "replica": {"gtid_io_pos": "0-1-5", "executed_gtid_set": "0-1-4"}}, 0, None, None, "relay log"),
+        ({"ok": True, "replica": {}}, 31, None, None, "lagged 31"),
+        ({"ok": True, "replica": {}}, None, None, None, "never measured"),
+        ({"ok": True, "replica": {}}, 0, {"semisync": False}, None, "asynchronously"),
+        ({"ok": True, "replica": {}}, 0, {"semisync": True}, 10, "failover happened"),
+    ],
+)
+def test_eligibility_refusals(db, lag, leader, age, reason):
+    ok, why = ha.eligibility(db, lag, leader, dict(CFG, members=["a", "b"]), age)
+    assert not ok and reason in why
+
+
+def test_choose_most_advanced_then_name():
+    assert ha.choose("b", "0-1-10", {"a": "0-1-9", "b": "0-1-10"}) == "acquire"
+    assert ha.choose("b", "0-1-10", {"a": "0-1-10", "b": "0-1-10"}) == "wait"
+    assert ha.choose("a", "0-1-10", {"a": "0-1-10", "b": "0-1-10"}) == "acquire"
+    assert ha.choose("a", "0-1-10", {"a": "0-1-10", "b": "0-1-11"}) == "wait"
+    assert ha.choose("a", "0-1-10", {"a": "0-1-10", "b": "0-2-10"}) == "diverged"
+
+
+# --- the loop against an in-memory etcd and fake servers ---------------------------------------
+
+
+class Clock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+class FakeEtcd:
+    def __init__(self, clock):
+        self.clock, self.kv, self.leases, self.next, self.up = clock, {}, {}, 1, True
+
+    def _check(self):
+        if not self.up:
+            raise etcd_api.EtcdError("down")
+        for lease, expiry in list(self.leases.items()):
+            if expiry <= self.clock():
+                del self.leases[lease]
+                self.kv = {k: v for k, v in self.kv.items() if v["lease"] != lease}
+
+    def get_prefix(self, prefix):
+        self._check()
+        return 0, {k: dict(v, key=k) for k, v in self.kv.items() if k.startswith(prefix)}
+
+    def put(self, key, value, lease=0):
+        self._check()
+        old = self.kv.get(key)
+        self.kv[key] = {"value": value, "lease": lease, "create_revision": old["create_revision"] if old else 1}
+
+    def delete(self, key):
+        self._check()
+        self.kv.pop(key, None)
+
+    def txn(self, compare, success, failure=None):
+        self._check()
+        for c in compare:
+            key = etcd_api.unb64(c["key"])
+            if c["target"] == "CREATE" and key in self.kv:
+                return False
+            if c["target"] == "VALUE" and (key not in self.kv or self.kv[key]["value"] != etcd_api.unb64(c["value"])):
+                return False
+        for op in success:
+            if "request_put" in op:
+                p = op["request_put"]
+                self.put(etcd_api.unb64(p["key"]), etcd_api.unb64(p["value"]), int(p.get("lease", 0)))
+            else:
+                self.delete(etcd_api.unb64(op["request_delete_range"]["key"]))
+        return True
+
+    def grant(self, ttl):
+        self._check()
+        self.next += 1
+        self.leases[self.next] = self.clock() + ttl
+        return self.next
+
+    def keepalive(self, lease):
+        self._check()
+        if lease not in self.leases:
+            return 0
+        self.leases[lease] = self.clock() + 10
+        return 10
+
+    def revoke(self, lease):
+        self._check()
+        self.leases[lease] = 0
+        self._check()
+
+
+class FakeDb:
+    def __init__(self, name, gtid=""):
+        self.name, self.gtid, self.read_only, self.ok, self.source = name, gtid, True, True, None
+        self.fences = 0
+
+    def observe(self):
+        if not self.ok:
+            return {"ok": False, "error": "down"}
+        replica = None
+        if self.source:
+            replica = {
+                "source_host": self.source,
+                "io_running": True,
+                "sql_running": True,
+                "seconds_behind": 0,
+                "gtid_io_pos": self.gtid,
+                "executed_gtid_set": self.gtid,
+            }
+        return {"ok": True, "read_only": self.read_only, "gtid": self.gtid, "semisync": True, "replica": replica}
+
+    def fence(self):
+        self.read_only = True
+        self.fences += 1
+        return True
+
+    def promote(self, semisync):
+        self.read_only, self.source = False, None
+
+    def follow(self, address, fresh_start):
+        self.source = address
+        return {"changed": True}
+
+    def stop_replication(self):
+        return None
+
+    def wait_applied(self, position, timeout):
+        return True
+
+    def close(self):
+        return None
+
+    def last_resort(self):
+        raise AssertionError("SQL fencing works in these tests")
+
+
+def cluster(names=("db-01", "db-02")):
+    clock = Clock()
+    store = FakeEtcd(clock)
+    agents = {}
+    for name in names:
+        cfg = dict(CFG, name=name, address=name + ".addr", bootstrap=names[0], members=list(names))
+        agents[name] = ha.Agent(cfg, etcd=store, db=FakeDb(name, "0-1-5"), clock=clock, wall=clock)
+    return clock, store, agents
+
+
+def rounds(clock, agents, count, skip=()):
+    for _ in range(count):
+        for name, agent in agents.items():
+            if name not in skip:
+                agent.step()
+        clock.now += 1
+
+
+def writable(agents):
+    return sorted(n for n, a in agents.items() if a.db.ok and not a.db.read_only)
+
+
+def test_bootstrap_then_replica_follows():
+    clock, store, agents = cluster()
+    rounds(clock, agents, 3)
+    assert writable(agents) == ["db-01"]
+    assert agents["db-02"].db.source == "db-01.addr"
+    assert agents["db-01"].answers()["primary"] and not agents["db-02"].answers()["primary"]
+
+
+def test_dead_primary_is_replaced_after_the_lease_and_never_two_writers():
+    clock, store, agents = cluster()
+    rounds(clock, agents, 3)
+    agents["db-01"].db.ok = False  # the host is gone: its agent runs no more rounds
+    for _ in range(20):
+        rounds(clock, agents, 1, skip=("db-01",))
+        assert len([n for n in writable(agents) if n != "db-01"]) <= 1
+    assert writable(agents) == ["db-02"]
+    assert json.loads(store.kv["/webinfra/webinfra/last_failover"]["value"])["to"] == "db-02"
+
+
+def test_isolated_primary_fences_itself_before_anyone_can_take_over():
+    clock, store, agents = cluster()
+    rounds(clock, agents, 3)
+    old = agents["db-01"]
+
+    class Cut:  # db-01 cannot reach etcd; the others can
+        def __getattr__(self, name):
+            raise etcd_api.EtcdError("partitioned")
+
+    old.etcd = Cut()
+    fenced_at = promoted_at = None
+    for _ in range(20):
+        rounds(clock, agents, 1)
+        if fenced_at is None and old.db.read_only:
+            fenced_at = clock.now
+        if promoted_at is None and not agents["db-02"].db.read_only:
+            promoted_at = clock.now
+    assert fenced_at is not None and promoted_at is not None and fenced_at < promoted_at
+
+
+def test_failover_window_blocks_a_second_failover():
+    clock, store, agents = cluster(("db-01", "db-02", "db-03"))
+    rounds(clock, agents, 3)
+    agents["db-01"].db.ok = False
+    rounds(clock, agents, 20, skip=("db-01",))
+    leader = writable(agents)
+    assert len(leader) == 1
+    agents[leader[0]].db.ok = False
+    rounds(clock, agents, 30, skip=("db-01", leader[0]))
+    assert writable({n: a for n, a in agents.items() if n not in ("db-01", leader[0])}) == []
+    survivor = next(a for n, a in agents.items() if n not in ("db-01", leader[0]))
+    assert "failover happened" in survivor.blocked
+    assert "webinfra_ha_failover_blocked 1" in survivor.metrics()
+
+
+def test_returning_primary_with_errant_transactions_stays_out():
+    clock, store, agents = cluster()
+    rounds(clock, agents, 3)
+    agents["db-01"].db.gtid = "0-1-6"  # written after the others saw 0-1-5, never replicated
+    agents["db-01"].db.ok = False
+    rounds(clock, agents, 20, skip=("db-01",))
+    agents["db-02"].db.gtid = "0-2-6"
+    rounds(clock, agents, 1, skip=("db-01",))
+    old = agents["db-01"]
+    old.db.ok, old.db.source, old.db.read_only = True, None, False  # restarted writable by mistake
+    old.lease = None
+    rounds(clock, agents, 3)
+    assert writable(agents) == ["db-02"]
+    assert old.db.source is None and "0-1-6" in old.state["errant"]
+    assert not old.answers()["replica"]
+
+
+def test_switchover_hands_over_to_the_target():
+    clock, store, agents = cluster()
+    rounds(clock, agents, 3)
+    store.put("/webinfra/webinfra/switchover", json.dumps({"to": "db-02"}))
+    rounds(clock, agents, 4)
+    assert writable(agents) == ["db-02"]
+    assert agents["db-01"].db.source == "db-02.addr"
+
+
+def test_paused_cluster_does_not_fail_over():
+    clock, store, agents = cluster()
+    rounds(clock, agents, 3)
+    store.put("/webinfra/webinfra/pause", "{}")
+    agents["db-01"].db.ok = False
+    rounds(clock, agents, 20, skip=("db-01",))
+    assert writable(agents) == []
+    assert agents["db-02"].state["paused"]
