@@ -631,6 +631,22 @@ class Agent:
         self.publish(db)
         return why
 
+    def request(self, path, body):
+        """(HTTP code, answer) for an operator request."""
+        if path == "/pause":
+            self.etcd.put(self.key("pause"), json.dumps({"at": self.wall(), "by": body.get("by", "")}))
+            return 200, {"paused": True}
+        if path == "/resume":
+            self.etcd.delete(self.key("pause"))
+            return 200, {"paused": False}
+        if path == "/switchover":
+            target = body.get("to")
+            if target not in self.cfg.get("members", []) or target == self.state.get("leader"):
+                return 400, {"error": "switchover target must be a database host other than the leader: %r" % target}
+            self.etcd.put(self.key("switchover"), json.dumps({"to": target, "requested": self.wall()}))
+            return 202, {"switchover": target, "leader": self.state.get("leader")}
+        return 404, {"error": "unknown request %s" % path}
+
     # HTTP answers
     def answers(self):
         with self.lock:
@@ -741,6 +757,22 @@ def make_handler(agent):
             data = body.encode("utf-8")
             self.send_response(code)
             self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_POST(self):  # noqa: N802 - http.server's name
+            """Operator requests, written to etcd: /switchover {"to": name}, /pause, /resume."""
+            path = self.path.split("?")[0].rstrip("/")
+            length = int(self.headers.get("Content-Length") or 0)
+            try:
+                body = json.loads(self.rfile.read(length).decode("utf-8") or "{}") if length else {}
+                code, answer = agent.request(path, body)
+            except (ValueError, etcd_api.EtcdError) as exc:
+                code, answer = 503, {"error": str(exc)}
+            data = (json.dumps(answer, sort_keys=True) + "\n").encode("utf-8")
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)

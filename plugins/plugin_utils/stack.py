@@ -22,6 +22,7 @@ DEFAULTS = {
     "webinfra_db_replica_group": "db_replicas",
     "webinfra_monitoring": True,
     "webinfra_monitoring_group": "monitoring",
+    "webinfra_etcd_group": "etcd",
     "webinfra_backend_tls": True,
     "webinfra_backend_port": 0,
     "webinfra_vip": "",
@@ -47,6 +48,8 @@ PORTS = {
     "mysqld_exporter": ("exporters", "exporters_mysqld_port"),
     "prometheus": ("monitoring", "monitoring_prometheus_port"),
     "alertmanager": ("monitoring", "monitoring_alertmanager_port"),
+    "etcd_client": ("etcd", "etcd_client_port"),
+    "etcd_peer": ("etcd", "etcd_peer_port"),
 }
 
 # Database settings the web servers' application needs: read from the primary's variables,
@@ -145,7 +148,13 @@ def build(host, inputs, groups, hostvars, role_defaults):  # noqa: C901, PLR0912
     primary_group = str(cfg["webinfra_db_primary_group"])
     replica_group = str(cfg["webinfra_db_replica_group"])
     monitoring_group = str(cfg["webinfra_monitoring_group"])
-    for name in ("webinfra_db_primary_group", "webinfra_db_replica_group", "webinfra_monitoring_group"):
+    etcd_group = str(cfg["webinfra_etcd_group"])
+    for name in (
+        "webinfra_db_primary_group",
+        "webinfra_db_replica_group",
+        "webinfra_monitoring_group",
+        "webinfra_etcd_group",
+    ):
         if not str(cfg[name]).strip():
             raise StackError(f"{name} must name an inventory group")
 
@@ -167,7 +176,9 @@ def build(host, inputs, groups, hostvars, role_defaults):  # noqa: C901, PLR0912
             "has no host (webinfra_monitoring_group); add one (it may be a load balancer) or set "
             "webinfra_monitoring: false"
         )
-    stack_hosts = _unique(loadbalancers + webservers + db_hosts + (monitors if monitoring else []))
+    # Automatic database failover: when the etcd group has members (the HA agents' consensus store).
+    etcd_hosts = _members(groups, etcd_group) if db_hosts else []
+    stack_hosts = _unique(loadbalancers + webservers + db_hosts + (monitors if monitoring else []) + etcd_hosts)
 
     addresses = {}
     for name in stack_hosts:
@@ -210,7 +221,7 @@ def build(host, inputs, groups, hostvars, role_defaults):  # noqa: C901, PLR0912
         check_address("the balancers", vip, "webinfra_vip")
     writer = cfg["webinfra_db_writer_endpoint"]
     writer = (
-        bool(vip)
+        (bool(vip) or bool(etcd_hosts))
         if writer is None or str(writer).strip().lower() in ("", "auto")
         else _bool(writer, "webinfra_db_writer_endpoint")
     )
@@ -228,6 +239,7 @@ def build(host, inputs, groups, hostvars, role_defaults):  # noqa: C901, PLR0912
 
     in_lb, in_web = host in loadbalancers, host in webservers
     in_db, in_mon = host in db_hosts, host in monitors
+    in_etcd = host in etcd_hosts
     db_groups = [primary_group, replica_group]
 
     # This host's firewall openings beyond its tier's own: sources are inventory groups or networks.
@@ -239,6 +251,9 @@ def build(host, inputs, groups, hostvars, role_defaults):  # noqa: C901, PLR0912
         rules.append({"port": port("db_agent", host), "from": agent_from, "comment": "db-role-agent"})
         if writer:
             rules.append({"port": port("db", host), "from": ["loadbalancers"], "comment": "db-writer-endpoint"})
+    if in_etcd:
+        rules.append({"port": port("etcd_client", host), "from": [etcd_group, *db_groups], "comment": "etcd-client"})
+        rules.append({"port": port("etcd_peer", host), "from": [etcd_group], "comment": "etcd-peer"})
     if writer and in_lb:
         rules.append({"port": port("db_writer", host), "from": ["webservers"], "comment": "db-writer-endpoint"})
     if monitoring and host in stack_hosts:
@@ -310,6 +325,7 @@ def build(host, inputs, groups, hostvars, role_defaults):  # noqa: C901, PLR0912
             ("db_primary", host == primary),
             ("db_replicas", host in replicas),
             ("monitoring", monitoring and in_mon),
+            ("etcd", in_etcd),
         )
         if member
     ]
@@ -319,6 +335,8 @@ def build(host, inputs, groups, hostvars, role_defaults):  # noqa: C901, PLR0912
         play_groups.append("webinfra_stack")
         if monitoring:
             play_groups.append("webinfra_exporters")
+    if in_etcd:
+        play_groups.append("webinfra_etcd")
     if in_db:
         play_groups.append("webinfra_db")
     if monitoring and in_mon:
@@ -327,7 +345,12 @@ def build(host, inputs, groups, hostvars, role_defaults):  # noqa: C901, PLR0912
         "play_groups": play_groups,
         # The ports this host serves, as its inventory or the owning role's default sets them.
         "ports": {key: port(key, host) for key in PORTS},
-        "groups": {"db_primary": primary_group, "db_replicas": replica_group, "monitoring": monitoring_group},
+        "groups": {
+            "db_primary": primary_group,
+            "db_replicas": replica_group,
+            "monitoring": monitoring_group,
+            "etcd": etcd_group,
+        },
         "hosts": {
             "stack": stack_hosts,
             "loadbalancers": loadbalancers,
@@ -336,6 +359,7 @@ def build(host, inputs, groups, hostvars, role_defaults):  # noqa: C901, PLR0912
             "db_replicas": replicas,
             "db": db_hosts,
             "monitoring": monitors if monitoring else [],
+            "etcd": etcd_hosts,
         },
         "addresses": addresses,
         "tiers": tiers,
@@ -351,6 +375,11 @@ def build(host, inputs, groups, hostvars, role_defaults):  # noqa: C901, PLR0912
             "semisync": semisync and len(db_hosts) > 1,
         },
         "db_writer": {"enabled": writer, "address": writer_address, "port": writer_port},
+        # The database HA agents' etcd endpoints (empty: no automatic failover).
+        "etcd": {
+            "enabled": bool(etcd_hosts),
+            "endpoints": [f"https://{addresses[h]}:{port('etcd_client', h)}" for h in etcd_hosts],
+        },
         "firewall_rules": rules,
         "app": {"env": app_env, "packages": _unique(APP_PACKAGES + [str(p) for p in packages])},
     }

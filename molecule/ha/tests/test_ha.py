@@ -1,15 +1,21 @@
 """High availability under bounded load from the client host: the balancer pair's virtual IP,
-a planned switchover of the primary database, and a failover after the primary is killed.
+automatic database failover by the HA agents (leader lease in etcd), self-fencing, and a
+planned switchover through the agents.
 
 Order matters (pytest runs the file top to bottom): bad input first (nothing changes), then
-the balancer failover (lb-01 stays stopped; lb-02 serves the rest), the switchover db-01 ->
-db-02, the failover after db-02 is killed (db-01 promoted), and db-02 restarted read-only.
-Measured windows are printed (pytest -s / the Molecule log) and bounded only loosely here:
-the targets (3 s, 10 s) are reported by `make bench`, not asserted.
+the balancer failover (lb-01 stays stopped; lb-02 serves the rest), the primary db-01 frozen
+(podman pause: it answers nothing, like a dead host, and keeps its address - podman gives a
+restarted container a new one) until db-02 takes over by itself, db-01 resumed (it fences
+itself at once and rejoins as a replica), site.yml with the unchanged inventory (db-02 stays
+the leader), and a switchover back to db-01 through the agents. A sampler reads read_only on
+both database hosts every 200 ms during the failure tests: never two writable.
+Measured windows are printed (pytest -s / the Molecule log) and bounded only loosely here.
 """
 
 import json
 import subprocess
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -175,76 +181,113 @@ def test_stopping_lb_01_moves_the_virtual_ip_to_lb_02(client):
     assert "keepalived-notify" in host("lb-02").check_output("journalctl -t keepalived-notify --no-pager")
 
 
-def test_switchover_under_write_load_loses_no_acknowledged_write(client):
-    with Load(client, "POST", "/api/notes", "sw") as load:
+class Sampler:
+    """read_only of every database host every 200 ms (podman exec: a frozen host fails fast)."""
+
+    def __init__(self, names=("db-01", "db-02")):
+        self.names, self.samples, self.stop = names, [], threading.Event()
+
+    def read(self, name):
+        try:
+            proc = subprocess.run(
+                ["podman", "exec", f"{LAB}-{name}", "timeout", "1", "mariadb", "-NBe", "SELECT @@GLOBAL.read_only"],
+                capture_output=True,
+                text=True,
+                timeout=2,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            return None
+        return proc.stdout.strip() == "0" if proc.returncode == 0 else None
+
+    def loop(self):
+        while not self.stop.is_set():
+            self.samples.append((time.time(), {name: self.read(name) for name in self.names}))
+            time.sleep(0.2)
+
+    def __enter__(self):
+        self.thread = threading.Thread(target=self.loop, daemon=True)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join()
+
+    def double_writable(self):
+        return [t for t, seen in self.samples if sum(1 for v in seen.values() if v) > 1]
+
+    def first(self, name, value):
+        return next((t for t, seen in self.samples if seen.get(name) is value), None)
+
+
+def agent_status(name):
+    address = host(name).check_output("hostname -I").split()[0]
+    read = f"import urllib.request; print(urllib.request.urlopen('http://{address}:3308/status').read().decode())"
+    return json.loads(host(name).check_output(f'python3 -c "{read}"'))
+
+
+def lost_writes(result, leader, prefix):
+    stored = set(sql(leader, f"SELECT body FROM webapp.notes WHERE body LIKE '{prefix}-%'").split())  # noqa: S608
+    return [body for body in result["acked"] if body not in stored]
+
+
+def replicates_from(name, source):
+    status = host(name).check_output("mariadb -e 'SHOW SLAVE STATUS\\G'")
+    address = host(source).check_output("hostname -I").split()[0]
+    return "Slave_IO_Running: Yes" in status and "Slave_SQL_Running: Yes" in status and address in status
+
+
+def test_etcd_cluster_is_healthy_with_client_certificates_only():
+    web = host("web-01")
+    members = ("db-01", "db-02", "web-01")
+    endpoints = ",".join(f"https://{host(n).check_output('hostname -I').split()[0]}:2379" for n in members)
+    tls = "--cacert=/etc/etcd/tls/ca.pem --cert=/etc/etcd/tls/member.pem --key=/etc/etcd/tls/member.key"
+    health = web.run(f"ETCDCTL_API=3 etcdctl --endpoints={endpoints} {tls} endpoint health")
+    assert health.rc == 0 and health.stderr.count("is healthy") + health.stdout.count("is healthy") == 3, health
+    # Without a client certificate etcd refuses.
+    first = endpoints.split(",")[0]
+    refused = web.run(f"ETCDCTL_API=3 etcdctl --endpoints={first} --cacert=/etc/etcd/tls/ca.pem get /x")
+    assert refused.rc != 0
+    assert agent_status("db-02")["leader"] == "db-01"
+
+
+def test_automatic_failover_when_the_primary_freezes(client):
+    with Sampler() as sampler, Load(client, "POST", "/api/notes", "fo") as load:
         wait_for(lambda: False, timeout=3)
-        proc = run_playbook("playbooks/switchover.yml", "-e", "new_primary=db-02")
-        assert proc.returncode == 0, output(proc)[-4000:]
+        frozen_at = time.time()
+        assert podman("pause", f"{LAB}-db-01").returncode == 0
+        assert wait_for(lambda: sampler.first("db-02", True) is not None, timeout=60), sampler.samples[-5:]
+        assert wait_for(lambda: writer_servers().get("db-02") == "UP", timeout=15)
         wait_for(lambda: False, timeout=4)
         result = load.stop()
-    report("Switchover (writes)", result)
+    report("Automatic failover (writes, primary frozen)", result)
+    print(f"db-02 writable {sampler.first('db-02', True) - frozen_at:.1f} s after db-01 froze")
+    assert sampler.double_writable() == []
+    lost = lost_writes(result, "db-02", "fo")
+    assert result["acked"] and lost == [], f"{len(lost)} acknowledged writes lost: {lost[:10]}"
+    assert agent_status("db-02")["leader"] == "db-02"
+
+
+def test_the_resumed_old_primary_fences_itself_and_rejoins_as_a_replica():
+    with Sampler() as sampler:
+        assert podman("unpause", f"{LAB}-db-01").returncode == 0
+        assert wait_for(lambda: sampler.first("db-01", False) is not None, timeout=20), sampler.samples[-5:]
+        assert wait_for(lambda: replicates_from("db-01", "db-02"), timeout=30)
+    assert sampler.double_writable() == [], sampler.double_writable()
     assert writable("db-02") and not writable("db-01")
-    assert wait_for(lambda: writer_servers() == {"db-01": "DOWN", "db-02": "UP"}, timeout=10)
-    stored = set(sql("db-02", "SELECT body FROM webapp.notes WHERE body LIKE 'sw-%'").split())
-    lost = [body for body in result["acked"] if body not in stored]
-    assert result["acked"] and lost == [], f"{len(lost)} acknowledged writes lost: {lost[:10]}"
-    # The old primary replicates from the new one.
-    status = host("db-01").check_output("mariadb -e 'SHOW SLAVE STATUS\\G'")
-    assert "Slave_IO_Running: Yes" in status and "Slave_SQL_Running: Yes" in status, status
+    assert writer_servers().get("db-01") == "DOWN"
+    assert "fencing" in host("db-01").check_output("journalctl -u webinfra-ha-agent --no-pager")
 
 
-def test_failover_after_the_primary_is_killed(client):
-    with Load(client, "POST", "/api/notes", "fo") as load:
-        wait_for(lambda: False, timeout=3)
-        assert podman("kill", f"{LAB}-db-02").returncode == 0
-        proc = run_playbook("playbooks/failover.yml", "-e", "failed_primary=db-02")
-        assert proc.returncode == 0, output(proc)[-4000:]
-        wait_for(lambda: False, timeout=4)
-        result = load.stop()
-    report("Failover (writes)", result)
-    assert writable("db-01")
-    stored = set(sql("db-01", "SELECT body FROM webapp.notes WHERE body LIKE 'fo-%'").split())
-    lost = [body for body in result["acked"] if body not in stored]
-    assert result["acked"] and lost == [], f"{len(lost)} acknowledged writes lost: {lost[:10]}"
-    # Writes after the failover reach the new primary through the endpoint.
-    assert wait_for(lambda: writer_servers().get("db-01") == "UP", timeout=10)
-
-
-def test_the_old_primary_restarted_refuses_writes():
-    assert podman("start", f"{LAB}-db-02").returncode == 0
-    db02 = host("db-02")
-    assert wait_for(lambda: db02.run("systemctl is-active mariadb").stdout.strip() == "active", timeout=90)
-    assert not writable("db-02")
-    denied = db02.run(
-        "mariadb -u app_writer -pmolecule-writer-password webapp -e \"INSERT INTO notes (body) VALUES ('x')\""
-    )
-    assert denied.rc != 0 and "read-only" in denied.stderr, denied.stderr
-    assert writer_servers().get("db-02") == "DOWN"
-
-
-def test_a_restarted_primary_becomes_writable_again_only_when_no_other_host_is():
-    # db-01 is the inventory's primary and, after the failover, the writable one again. Its
-    # boot check asks db-02's agent at the address it had (a restarted container may get
-    # another one from podman: then nobody answers and db-01 must stay read-only).
-    db01 = host("db-01")
-    peers = db01.check_output(". /etc/mysql/webinfra-db-role; echo $WEBINFRA_DB_PEERS")
-    address = podman("inspect", "--format", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", f"{LAB}-db-02")
-    db01.check_output("systemctl restart mariadb")
-    log = db01.run("journalctl -t webinfra-db-boot-role --no-pager").stdout
-    if address.stdout.strip() == peers.strip():
-        assert writable("db-01"), log
-    else:
-        assert not writable("db-01") and "staying read-only" in log, log
-
-
-def test_site_playbook_repairs_the_stack_and_the_health_report_ends_healthy(tmp_path):
-    """The scenario ends healthy: lb-01 is started again and site.yml (the inventory already
-    names db-01 the primary) re-seeds db-02 as its replica; the health report then passes."""
+def test_site_playbook_with_the_original_inventory_keeps_the_leader(tmp_path):
+    """lb-01 is started again; site.yml runs with the inventory still naming db-01 the primary:
+    db-02 stays the only writable server, and the database hosts report no change."""
     assert podman("start", f"{LAB}-lb-01").returncode == 0
     lb01 = host("lb-01")
     booted = ("running", "degraded")
     assert wait_for(lambda: lb01.run("systemctl is-system-running").stdout.strip() in booted, timeout=90)
-    # Restarted containers may get new addresses from podman: Ansible reaches them by the current ones.
+    # Restarted containers get new addresses from podman: Ansible reaches them by the current ones.
     fmt = "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}"
     current = {
         name: podman("inspect", "--format", fmt, f"{LAB}-{name}").stdout.strip()
@@ -254,9 +297,29 @@ def test_site_playbook_repairs_the_stack_and_the_health_report_ends_healthy(tmp_
     extra.write_text(json.dumps({"all": {"hosts": {name: {"ansible_host": ip} for name, ip in current.items()}}}))
     proc = run_playbook("site.yml", "-i", str(extra))
     assert proc.returncode == 0, output(proc)[-4000:]
-    status = host("db-02").check_output("mariadb -e 'SHOW SLAVE STATUS\\G'")
-    assert "Slave_IO_Running: Yes" in status and "Slave_SQL_Running: Yes" in status, status
-    proc, result = health(tmp_path, "-i", str(extra))
+    assert writable("db-02") and not writable("db-01")
+    assert replicates_from("db-01", "db-02")
+    recap = output(proc).split("PLAY RECAP", 1)[1]
+    for name in ("db-01", "db-02"):
+        line = next(x for x in recap.splitlines() if x.startswith(name))
+        assert "changed=0" in line, line
+    pytest.extra = extra
+
+
+def test_switchover_back_through_the_agents_loses_no_acknowledged_write(client, tmp_path):
+    with Sampler() as sampler, Load(client, "POST", "/api/notes", "sw") as load:
+        wait_for(lambda: False, timeout=3)
+        proc = run_playbook("playbooks/switchover.yml", "-e", "new_primary=db-01", "-i", str(pytest.extra))
+        assert proc.returncode == 0, output(proc)[-4000:]
+        wait_for(lambda: False, timeout=4)
+        result = load.stop()
+    report("Switchover through the agents (writes)", result)
+    assert sampler.double_writable() == []
+    assert writable("db-01") and not writable("db-02")
+    assert wait_for(lambda: writer_servers() == {"db-01": "UP", "db-02": "DOWN"}, timeout=10)
+    lost = lost_writes(result, "db-01", "sw")
+    assert result["acked"] and lost == [], f"{len(lost)} acknowledged writes lost: {lost[:10]}"
+    assert wait_for(lambda: replicates_from("db-02", "db-01"), timeout=30)
+    proc, result = health(tmp_path, "-i", str(pytest.extra))
     print("\n" + "\n".join(result.get("table", [])))
     assert proc.returncode == 0 and result["healthy"], output(proc)[-3000:]
-    assert result["vip_holder"] in LBS
