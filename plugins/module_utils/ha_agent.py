@@ -217,12 +217,16 @@ class Database:
         try:
             cur = self.cursor()
             cur.execute(
-                "SELECT @@GLOBAL.read_only AS ro, @@GLOBAL.gtid_current_pos AS pos, @@GLOBAL.gtid_binlog_pos AS binlog"
+                "SELECT @@GLOBAL.read_only AS ro, @@GLOBAL.gtid_current_pos AS pos, "
+                "@@GLOBAL.gtid_binlog_pos AS binlog, @@GLOBAL.gtid_slave_pos AS applied"
             )
             row = cur.fetchone()
             cur.execute("SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_master_%'")
             status = {r["Variable_name"].lower(): r["Value"] for r in cur.fetchall()}
             replica = replication.read_status(cur, self.flavor)
+            if replica is not None:
+                # What the SQL thread applied (SHOW SLAVE STATUS has no such column on every version).
+                replica["executed_gtid_set"] = str(row["applied"] or "")
             return {
                 "ok": True,
                 "read_only": int(row["ro"]) == 1,
@@ -559,6 +563,12 @@ class Agent:
                 return self.acquire(db, {"initialized": json.dumps({"by": self.me, "at": self.wall()})}, "bootstrap")
             return "waiting-bootstrap"
         switchover = value("switchover")
+        if switchover and switchover.get("force") and switchover.get("to") == self.me:
+            # An operator's choice (failover.yml while paused): no eligibility rules, but the relay log first.
+            if not relay_applied((db or {}).get("replica")):
+                return "forced-catching-up"
+            extra = {"last_failover": json.dumps({"at": self.wall(), "to": self.me, "forced": True})}
+            return self.acquire(db, extra, "forced failover", delete=["switchover"])
         if switchover and switchover.get("position") is not None and switchover.get("at", 0) > self.wall() - 60:
             if switchover.get("to") != self.me:
                 return "waiting-switchover"
@@ -576,7 +586,10 @@ class Agent:
         if previous:
             leader_record = members.get(previous.get("name"))
         ok, reason = eligibility(db, self.last_lag, leader_record, self.cfg, age)
+        self.set_state(blocked=reason)
         if not ok:
+            if reason != self.blocked:
+                log("may not take over: %s" % reason)
             self.blocked = reason
             self.candidate_since = None
             self.publish(db, candidate=False, blocked=reason)
@@ -639,6 +652,13 @@ class Agent:
         if path == "/resume":
             self.etcd.delete(self.key("pause"))
             return 200, {"paused": False}
+        if path == "/failover":
+            if self.state.get("leader"):
+                return 409, {"error": "%s holds the leader lease: use a switchover" % self.state.get("leader")}
+            if not self.state.get("paused"):
+                return 409, {"error": "automatic failover is on: pause it (POST /pause) to force a choice"}
+            self.etcd.put(self.key("switchover"), json.dumps({"to": self.me, "force": True, "at": self.wall()}))
+            return 202, {"failover": self.me}
         if path == "/switchover":
             target = body.get("to")
             if target not in self.cfg.get("members", []) or target == self.state.get("leader"):
@@ -755,11 +775,14 @@ def make_handler(agent):
             else:
                 body, code, kind = "not found\n", 404, "text/plain"
             data = body.encode("utf-8")
-            self.send_response(code)
-            self.send_header("Content-Type", kind)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            try:
+                self.send_response(code)
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+            except OSError:
+                return  # the client (a health check) closed the connection first
 
         def do_POST(self):  # noqa: N802 - http.server's name
             """Operator requests, written to etcd: /switchover {"to": name}, /pause, /resume."""

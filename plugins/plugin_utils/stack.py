@@ -248,6 +248,8 @@ def build(host, inputs, groups, hostvars, role_defaults):  # noqa: C901, PLR0912
         rules.append({"port": port("haproxy_stats", host), "from": admin, "comment": "haproxy-stats"})
     if in_db:
         agent_from = [g for g in ["loadbalancers", *db_groups] if g in groups]
+        if etcd_hosts and monitoring:
+            agent_from.append(monitoring_group)
         rules.append({"port": port("db_agent", host), "from": agent_from, "comment": "db-role-agent"})
         if writer:
             rules.append({"port": port("db", host), "from": ["loadbalancers"], "comment": "db-writer-endpoint"})

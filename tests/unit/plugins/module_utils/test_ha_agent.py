@@ -278,3 +278,26 @@ def test_paused_cluster_does_not_fail_over():
     rounds(clock, agents, 20, skip=("db-01",))
     assert writable(agents) == []
     assert agents["db-02"].state["paused"]
+
+
+def test_forced_failover_while_paused():
+    clock, store, agents = cluster()
+    rounds(clock, agents, 3)
+    assert agents["db-02"].request("/failover", {})[0] == 409  # a leader holds the lease
+    store.put("/webinfra/webinfra/pause", "{}")
+    agents["db-01"].db.ok = False
+    rounds(clock, agents, 15, skip=("db-01",))
+    assert writable(agents) == []
+    code, answer = agents["db-02"].request("/failover", {})
+    assert code == 202, answer
+    rounds(clock, agents, 2, skip=("db-01",))
+    assert writable(agents) == ["db-02"]
+    assert "/webinfra/webinfra/switchover" not in store.kv
+
+
+def test_requests_refuse_bad_targets():
+    clock, store, agents = cluster()
+    rounds(clock, agents, 3)
+    assert agents["db-01"].request("/switchover", {"to": "db-01"})[0] == 400
+    assert agents["db-01"].request("/switchover", {"to": "web-01"})[0] == 400
+    assert agents["db-01"].request("/nothing", {})[0] == 404

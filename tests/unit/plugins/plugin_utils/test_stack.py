@@ -238,3 +238,26 @@ def test_role_defaults_agree_with_the_stack_defaults():
     assert firewall["firewall_backend_port"] == 443
     assert "443 if" in nginx["nginx_app_port"] and "443 if" in haproxy["haproxy_backend_port"]
     assert firewall["firewall_database_port"] == role_defaults()["mysql_replication"]["mysql_replication_port"]
+
+
+def test_etcd_group_turns_on_automatic_failover_and_the_writer_endpoint():
+    groups, hostvars = seed_inventory()
+    groups["etcd"] = ["lb-01", "web-01", "web-02"]
+    lb, web = model("lb-01", groups=groups, hostvars=hostvars), model("web-01", groups=groups, hostvars=hostvars)
+    assert lb["etcd"] == {
+        "enabled": True,
+        "endpoints": ["https://10.0.0.2:2379", "https://10.0.0.3:2379", "https://10.0.0.4:2379"],
+    }
+    assert "webinfra_etcd" in lb["play_groups"] and "etcd" in lb["tiers"]
+    # No virtual IP, yet the writes go through the balancer (they follow the leader).
+    assert web["db_writer"] == {"enabled": True, "address": "10.0.0.2", "port": 3307}
+    assert web["app"]["env"]["DB_WRITE_HOST"] == "10.0.0.2"
+    rules = {r["comment"]: r["from"] for r in lb["firewall_rules"]}
+    assert rules["etcd-client"] == ["etcd", "db_primary", "db_replicas"]
+    assert rules["etcd-peer"] == ["etcd"]
+    agent = {r["comment"]: r["from"] for r in web["firewall_rules"]}["db-role-agent"]
+    assert agent == ["loadbalancers", "db_primary", "db_replicas", "monitoring"]
+    # Without the group: no etcd, the writer endpoint only with a virtual IP.
+    plain = model("web-01")
+    assert plain["etcd"] == {"enabled": False, "endpoints": []}
+    assert not plain["db_writer"]["enabled"]
