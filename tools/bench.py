@@ -15,7 +15,10 @@ Steps (each prints its progress and its figures):
                replica hosts (inventories/lab-ha), created and deployed for the step and removed
                after it: seconds without service when the VRRP master's container is stopped
                under load, and the write window and lost acknowledged writes of a switchover
-               under write load (through the writer endpoint)
+               under write load (through the writer endpoint), then automatic database failover
+               (HA agents, leader lease in etcd): the leader frozen (podman pause) under write load,
+               --failover-trials times, with read_only sampled on every database host every 200 ms:
+               write window (median, worst), lost acknowledged writes, samples with two writable
   replication  sysbench oltp_write_only on the primary (60 s, 4 threads) while the replica's lag
                is sampled every second by the webinfra.distributed.replication_info module itself
                (its payload, kept on the replica after one ad hoc run, executed there each second);
@@ -53,6 +56,7 @@ TARGETS = {
     "replication_lag_p99_seconds_max": 1,
     "lb_failover_seconds_max": 3,
     "switchover_write_window_seconds_max": 10,
+    "auto_failover_write_window_seconds_max": 30,
 }
 
 
@@ -399,7 +403,112 @@ def holder(lab: Lab, vip: str) -> str | None:
     return None
 
 
-def bench_ha(inventory: str) -> dict:
+class ReadOnlySampler:
+    """@@read_only of every database host every 200 ms (podman exec fails at once on a frozen host)."""
+
+    def __init__(self, lab: Lab, hosts: list[str]):
+        self.lab, self.hosts, self.samples, self.stop = lab, hosts, [], threading.Event()
+
+    def read(self, host: str) -> bool | None:
+        try:
+            proc = self.lab.sh(host, "timeout 1 mariadb -NBe 'SELECT @@GLOBAL.read_only'", check=False, timeout=2)
+        except subprocess.TimeoutExpired:
+            return None
+        return proc.stdout.strip() == "0" if proc.returncode == 0 else None
+
+    def loop(self) -> None:
+        while not self.stop.is_set():
+            self.samples.append((time.time(), {h: self.read(h) for h in self.hosts}))
+            time.sleep(0.2)
+
+    def __enter__(self):
+        self.thread = threading.Thread(target=self.loop, daemon=True)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join()
+
+    def double_writable(self) -> int:
+        return sum(1 for _t, seen in self.samples if sum(1 for v in seen.values() if v) > 1)
+
+    def first_writable(self, host: str, since: float) -> float | None:
+        return next((t - since for t, seen in self.samples if t >= since and seen.get(host)), None)
+
+
+def agent_leader(lab: Lab, host: str) -> str | None:
+    read = (
+        "import json, urllib.request, subprocess; a = subprocess.check_output(['hostname', '-I']).split()[0].decode(); "
+        "print(json.load(urllib.request.urlopen(f'http://{a}:3308/status', timeout=2)).get('leader') or '')"
+    )
+    script = f"python3 -c {shlex.quote(read)}"
+    proc = lab.sh(host, script, check=False, timeout=10)
+    return proc.stdout.strip() or None if proc.returncode == 0 else None
+
+
+def bench_auto_failover(lab: Lab, vip: str, trials: int) -> dict:
+    """Freeze the leader under write load, `trials` times; the HA agents promote a replica."""
+    dbs = list(dict.fromkeys(lab.groups["db_primary"] + lab.groups["db_replicas"]))
+    window = int(lab.hostvars[dbs[0]].get("mysql_replication_ha_failover_window", 300))
+    runs = []
+    for trial in range(1, trials + 1):
+        leader = next((x for x in (agent_leader(lab, h) for h in dbs) if x), None)
+        if leader is None:
+            raise SystemExit("bench: no database leader before the automatic failover trial")
+        name = f"auto{trial}"
+        log(f"ha: automatic failover {trial}/{trials}: write load, freezing the leader {leader}")
+        writeload(lab, name, "POST", "/api/notes", vip)
+        with ReadOnlySampler(lab, dbs) as sampler:
+            time.sleep(3)
+            frozen = time.time()
+            run(["podman", "pause", lab.container(leader)])
+            deadline = time.time() + 90
+            new = None
+            while time.time() < deadline and new is None:
+                time.sleep(0.5)
+                new = next((h for h in dbs if h != leader and sampler.first_writable(h, frozen) is not None), None)
+            time.sleep(5)
+            res = stop_writeload(lab, name)
+            run(["podman", "unpause", lab.container(leader)])
+            time.sleep(5)
+        if new is None:
+            raise SystemExit(f"bench: no replica took over within 90 s of freezing {leader}")
+        stored = set(
+            lab.sh(new, f"mariadb -N -B -e \"SELECT body FROM webapp.notes WHERE body LIKE '{name}-%'\"").stdout.split()  # noqa: S608
+        )
+        lost = [body for body in res["acked"] if body not in stored]
+        one = {
+            "frozen": leader,
+            "promoted": new,
+            "promoted_after_seconds": round(sampler.first_writable(new, frozen), 1),
+            "write_window_seconds": res["max_gap_s"],
+            "failed_writes": res["failed"],
+            "acknowledged_writes": len(res["acked"]),
+            "lost_acknowledged_writes": len(lost),
+            "double_writable_samples": sampler.double_writable(),
+            "samples": len(sampler.samples),
+        }
+        runs.append(one)
+        log(
+            f"ha: automatic failover {trial}: {one['write_window_seconds']} s without an acknowledged write, "
+            f"{one['promoted']} writable after {one['promoted_after_seconds']} s, {one['lost_acknowledged_writes']} "
+            f"lost of {one['acknowledged_writes']}, {one['double_writable_samples']} samples with two writable"
+        )
+        if trial < trials:
+            log(f"ha: waiting out the anti-flapping window ({window} s) before the next trial")
+            time.sleep(window + 2)
+    windows = sorted(r["write_window_seconds"] or 0 for r in runs)
+    return {
+        "trials": runs,
+        "write_window_median_seconds": windows[len(windows) // 2],
+        "write_window_worst_seconds": windows[-1],
+        "lost_acknowledged_writes": sum(r["lost_acknowledged_writes"] for r in runs),
+        "double_writable_samples": sum(r["double_writable_samples"] for r in runs),
+    }
+
+
+def bench_ha(inventory: str, trials: int = 5) -> dict:  # noqa: PLR0915 - one sequence of measurements
     """Balancer failover and switchover windows on a second lab (inventories/lab-ha), which is
     created, deployed, measured and removed."""
     lab = Lab(inventory)
@@ -464,6 +573,7 @@ def bench_ha(inventory: str) -> dict:
             f"ha: switchover: {res['max_gap_s']} s without an acknowledged write, "
             f"{len(lost)} of {len(res['acked'])} acknowledged writes lost (playbook {playbook_seconds:.1f} s)"
         )
+        out["auto_failover"] = bench_auto_failover(lab, vip, trials)
         return out
     finally:
         log(f"ha: removing {lab.name}")
@@ -645,6 +755,13 @@ def judge(results: dict) -> dict:
         verdict["switchover_window_at_most_10s_0_lost"] = (h["switchover"]["write_window_seconds"] or 0) <= TARGETS[
             "switchover_write_window_seconds_max"
         ] and h["switchover"]["lost_acknowledged_writes"] == 0
+        if "auto_failover" in h:
+            a = h["auto_failover"]
+            verdict["auto_failover_window_at_most_30s_0_lost_never_two_writable"] = (
+                a["write_window_worst_seconds"] <= TARGETS["auto_failover_write_window_seconds_max"]
+                and a["lost_acknowledged_writes"] == 0
+                and a["double_writable_samples"] == 0
+            )
     return verdict
 
 
@@ -722,6 +839,14 @@ def markdown(report: dict) -> str:
             f"{sw['failed_writes']} refused, {sw['lost_acknowledged_writes']} of {sw['acknowledged_writes']} "
             f"acknowledged writes lost; playbook {sw['playbook_seconds']} s |"
         )
+        if "auto_failover" in h:
+            a = h["auto_failover"]
+            lines.append(
+                f"| automatic failover, leader frozen under write load ({len(a['trials'])} trials) | write window "
+                f"median {a['write_window_median_seconds']} s, worst {a['write_window_worst_seconds']} s; "
+                f"{a['lost_acknowledged_writes']} acknowledged writes lost; "
+                f"{a['double_writable_samples']} samples with two writable servers |"
+            )
     lines += ["", "Targets (reported, not asserted):", ""]
     lines += [f"- {k}: {'met' if v else 'NOT met'}" for k, v in report["targets_met"].items()]
     return "\n".join(lines) + "\n"
@@ -737,6 +862,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sysbench-threads", type=int, default=4)
     parser.add_argument("--out", default=str(ROOT / "bench" / "results"))
     parser.add_argument("--ha-inventory", default=str(ROOT / "inventories" / "lab-ha"))
+    parser.add_argument("--failover-trials", type=int, default=5)
     args = parser.parse_args(argv)
     steps = [s for s in args.only.split(",") if s]
     unknown = set(steps) - set(STEPS)
@@ -759,7 +885,7 @@ def main(argv: list[str] | None = None) -> int:
     if "replication" in steps:
         results["replication"] = bench_replication(lab, args.sysbench_seconds, args.sysbench_threads)
     if "ha" in steps:
-        results["ha"] = bench_ha(args.ha_inventory)
+        results["ha"] = bench_ha(args.ha_inventory, args.failover_trials)
     report = {"started": started, "debian": lab.debian, "machine": machine(), "results": results}
     report["targets_met"] = judge(results)
     out = Path(args.out)

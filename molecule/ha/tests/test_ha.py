@@ -23,7 +23,6 @@ from labhosts import (
     PROJECT,
     ca_certificate,
     groups,
-    haproxy_stat,
     host,
     hostvars,
     http_json,
@@ -51,10 +50,11 @@ VIP = vip()
 
 
 def holder():
-    """The balancer holding the virtual IP, or None."""
+    """The balancer holding the virtual IP, or None (through podman: a restarted balancer has a
+    new address that the test inventory does not know)."""
     for name in LBS:
-        state = podman("inspect", "--format", "{{.State.Running}}", f"{LAB}-{name}").stdout.strip()
-        if state == "true" and f"inet {VIP}/32" in host(name).run("ip -o -4 addr show").stdout:
+        proc = podman("exec", f"{LAB}-{name}", "ip", "-o", "-4", "addr", "show")
+        if proc.returncode == 0 and f"inet {VIP}/32" in proc.stdout:
             return name
     return None
 
@@ -116,9 +116,15 @@ def writable(name):
 
 
 def writer_servers():
-    lb = host(holder())
-    rows = [r for r in haproxy_stat(lb) if r["pxname"] == "db_writer"]
-    return {r["svname"]: r["status"] for r in rows if r["svname"] not in ("FRONTEND", "BACKEND")}
+    show = "echo 'show stat' | socat -t 5 stdio UNIX-CONNECT:/run/haproxy/admin.sock"
+    stat = podman("exec", f"{LAB}-{holder()}", "sh", "-c", show).stdout.splitlines()
+    header = stat[0].lstrip("# ").split(",")
+    rows = [dict(zip(header, line.split(","), strict=False)) for line in stat[1:] if line]
+    return {
+        r["svname"]: r["status"]
+        for r in rows
+        if r["pxname"] == "db_writer" and r["svname"] not in ("FRONTEND", "BACKEND")
+    }
 
 
 def test_the_pair_shares_one_virtual_ip_and_the_writer_endpoint_follows_the_primary():
@@ -254,7 +260,57 @@ def test_etcd_cluster_is_healthy_with_client_certificates_only():
     assert agent_status("db-02")["leader"] == "db-01"
 
 
+def pexec(name, *cmd, timeout=20):
+    """A command on a host through podman (works while the host's network is cut)."""
+    return subprocess.run(
+        ["podman", "exec", f"{LAB}-{name}", *cmd], capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def cut(name):
+    """Cut `name` off from every other host (nftables, both directions; loopback stays)."""
+    rules = (
+        "table inet webinfra_cut {\n"
+        "  chain in { type filter hook input priority -10; policy drop; iif lo accept; }\n"
+        "  chain out { type filter hook output priority -10; policy drop; oif lo accept; }\n"
+        "}\n"
+    )
+    proc = subprocess.run(
+        ["podman", "exec", "-i", f"{LAB}-{name}", "nft", "-f", "-"],
+        input=rules,
+        capture_output=True,
+        text=True,
+        timeout=20,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+
+
+def heal(name):
+    assert pexec(name, "nft", "delete table inet webinfra_cut").returncode == 0
+
+
+def metric(name, metric_name):
+    """A metric of the host's HA agent, read on the host itself."""
+    read = (
+        "import urllib.request, subprocess; a = subprocess.check_output(['hostname', '-I']).split()[0].decode(); "
+        "print(urllib.request.urlopen(f'http://{a}:3308/metrics', timeout=2).read().decode())"
+    )
+    text = pexec(name, "python3", "-c", read).stdout
+    return next((float(line.split()[1]) for line in text.splitlines() if line.startswith(metric_name + " ")), None)
+
+
+def pstatus(name):
+    read = (
+        "import urllib.request, subprocess; a = subprocess.check_output(['hostname', '-I']).split()[0].decode(); "
+        "print(urllib.request.urlopen(f'http://{a}:3308/status', timeout=2).read().decode())"
+    )
+    proc = pexec(name, "python3", "-c", read)
+    return json.loads(proc.stdout) if proc.returncode == 0 else {}
+
+
 def test_automatic_failover_when_the_primary_freezes(client):
+    """(a) The primary's host stops answering (frozen): db-02 takes over with no human action."""
     with Sampler() as sampler, Load(client, "POST", "/api/notes", "fo") as load:
         wait_for(lambda: False, timeout=3)
         frozen_at = time.time()
@@ -263,12 +319,13 @@ def test_automatic_failover_when_the_primary_freezes(client):
         assert wait_for(lambda: writer_servers().get("db-02") == "UP", timeout=15)
         wait_for(lambda: False, timeout=4)
         result = load.stop()
+    STATE["failover_at"] = time.time()
     report("Automatic failover (writes, primary frozen)", result)
     print(f"db-02 writable {sampler.first('db-02', True) - frozen_at:.1f} s after db-01 froze")
     assert sampler.double_writable() == []
     lost = lost_writes(result, "db-02", "fo")
     assert result["acked"] and lost == [], f"{len(lost)} acknowledged writes lost: {lost[:10]}"
-    assert agent_status("db-02")["leader"] == "db-02"
+    assert pstatus("db-02")["leader"] == "db-02"
 
 
 def test_the_resumed_old_primary_fences_itself_and_rejoins_as_a_replica():
@@ -279,12 +336,51 @@ def test_the_resumed_old_primary_fences_itself_and_rejoins_as_a_replica():
     assert sampler.double_writable() == [], sampler.double_writable()
     assert writable("db-02") and not writable("db-01")
     assert writer_servers().get("db-01") == "DOWN"
-    assert "fencing" in host("db-01").check_output("journalctl -u webinfra-ha-agent --no-pager")
+
+
+def test_a_second_failure_inside_the_failover_window_waits_and_alerts():
+    """(d) The new leader freezes too, inside mysql_replication_ha_failover_window: db-01 does
+    not take over (blocked, exported for the alert) until the window has passed."""
+    window = int(hostvars("db-01")["mysql_replication_ha_failover_window"])
+    assert podman("pause", f"{LAB}-db-02").returncode == 0
+    try:
+        assert wait_for(lambda: metric("db-01", "webinfra_ha_failover_blocked") == 1, timeout=30)
+        assert "failover happened" in pstatus("db-01").get("blocked", "")
+        assert not writable("db-01")
+        remaining = STATE["failover_at"] + window - time.time()
+        assert remaining > 0, "the test took longer than the window"
+        # After the window db-01 takes over by itself.
+        assert wait_for(lambda: writable("db-01"), timeout=remaining + 30)
+    finally:
+        assert podman("unpause", f"{LAB}-db-02").returncode == 0
+    STATE["failover_at"] = time.time()
+    assert wait_for(lambda: replicates_from("db-02", "db-01"), timeout=40)
+    assert not writable("db-02")
+
+
+def test_a_primary_cut_off_from_every_host_fences_itself_before_a_new_leader_is_writable(client):
+    """(b) db-01 (leader) is cut off by nftables: it turns read-only by itself before db-02
+    becomes writable; after the cut heals it rejoins as a replica."""
+    window = int(hostvars("db-01")["mysql_replication_ha_failover_window"])
+    wait_for(lambda: False, timeout=max(0, STATE["failover_at"] + window + 1 - time.time()))
+    with Sampler() as sampler:
+        cut_at = time.time()
+        cut("db-01")
+        try:
+            assert wait_for(lambda: sampler.first("db-02", True) is not None, timeout=60), sampler.samples[-5:]
+        finally:
+            heal("db-01")
+        assert wait_for(lambda: replicates_from("db-01", "db-02"), timeout=40)
+    STATE["failover_at"] = time.time()
+    fenced, promoted = sampler.first("db-01", False), sampler.first("db-02", True)
+    print(f"\nCut primary: db-01 read-only {fenced - cut_at:.1f} s, db-02 writable {promoted - cut_at:.1f} s later")
+    assert fenced < promoted
+    assert sampler.double_writable() == []
 
 
 def test_site_playbook_with_the_original_inventory_keeps_the_leader(tmp_path):
-    """lb-01 is started again; site.yml runs with the inventory still naming db-01 the primary:
-    db-02 stays the only writable server, and the database hosts report no change."""
+    """(f) lb-01 is started again; site.yml runs with the inventory still naming db-01 the
+    primary: db-02 stays the only writable server and leader; a re-run reports changed=0."""
     assert podman("start", f"{LAB}-lb-01").returncode == 0
     lb01 = host("lb-01")
     booted = ("running", "degraded")
@@ -301,11 +397,63 @@ def test_site_playbook_with_the_original_inventory_keeps_the_leader(tmp_path):
     assert proc.returncode == 0, output(proc)[-4000:]
     assert writable("db-02") and not writable("db-01")
     assert replicates_from("db-01", "db-02")
+    # The first run took lb-01's new address into the firewall rules; a second run changes nothing.
+    proc = run_playbook("site.yml", "-i", str(extra))
+    assert proc.returncode == 0, output(proc)[-4000:]
     recap = output(proc).split("PLAY RECAP", 1)[1]
-    for name in ("db-01", "db-02"):
-        line = next(x for x in recap.splitlines() if x.startswith(name))
-        assert "changed=0" in line, line
+    changed = [line for line in recap.splitlines() if "changed=" in line and "changed=0" not in line]
+    assert changed == [], output(proc)[-4000:]
+    assert writable("db-02") and not writable("db-01")
+    assert pstatus("db-02")["leader"] == "db-02"
     STATE["inventory"] = extra
+
+
+def test_a_replica_cut_off_causes_no_failover(client):
+    """(c) The replica db-01 is cut off for longer than the lease: the leader stays."""
+    with Sampler() as sampler:
+        cut("db-01")
+        try:
+            wait_for(lambda: False, timeout=15)
+        finally:
+            heal("db-01")
+        assert wait_for(lambda: replicates_from("db-01", "db-02"), timeout=40)
+    assert sampler.first("db-02", False) is None, "the leader was read-only at some point"
+    assert sampler.first("db-01", True) is None
+    assert pstatus("db-02")["leader"] == "db-02"
+
+
+def test_one_etcd_member_stopped_leaves_writes_unaffected(client):
+    """(g) web-01's etcd member stops: the quorum (2 of 3) holds the lease, writes go on."""
+    with Load(client, "POST", "/api/notes", "etcd1") as load:
+        wait_for(lambda: False, timeout=2)
+        host("web-01").check_output("systemctl stop etcd")
+        try:
+            wait_for(lambda: False, timeout=15)
+        finally:
+            host("web-01").check_output("systemctl start etcd")
+        result = load.stop()
+    report("One etcd member stopped (writes)", result)
+    assert result["failed"] == 0 and result["max_gap_s"] < 3, result["errors"]
+    assert writable("db-02")
+
+
+def test_etcd_losing_its_quorum_makes_the_leader_fence_itself_until_it_returns(client):
+    """(h) Two of three etcd members stop: the leader cannot renew its lease and turns read-only
+    (no server is writable without a quorum - Patroni's default). When the quorum returns the
+    same leader takes its lease back and writes resume."""
+    with Sampler() as sampler:
+        stopped = time.time()
+        for name in ("web-01", "db-01"):
+            pexec(name, "systemctl", "stop", "etcd")
+        try:
+            assert wait_for(lambda: sampler.first("db-02", False) is not None, timeout=30)
+        finally:
+            for name in ("web-01", "db-01"):
+                pexec(name, "systemctl", "start", "etcd")
+        assert wait_for(lambda: writable("db-02"), timeout=60)
+    print(f"\nQuorum lost: db-02 read-only {sampler.first('db-02', False) - stopped:.1f} s after")
+    assert sampler.double_writable() == [] and not writable("db-01")
+    assert pstatus("db-02")["leader"] == "db-02"
 
 
 def test_switchover_back_through_the_agents_loses_no_acknowledged_write(client, tmp_path):
