@@ -14,14 +14,18 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import base64
+import http.client
 import json
 import ssl
-import urllib.error
-import urllib.request
+import urllib.parse
 
 
 class EtcdError(Exception):
     """No endpoint answered, or the answer was an error."""
+
+
+class EtcdHTTPError(Exception):
+    """An endpoint answered with an HTTP error."""
 
 
 def b64(text):
@@ -91,25 +95,33 @@ class Client:
 
     def _post(self, endpoint, path, body):
         data = json.dumps(body).encode("utf-8")
-        url = endpoint.rstrip("/") + "/v3/" + path
-        if not url.startswith(("https://", "http://")):
+        url = urllib.parse.urlsplit(endpoint.rstrip("/") + "/v3/" + path)
+        if url.scheme not in ("https", "http"):
             raise ValueError("not an http(s) endpoint: %s" % endpoint)
-        request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})  # noqa: S310
         if self._opener is not None:
-            return self._opener(request, self.timeout)
-        with urllib.request.urlopen(request, timeout=self.timeout, context=self._context) as response:  # noqa: S310
-            return json.loads(response.read().decode("utf-8") or "{}")
+            return self._opener(url.geturl(), data, self.timeout)
+        if url.scheme == "https":
+            conn = http.client.HTTPSConnection(
+                url.hostname, url.port or 2379, timeout=self.timeout, context=self._context
+            )
+        else:
+            conn = http.client.HTTPConnection(url.hostname, url.port or 2379, timeout=self.timeout)
+        try:
+            conn.request("POST", url.path, body=data, headers={"Content-Type": "application/json"})
+            response = conn.getresponse()
+            text = response.read().decode("utf-8")
+            if response.status >= 400:
+                raise EtcdHTTPError("HTTP %s %s" % (response.status, text[:300]))
+            return json.loads(text or "{}")
+        finally:
+            conn.close()
 
     def call(self, path, body):
         errors = []
         for endpoint in list(self.endpoints):
             try:
                 answer = self._post(endpoint, path, body)
-            except urllib.error.HTTPError as exc:
-                detail = exc.read().decode("utf-8", "replace")[:300]
-                errors.append("%s: HTTP %s %s" % (endpoint, exc.code, detail))
-                continue
-            except (OSError, ValueError) as exc:
+            except (OSError, ValueError, EtcdHTTPError, http.client.HTTPException) as exc:
                 errors.append("%s: %s" % (endpoint, exc))
                 continue
             if isinstance(answer, dict) and answer.get("error"):

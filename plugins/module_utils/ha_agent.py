@@ -541,11 +541,8 @@ class Agent:
                 if result.get("error"):
                     log("replication from %s: %s" % (name, result["error"]))
                 db = self.db.observe()
-        elif pointed and not self.state.get("errant"):
-            stopped = not (replica.get("io_running") or replica.get("io_connecting")) or not replica.get("sql_running")
-            if stopped and not replica.get("last_sql_error"):
-                self.db.follow(address, fresh_start=False)
-                db = self.db.observe()
+        # Pointed at the leader: threads an operator stopped (or that stopped on an error) are left
+        # alone - MariaDB retries a lost connection by itself.
         replica = db.get("replica") or {}
         if replica.get("io_running") and replica.get("seconds_behind") is not None:
             self.last_lag = replica["seconds_behind"]
@@ -838,3 +835,7 @@ def main(argv=None):
         log("fencing at stop failed: %s" % exc)
     server.shutdown()
     return 0
+
+
+if __name__ == "__main__":  # python3 -m ...ha_agent /etc/webinfra/ha-agent.json (the systemd unit)
+    raise SystemExit(main())

@@ -179,7 +179,7 @@ def cluster(names=("db-01", "db-02")):
 
 
 def rounds(clock, agents, count, skip=()):
-    for _ in range(count):
+    for _round in range(count):
         for name, agent in agents.items():
             if name not in skip:
                 agent.step()
@@ -202,7 +202,7 @@ def test_dead_primary_is_replaced_after_the_lease_and_never_two_writers():
     clock, store, agents = cluster()
     rounds(clock, agents, 3)
     agents["db-01"].db.ok = False  # the host is gone: its agent runs no more rounds
-    for _ in range(20):
+    for _round in range(20):
         rounds(clock, agents, 1, skip=("db-01",))
         assert len([n for n in writable(agents) if n != "db-01"]) <= 1
     assert writable(agents) == ["db-02"]
@@ -220,7 +220,7 @@ def test_isolated_primary_fences_itself_before_anyone_can_take_over():
 
     old.etcd = Cut()
     fenced_at = promoted_at = None
-    for _ in range(20):
+    for _round in range(20):
         rounds(clock, agents, 1)
         if fenced_at is None and old.db.read_only:
             fenced_at = clock.now
