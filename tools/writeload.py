@@ -78,7 +78,9 @@ def main(argv=None):  # noqa: PLR0915 - one linear script
 
     events.sort()
     successes = [t for t, ok in events if ok]
-    gaps = [b - a for a, b in zip(successes, successes[1:], strict=False)]
+    # The last stretch counts too: a load that ends in failures ended in an outage.
+    marks = successes + ([events[-1][0]] if events and successes and events[-1][0] > successes[-1] else [])
+    gaps = [b - a for a, b in zip(marks, marks[1:], strict=False)]
     failures = [t for t, ok in events if not ok]
     print(
         json.dumps(

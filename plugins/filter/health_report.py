@@ -12,9 +12,12 @@ author: webinfra maintainers (@webinfra)
 description:
   - Reads, for every host of the inventory, the results that P(webinfra.distributed.health#playbook)
     registers (C(__health_lb) from M(webinfra.distributed.haproxy_info), C(__health_app) and
-    C(__health_monitoring) from M(webinfra.distributed.health_check), C(__health_db) from
+    C(__health_monitoring) from M(webinfra.distributed.health_check), C(__health_ha), the HA
+    agent's C(/status) read by M(ansible.builtin.uri), C(__health_db) from
     M(webinfra.distributed.replication_info)) and the C(mounts) and C(all_ipv4_addresses) facts,
     and returns one report.
+  - With the HA agents, every agent must see the same leader (the reference GTID position is the
+    leader's) and none may hold errant transactions; a paused cluster is shown as PAUSED.
   - A host without gathered facts is reported unreachable. Every HAProxy server must be UP, except
     in the writer endpoint's backend, which is healthy with exactly one server UP (the writable
     primary; the read-only servers are DOWN there by design). A replica must run both threads
@@ -92,6 +95,7 @@ RESULTS = {
     "app": "__health_app",
     "monitoring": "__health_monitoring",
     "db": "__health_db",
+    "ha": "__health_ha",
 }
 
 

@@ -100,6 +100,21 @@ def relay_applied(replica):
         return False
 
 
+def replica_lag(db, leader_pos, previous):
+    """Seconds this replica lags the leader: 0 when it has the leader's last published position
+    (Seconds_Behind_Master stays high on an idle replica after a reconnection), else
+    Seconds_Behind_Master while the IO thread runs, else the previous figure."""
+    replica = db.get("replica") or {}
+    try:
+        if leader_pos is not None and db.get("ok") and gtid.contains(db.get("gtid") or "", leader_pos):
+            return 0
+    except gtid.GtidError:
+        pass
+    if replica.get("io_running") and replica.get("seconds_behind") is not None:
+        return replica["seconds_behind"]
+    return previous
+
+
 def follow_decision(my_pos, leader_pos):
     """'follow' when the leader has everything this server has, else 'errant' (with the GTIDs)."""
     try:
@@ -252,8 +267,16 @@ class Database:
         cur.execute("SELECT @@GLOBAL.read_only AS ro")
         return int(cur.fetchone()["ro"]) == 1
 
+    def kill_io_threads(self, cur):
+        """End the replication IO thread at once: STOP SLAVE waits while it is blocked reading
+        from a primary that stopped answering (up to slave_net_timeout)."""
+        cur.execute("SELECT ID AS id FROM information_schema.PROCESSLIST WHERE COMMAND = 'Slave_IO'")
+        for row in cur.fetchall() or []:
+            promotion._kill(cur, row["id"])  # pylint: disable=protected-access
+
     def promote(self, semisync):
         cur = self.cursor()
+        self.kill_io_threads(cur)
         return promotion.apply(cur, self.flavor, "primary", semisync=semisync)
 
     def follow(self, address, fresh_start):
@@ -284,6 +307,7 @@ class Database:
 
     def stop_replication(self):
         cur = self.cursor()
+        self.kill_io_threads(cur)
         status = replication.read_status(cur, self.flavor)
         if status is not None and (status["io_running"] or status["sql_running"] or status["io_connecting"]):
             cur.execute(self.flavor.stop())
@@ -302,12 +326,17 @@ class Database:
 
 
 class Agent:
-    def __init__(self, cfg, etcd=None, db=None, clock=time.monotonic, wall=time.time):
+    def __init__(self, cfg, etcd=None, db=None, clock=time.monotonic, wall=time.time, keeper_etcd=None, fence_db=None):
         self.cfg = dict(DEFAULTS, **cfg)
         self.me = self.cfg["name"]
         self.prefix = "/webinfra/%s/" % self.cfg["cluster"]
         self.etcd = etcd
         self.db = db or Database(self.cfg)
+        # The lease is renewed, and its deadline enforced, by a thread of its own with its own etcd
+        # client and database connection: a round blocked in a slow statement (a promotion waiting
+        # on a dead primary's connection) neither lets the lease lapse nor delays the fencing.
+        self.keeper_etcd = keeper_etcd or etcd
+        self.fence_db = fence_db or self.db
         self.clock, self.wall = clock, wall
         self.lease = None
         self.renewed_at = None
@@ -348,18 +377,20 @@ class Agent:
         except etcd_api.EtcdError:
             pass
 
-    def fence(self, reason):
+    def fence(self, reason, db=None):
+        db = db or self.db
         db_state = self.state.get("db", {})
         if db_state.get("ok") and db_state.get("read_only"):
             return
         log("fencing: %s" % reason)
         self.counters["fences"] += 1
         try:
-            if self.db.fence():
+            if db.fence():
+                self.set_state(db=dict(db_state, read_only=True))
                 return
         except Exception as exc:  # pylint: disable=broad-except
             log("fencing by SQL failed: %s" % exc)
-        self.db.last_resort()
+        db.last_resort()
 
     def set_state(self, **values):
         with self.lock:
@@ -425,22 +456,8 @@ class Agent:
             self.fence("the leader key is gone or names %s" % (leader or {}).get("name"))
             self.set_state(role="replica", leader=(leader or {}).get("name"))
             return "lost"
-        try:
-            started = self.clock()
-            left = self.etcd.keepalive(self.lease)
-            if left > 0:
-                self.renewed_at = started
-            else:
-                self.lease = None
-                self.fence("the leader lease expired")
-                self.set_state(role="replica", leader=None)
-                return "expired"
-        except etcd_api.EtcdError as exc:
-            log("lease renewal failed: %s" % exc)
-        if not lease_valid(self.renewed_at, self.clock(), self.cfg):
-            self.lease = None
-            self.fence("could not renew the leader lease in time")
-            self.set_state(role="replica", leader=None)
+        if self.lease is None or not lease_valid(self.renewed_at, self.clock(), self.cfg):
+            self.drop_lease("could not renew the leader lease in time")
             return "fenced"
         if not db["ok"]:
             self.db_failures += 1
@@ -459,6 +476,55 @@ class Agent:
         self.set_state(role="primary", leader=self.me, errant="")
         self.publish(db)
         return "leader"
+
+    def renew(self):
+        """One renewal of the leader lease (the keeper thread; the unit tests call it per round)."""
+        with self.lock:
+            lease = self.lease
+        if lease is None:
+            return None
+        started = self.clock()
+        try:
+            left = self.keeper_etcd.keepalive(lease)
+        except etcd_api.EtcdError as exc:
+            left = None
+            log("lease renewal failed: %s" % exc)
+        with self.lock:
+            if self.lease != lease:
+                return None
+            if left:
+                self.renewed_at = started
+        if left == 0 and self.expired(lease):
+            self.drop_lease("the leader lease expired", lease)
+        elif not lease_valid(self.renewed_at, self.clock(), self.cfg):
+            self.drop_lease("could not renew the leader lease in time", lease)
+        return left
+
+    def expired(self, lease):
+        """A keepalive answered without a TTL (seen while etcd elects a new raft leader): the lease
+        expired only if the leader key no longer carries it."""
+        try:
+            kv = self.keeper_etcd.get(self.key("leader"))
+        except etcd_api.EtcdError:
+            return False  # unknown: the deadline check decides
+        return kv is None or kv.get("lease") != lease
+
+    def drop_lease(self, reason, lease=None):
+        """Give up the lease we believe we hold and fence the server (from any thread)."""
+        with self.lock:
+            if lease is not None and self.lease != lease:
+                return
+            self.lease = None
+        self.set_state(role="replica", leader=None)
+        self.fence(reason, db=self.fence_db)
+
+    def keep(self):
+        while self.running:
+            try:
+                self.renew()
+            except Exception as exc:  # pylint: disable=broad-except
+                log("lease keeper: %s" % exc)
+            time.sleep(max(0.2, float(self.cfg["loop_wait"]) / 2))
 
     def release(self, reason):
         log("releasing leadership: %s" % reason)
@@ -544,9 +610,8 @@ class Agent:
         # Pointed at the leader: threads an operator stopped (or that stopped on an error) are left
         # alone - MariaDB retries a lost connection by itself.
         replica = db.get("replica") or {}
-        if replica.get("io_running") and replica.get("seconds_behind") is not None:
-            self.last_lag = replica["seconds_behind"]
-        self.set_state(db=db)
+        self.last_lag = replica_lag(db, (members.get(name) or {}).get("gtid"), self.last_lag)
+        self.set_state(db=db, lag=self.last_lag)
         self.publish(db)
         return "errant" if self.state.get("errant") else "follower"
 
@@ -734,6 +799,7 @@ class Agent:
         return "\n".join(lines) + "\n"
 
     def run(self):
+        threading.Thread(target=self.keep, daemon=True).start()
         sd_notify("READY=1")
         while self.running:
             started = self.clock()
@@ -744,8 +810,7 @@ class Agent:
                 log("round failed: %s" % exc)
                 self.db.close()
                 if self.lease is not None and not lease_valid(self.renewed_at, self.clock(), self.cfg):
-                    self.lease = None
-                    self.fence("round failed past the lease deadline")
+                    self.drop_lease("round failed past the lease deadline")
             sd_notify("WATCHDOG=1")
             time.sleep(max(0.05, float(self.cfg["loop_wait"]) - (self.clock() - started)))
 
@@ -813,7 +878,10 @@ def main(argv=None):
     client = etcd_api.Client(
         tls["endpoints"], tls.get("ca"), tls.get("cert"), tls.get("key"), timeout=max(0.5, float(cfg["loop_wait"]))
     )
-    agent = Agent(cfg, etcd=client)
+    keeper = etcd_api.Client(
+        tls["endpoints"], tls.get("ca"), tls.get("cert"), tls.get("key"), timeout=max(0.5, float(cfg["loop_wait"]))
+    )
+    agent = Agent(cfg, etcd=client, keeper_etcd=keeper, fence_db=Database(cfg))
     server = ThreadingHTTPServer((cfg["listen"], int(cfg["port"])), make_handler(agent))
     threading.Thread(target=server.serve_forever, daemon=True).start()
 

@@ -150,6 +150,28 @@ def _judge_endpoints(name, results, rows, problems):
             problems.append("%s: %s: %s" % (name, r.get("name", "endpoint"), detail))
 
 
+def _judge_ha(name, result, rows, problems):
+    """The HA agent's /status (a uri result): its role, the leader it sees, pause, errant."""
+    state = result.get("json") if isinstance(result, dict) else None
+    if result.get("status") != 200 or not isinstance(state, dict):
+        detail = "the HA agent does not answer (%s)" % (result.get("msg") or result.get("status"))
+        rows.append([name, "ha agent", "FAIL", detail])
+        problems.append("%s: %s" % (name, detail))
+        return None
+    detail = "%s, leader %s" % (state.get("role"), state.get("leader") or "none")
+    ok = bool(state.get("leader")) and not state.get("errant")
+    if state.get("paused"):
+        detail += ", PAUSED (no automatic failover)"
+    if state.get("errant"):
+        detail += ", errant: %s" % state["errant"]
+    if not state.get("leader") and state.get("blocked"):
+        detail += ", may not take over: %s" % state["blocked"]
+    rows.append([name, "ha agent", "ok" if ok else "FAIL", detail])
+    if not ok:
+        problems.append("%s: ha agent %s" % (name, detail))
+    return state.get("leader")
+
+
 def table(rows):
     if not rows:
         return []
@@ -171,10 +193,22 @@ def build_report(
 
     hosts: {name: {'reached': bool, 'disk': disk_usage() or None, 'lb': haproxy_info result,
                    'vip_held': bool, 'app': health_check result, 'monitoring': health_check
-                   result, 'db': replication_info result}} - every key but 'reached' optional.
+                   result, 'db': replication_info result, 'ha': uri result of the HA agent's
+                   /status}} - every key but 'reached' optional.
     primary: the name of the primary database host (its GTID position is the reference).
     """
     rows, problems = [], []
+    leaders = set()
+    for name in sorted(hosts):
+        h = hosts[name] or {}
+        if h.get("reached") and isinstance(h.get("ha"), dict) and not h["ha"].get("skipped"):
+            leader = _judge_ha(name, h["ha"], rows, problems)
+            if leader:
+                leaders.add(leader)
+    if len(leaders) > 1:
+        problems.append("the HA agents see different leaders: %s" % ", ".join(sorted(leaders)))
+    if len(leaders) == 1:
+        primary = next(iter(leaders))  # with the HA agents the leader is the reference, not the inventory
     primary_db = (hosts.get(primary) or {}).get("db") if primary else None
     for name in sorted(hosts):
         h = hosts[name] or {}

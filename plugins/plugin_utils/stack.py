@@ -246,11 +246,12 @@ def build(host, inputs, groups, hostvars, role_defaults):  # noqa: C901, PLR0912
     rules = []
     if in_lb:
         rules.append({"port": port("haproxy_stats", host), "from": admin, "comment": "haproxy-stats"})
-    if in_db:
+    if in_db and etcd_hosts:
+        # The HA agent: /primary for the writer endpoint, /status for the other agents, /metrics.
         agent_from = [g for g in ["loadbalancers", *db_groups] if g in groups]
-        if etcd_hosts and monitoring:
+        if monitoring:
             agent_from.append(monitoring_group)
-        rules.append({"port": port("db_agent", host), "from": agent_from, "comment": "db-role-agent"})
+        rules.append({"port": port("db_agent", host), "from": agent_from, "comment": "db-ha-agent"})
         if writer:
             rules.append({"port": port("db", host), "from": ["loadbalancers"], "comment": "db-writer-endpoint"})
     if in_etcd:

@@ -38,7 +38,7 @@ def firing():
 def test_every_target_is_scraped_and_up():
     expected = {("node", h) for h in STACK}
     expected |= {("haproxy", h) for h in LBS} | {("nginx", h) for h in WEBS}
-    expected |= {("mysqld", h) for h in [PRIMARY, *REPLICAS]}
+    expected |= {("mysqld", h) for h in [PRIMARY, *REPLICAS]} | {("ha_agent", h) for h in [PRIMARY, *REPLICAS]}
     expected |= {("prometheus", MONITOR), ("alertmanager", MONITOR)}
     expected |= {("https", f"https://{lb}:443/haproxy-health") for lb in LBS}
 

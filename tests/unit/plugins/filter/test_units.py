@@ -11,7 +11,7 @@ ActiveState=failed
 UnitFileState=enabled
 Id=prometheus-nginx-exporter.service
 
-Id=webinfra-db-agent.socket
+Id=webinfra-ha-agent.service
 ActiveState=active
 UnitFileState=disabled
 
@@ -22,8 +22,8 @@ UnitFileState=
 
 
 def test_returns_units_not_both_enabled_and_active_in_the_order_asked():
-    units = ["nosuch", "prometheus-node-exporter", "webinfra-db-agent.socket", "prometheus-nginx-exporter.service"]
-    assert units_not_running(SHOW, units) == ["nosuch", "webinfra-db-agent.socket", "prometheus-nginx-exporter"]
+    units = ["nosuch", "prometheus-node-exporter", "webinfra-ha-agent.service", "prometheus-nginx-exporter.service"]
+    assert units_not_running(SHOW, units) == ["nosuch", "webinfra-ha-agent", "prometheus-nginx-exporter"]
 
 
 def test_a_unit_missing_from_the_output_is_returned():

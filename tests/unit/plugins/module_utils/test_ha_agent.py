@@ -110,6 +110,11 @@ class FakeEtcd:
         self.leases[self.next] = self.clock() + ttl
         return self.next
 
+    def get(self, key):
+        self._check()
+        kv = self.kv.get(key)
+        return dict(kv, key=key) if kv else None
+
     def keepalive(self, lease):
         self._check()
         if lease not in self.leases:
@@ -182,6 +187,7 @@ def rounds(clock, agents, count, skip=()):
     for _round in range(count):
         for name, agent in agents.items():
             if name not in skip:
+                agent.renew()  # the keeper thread's work
                 agent.step()
         clock.now += 1
 
@@ -218,7 +224,7 @@ def test_isolated_primary_fences_itself_before_anyone_can_take_over():
         def __getattr__(self, name):
             raise etcd_api.EtcdError("partitioned")
 
-    old.etcd = Cut()
+    old.etcd = old.keeper_etcd = Cut()
     fenced_at = promoted_at = None
     for _round in range(20):
         rounds(clock, agents, 1)
@@ -301,3 +307,45 @@ def test_requests_refuse_bad_targets():
     assert agents["db-01"].request("/switchover", {"to": "db-01"})[0] == 400
     assert agents["db-01"].request("/switchover", {"to": "web-01"})[0] == 400
     assert agents["db-01"].request("/nothing", {})[0] == 404
+
+
+def test_a_blocked_round_does_not_let_the_lease_lapse():
+    """The keeper renews while a round is stuck (a slow promotion): no failover happens."""
+    clock, store, agents = cluster()
+    rounds(clock, agents, 3)
+    for _second in range(20):  # db-01's main loop is stuck: only its keeper runs
+        agents["db-01"].renew()
+        agents["db-02"].step()
+        clock.now += 1
+    assert writable(agents) == ["db-01"]
+
+
+def test_keeper_fences_when_renewal_fails_past_the_deadline():
+    clock, store, agents = cluster()
+    rounds(clock, agents, 3)
+    store.up = False
+    fenced_at = None
+    for second in range(12):
+        agents["db-01"].renew()
+        if fenced_at is None and agents["db-01"].db.read_only:
+            fenced_at = second
+        clock.now += 1
+    assert fenced_at is not None and fenced_at <= 8
+
+
+def test_replica_lag_is_zero_when_it_has_the_leaders_position():
+    db = {"ok": True, "gtid": "0-2-50", "replica": {"io_running": True, "seconds_behind": 291}}
+    assert ha.replica_lag(db, "0-2-50", None) == 0
+    assert ha.replica_lag(db, "0-2-51", None) == 291
+    assert ha.replica_lag({"ok": True, "gtid": "0-2-40", "replica": {"io_running": False}}, "0-2-51", 3) == 3
+
+
+def test_a_keepalive_without_ttl_is_not_an_expiry_while_the_key_carries_the_lease():
+    clock, store, agents = cluster()
+    rounds(clock, agents, 3)
+    leader = agents["db-01"]
+    real = store.keepalive
+    store.keepalive = lambda lease: 0  # an answer without TTL during an etcd election
+    leader.renew()
+    assert leader.lease is not None and not leader.db.read_only
+    store.keepalive = real

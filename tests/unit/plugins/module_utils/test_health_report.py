@@ -198,3 +198,34 @@ def test_a_reached_host_without_the_stack_model_is_a_problem():
     assert r["problems"] == [
         "web-01: the stack model could not be computed for it (see the run's first play): not checked"
     ]
+
+
+def ha(role, leader, **extra):
+    return {"status": 200, "json": dict({"role": role, "leader": leader}, **extra)}
+
+
+def test_ha_agents_must_agree_on_the_leader_and_hold_no_errant_transactions():
+    hosts = {
+        "db-01": {"reached": True, "ha": ha("replica", "db-02", paused=True)},
+        "db-02": {"reached": True, "ha": ha("primary", "db-02")},
+    }
+    report = build_report(hosts, primary="db-01")
+    assert report["healthy"], report["problems"]
+    assert any("PAUSED" in line for line in report["table"])
+    hosts["db-01"]["ha"] = ha("replica", "db-01", errant="0-1-7 not in the leader")
+    report = build_report(hosts, primary="db-01")
+    assert not report["healthy"]
+    assert any("different leaders: db-01, db-02" in p for p in report["problems"])
+    assert any("errant: 0-1-7" in p for p in report["problems"])
+
+
+def test_ha_agent_not_answering_or_no_leader_is_a_problem():
+    hosts = {
+        "db-01": {"reached": True, "ha": {"status": -1, "msg": "connection refused"}},
+        "db-02": {"reached": True, "ha": ha("candidate", None, blocked="a failover happened 10 s ago")},
+        "web-01": {"reached": True, "ha": {"skipped": True}},
+    }
+    report = build_report(hosts)
+    assert "db-01: the HA agent does not answer (connection refused)" in report["problems"]
+    assert any("may not take over: a failover happened" in p for p in report["problems"])
+    assert not any(p.startswith("web-01") for p in report["problems"])

@@ -117,7 +117,6 @@ def test_firewall_rules_per_tier():
         "alertmanager": (9093, ["192.0.2.0/24"]),
     }
     assert rules(model("web-01")) == {
-        "db-role-agent": (3308, ["loadbalancers", "db_primary", "db_replicas"]),
         "node-exporter": (9100, ["monitoring"]),
         "nginx-exporter": (9113, ["monitoring"]),
         "mysqld-exporter": (9104, ["monitoring"]),
@@ -166,11 +165,12 @@ def test_backend_without_tls_uses_port_80_and_explicit_ports_win():
 def test_custom_database_groups_and_no_monitoring():
     groups, hostvars = seed_inventory()
     groups["pg"] = groups.pop("db_primary")
+    groups["etcd"] = ["lb-01", "web-01", "web-02"]
     inputs = {"webinfra_db_primary_group": "pg", "webinfra_monitoring": False}
     lb = model("lb-01", inputs, groups, hostvars)
     assert lb["db"]["groups"] == ["pg", "db_replicas"] and lb["hosts"]["db_primary"] == "web-01"
     assert "monitoring" not in lb["tiers"] and "node-exporter" not in rules(lb)
-    assert rules(model("web-01", inputs, groups, hostvars))["db-role-agent"][1] == [
+    assert rules(model("web-01", inputs, groups, hostvars))["db-ha-agent"][1] == [
         "loadbalancers",
         "pg",
         "db_replicas",
@@ -255,7 +255,7 @@ def test_etcd_group_turns_on_automatic_failover_and_the_writer_endpoint():
     rules = {r["comment"]: r["from"] for r in lb["firewall_rules"]}
     assert rules["etcd-client"] == ["etcd", "db_primary", "db_replicas"]
     assert rules["etcd-peer"] == ["etcd"]
-    agent = {r["comment"]: r["from"] for r in web["firewall_rules"]}["db-role-agent"]
+    agent = {r["comment"]: r["from"] for r in web["firewall_rules"]}["db-ha-agent"]
     assert agent == ["loadbalancers", "db_primary", "db_replicas", "monitoring"]
     # Without the group: no etcd, the writer endpoint only with a virtual IP.
     plain = model("web-01")
