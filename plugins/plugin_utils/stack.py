@@ -252,8 +252,8 @@ def build(host, inputs, groups, hostvars, role_defaults):  # noqa: C901, PLR0912
         if monitoring:
             agent_from.append(monitoring_group)
         rules.append({"port": port("db_agent", host), "from": agent_from, "comment": "db-ha-agent"})
-        if writer:
-            rules.append({"port": port("db", host), "from": ["loadbalancers"], "comment": "db-writer-endpoint"})
+    if in_db and writer:
+        rules.append({"port": port("db", host), "from": ["loadbalancers"], "comment": "db-writer-endpoint"})
     if in_etcd:
         rules.append({"port": port("etcd_client", host), "from": [etcd_group, *db_groups], "comment": "etcd-client"})
         rules.append({"port": port("etcd_peer", host), "from": [etcd_group], "comment": "etcd-peer"})
