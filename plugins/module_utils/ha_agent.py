@@ -60,6 +60,18 @@ DEFAULTS = {
     "peers": {},
 }
 ERRANT_IO_ERRNOS = (1236,)  # the source's binary log lacks what this server has
+# The leader writes a heartbeat row every round (pt-heartbeat's idea): replicas measure their
+# lag from it, idle or not, and semi-sync returns to synchronous as soon as a replica has caught
+# up. Written only while the server is writable (the statement checks read_only itself).
+HEARTBEAT_SCHEMA = (
+    "CREATE DATABASE IF NOT EXISTS webinfra_ha",
+    "CREATE TABLE IF NOT EXISTS webinfra_ha.heartbeat (id TINYINT UNSIGNED NOT NULL PRIMARY KEY, "
+    "server VARCHAR(255) NOT NULL, ts TIMESTAMP(6) NOT NULL) ENGINE=InnoDB",
+)
+HEARTBEAT = (
+    "INSERT INTO webinfra_ha.heartbeat (id, server, ts) SELECT 1, %s, NOW(6) FROM DUAL "
+    "WHERE @@GLOBAL.read_only = 0 ON DUPLICATE KEY UPDATE server = VALUES(server), ts = VALUES(ts)"
+)
 
 
 # --- pure decisions (unit-tested) -----------------------------------------------------------
@@ -101,15 +113,17 @@ def relay_applied(replica):
 
 
 def replica_lag(db, leader_pos, previous):
-    """Seconds this replica lags the leader: 0 when it has the leader's last published position
-    (Seconds_Behind_Master stays high on an idle replica after a reconnection), else
-    Seconds_Behind_Master while the IO thread runs, else the previous figure."""
+    """Seconds this replica lags the leader: 0 when it has the leader's last published position,
+    else the age of the leader's heartbeat it applied, else Seconds_Behind_Master while the IO
+    thread runs (it stays high on an idle replica after a reconnection), else the previous figure."""
     replica = db.get("replica") or {}
     try:
         if leader_pos is not None and db.get("ok") and gtid.contains(db.get("gtid") or "", leader_pos):
             return 0
     except gtid.GtidError:
         pass
+    if db.get("heartbeat_age") is not None:
+        return round(max(0.0, float(db["heartbeat_age"])), 1)
     if replica.get("io_running") and replica.get("seconds_behind") is not None:
         return replica["seconds_behind"]
     return previous
@@ -192,10 +206,11 @@ def sd_notify(message):
 class Database:
     """The local server over its socket, as root (unix_socket authentication)."""
 
-    def __init__(self, cfg):
+    def __init__(self, cfg, read_timeout=None):
         self.cfg = cfg
         self.conn = None
         self.flavor = None
+        self.read_timeout = read_timeout or max(5, int(cfg["loop_wait"]) * 3)
 
     def cursor(self):
         import pymysql  # noqa: PLC0415 - only on the database host
@@ -208,7 +223,7 @@ class Database:
                 autocommit=True,
                 cursorclass=pymysql.cursors.DictCursor,
                 connect_timeout=2,
-                read_timeout=max(5, int(self.cfg["loop_wait"]) * 3),
+                read_timeout=self.read_timeout,
                 write_timeout=5,
             )
             cur = self.conn.cursor()
@@ -239,10 +254,13 @@ class Database:
             cur.execute("SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_master_%'")
             status = {r["Variable_name"].lower(): r["Value"] for r in cur.fetchall()}
             replica = replication.read_status(cur, self.flavor)
+            heartbeat_age = None
             if replica is not None:
                 # What the SQL thread applied (SHOW SLAVE STATUS has no such column on every version).
                 replica["executed_gtid_set"] = str(row["applied"] or "")
+                heartbeat_age = self.heartbeat_age(cur)
             return {
+                "heartbeat_age": heartbeat_age,
                 "ok": True,
                 "read_only": int(row["ro"]) == 1,
                 "gtid": str(row["pos"] or ""),
@@ -254,6 +272,23 @@ class Database:
         except Exception as exc:  # pylint: disable=broad-except
             self.close()
             return {"ok": False, "error": str(exc)}
+
+    def heartbeat_age(self, cur):
+        try:
+            cur.execute("SELECT TIMESTAMPDIFF(MICROSECOND, ts, NOW(6)) / 1000000 AS age FROM webinfra_ha.heartbeat")
+            row = cur.fetchone()
+        except Exception:  # pylint: disable=broad-except  # not created yet
+            return None
+        return float(row["age"]) if row and row["age"] is not None else None
+
+    def create_heartbeat(self):
+        """The heartbeat table, created by a leader that just made its server writable."""
+        cur = self.cursor()
+        for statement in HEARTBEAT_SCHEMA:
+            cur.execute(statement)
+
+    def beat(self, name):
+        self.cursor().execute(HEARTBEAT, [name])
 
     def fence(self):
         """Read-only with every client session ended; True when the server confirmed read_only."""
@@ -326,7 +361,17 @@ class Database:
 
 
 class Agent:
-    def __init__(self, cfg, etcd=None, db=None, clock=time.monotonic, wall=time.time, keeper_etcd=None, fence_db=None):
+    def __init__(
+        self,
+        cfg,
+        etcd=None,
+        db=None,
+        clock=time.monotonic,
+        wall=time.time,
+        keeper_etcd=None,
+        fence_db=None,
+        heartbeat_db=None,
+    ):
         self.cfg = dict(DEFAULTS, **cfg)
         self.me = self.cfg["name"]
         self.prefix = "/webinfra/%s/" % self.cfg["cluster"]
@@ -337,6 +382,7 @@ class Agent:
         # on a dead primary's connection) neither lets the lease lapse nor delays the fencing.
         self.keeper_etcd = keeper_etcd or etcd
         self.fence_db = fence_db or self.db
+        self.heartbeat_db = heartbeat_db or self.db
         self.clock, self.wall = clock, wall
         self.lease = None
         self.renewed_at = None
@@ -471,6 +517,7 @@ class Agent:
         others = [name for name in self.cfg.get("members", []) if name != self.me]
         if db["read_only"] or db.get("replica") is not None:
             self.db.promote(bool(self.cfg["semisync"]) and bool(others))
+            self.db.create_heartbeat()
             db = self.db.observe()
             self.set_state(db=db)
         self.set_state(role="primary", leader=self.me, errant="")
@@ -517,6 +564,24 @@ class Agent:
             self.lease = None
         self.set_state(role="replica", leader=None)
         self.fence(reason, db=self.fence_db)
+
+    def beat(self):
+        """One heartbeat (the heartbeat thread; it may wait for a semi-sync acknowledgement)."""
+        with self.lock:
+            leading = self.lease is not None and self.state.get("role") == "primary"
+        if leading and lease_valid(self.renewed_at, self.clock(), self.cfg):
+            self.heartbeat_db.beat(self.me)
+            return True
+        return False
+
+    def beats(self):
+        while self.running:
+            try:
+                self.beat()
+            except Exception as exc:  # pylint: disable=broad-except
+                log("heartbeat: %s" % exc)
+                self.heartbeat_db.close()
+            time.sleep(float(self.cfg["loop_wait"]))
 
     def keep(self):
         while self.running:
@@ -701,6 +766,7 @@ class Agent:
         log("took the leader key (%s)" % why)
         self.db.stop_replication()
         self.db.promote(bool(self.cfg["semisync"]) and len(self.cfg.get("members", [])) > 1)
+        self.db.create_heartbeat()
         db = self.db.observe()
         self.set_state(db=db, role="primary", leader=self.me)
         self.publish(db)
@@ -800,6 +866,7 @@ class Agent:
 
     def run(self):
         threading.Thread(target=self.keep, daemon=True).start()
+        threading.Thread(target=self.beats, daemon=True).start()
         sd_notify("READY=1")
         while self.running:
             started = self.clock()
@@ -881,7 +948,13 @@ def main(argv=None):
     keeper = etcd_api.Client(
         tls["endpoints"], tls.get("ca"), tls.get("cert"), tls.get("key"), timeout=max(0.5, float(cfg["loop_wait"]))
     )
-    agent = Agent(cfg, etcd=client, keeper_etcd=keeper, fence_db=Database(cfg))
+    agent = Agent(
+        cfg,
+        etcd=client,
+        keeper_etcd=keeper,
+        fence_db=Database(cfg),
+        heartbeat_db=Database(cfg, read_timeout=120),  # a commit may wait for semi-sync
+    )
     server = ThreadingHTTPServer((cfg["listen"], int(cfg["port"])), make_handler(agent))
     threading.Thread(target=server.serve_forever, daemon=True).start()
 

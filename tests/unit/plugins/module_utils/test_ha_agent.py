@@ -166,6 +166,13 @@ class FakeDb:
     def wait_applied(self, position, timeout):
         return True
 
+    def create_heartbeat(self):
+        self.heartbeat_table = True
+
+    def beat(self, name):
+        assert not self.read_only, "a heartbeat on a read-only server"
+        self.beats = getattr(self, "beats", 0) + 1
+
     def close(self):
         return None
 
@@ -349,3 +356,15 @@ def test_a_keepalive_without_ttl_is_not_an_expiry_while_the_key_carries_the_leas
     leader.renew()
     assert leader.lease is not None and not leader.db.read_only
     store.keepalive = real
+
+
+def test_only_the_writable_leader_writes_heartbeats():
+    clock, store, agents = cluster()
+    rounds(clock, agents, 3)
+    assert agents["db-01"].beat() and agents["db-01"].db.heartbeat_table
+    assert not agents["db-02"].beat()
+    store.up = False
+    for _second in range(10):
+        agents["db-01"].renew()
+        clock.now += 1
+    assert not agents["db-01"].beat()  # fenced: no heartbeat
