@@ -60,18 +60,6 @@ DEFAULTS = {
     "peers": {},
 }
 ERRANT_IO_ERRNOS = (1236,)  # the source's binary log lacks what this server has
-# The leader writes a heartbeat row every round (pt-heartbeat's idea): replicas measure their
-# lag from it, idle or not, and semi-sync returns to synchronous as soon as a replica has caught
-# up. Written only while the server is writable (the statement checks read_only itself).
-HEARTBEAT_SCHEMA = (
-    "CREATE DATABASE IF NOT EXISTS webinfra_ha",
-    "CREATE TABLE IF NOT EXISTS webinfra_ha.heartbeat (id TINYINT UNSIGNED NOT NULL PRIMARY KEY, "
-    "server VARCHAR(255) NOT NULL, ts TIMESTAMP(6) NOT NULL) ENGINE=InnoDB",
-)
-HEARTBEAT = (
-    "INSERT INTO webinfra_ha.heartbeat (id, server, ts) SELECT 1, %s, NOW(6) FROM DUAL "
-    "WHERE @@GLOBAL.read_only = 0 ON DUPLICATE KEY UPDATE server = VALUES(server), ts = VALUES(ts)"
-)
 
 
 # --- pure decisions (unit-tested) -----------------------------------------------------------
@@ -113,17 +101,15 @@ def relay_applied(replica):
 
 
 def replica_lag(db, leader_pos, previous):
-    """Seconds this replica lags the leader: 0 when it has the leader's last published position,
-    else the age of the leader's heartbeat it applied, else Seconds_Behind_Master while the IO
-    thread runs (it stays high on an idle replica after a reconnection), else the previous figure."""
+    """Seconds this replica lags the leader: 0 when it has the leader's last published position
+    (Seconds_Behind_Master stays high on an idle replica after a reconnection), else
+    Seconds_Behind_Master while the IO thread runs, else the previous figure."""
     replica = db.get("replica") or {}
     try:
         if leader_pos is not None and db.get("ok") and gtid.contains(db.get("gtid") or "", leader_pos):
             return 0
     except gtid.GtidError:
         pass
-    if db.get("heartbeat_age") is not None:
-        return round(max(0.0, float(db["heartbeat_age"])), 1)
     if replica.get("io_running") and replica.get("seconds_behind") is not None:
         return replica["seconds_behind"]
     return previous
@@ -139,7 +125,7 @@ def follow_decision(my_pos, leader_pos):
     return "errant", "this server is at %s, the leader at %s" % (my_pos or "(empty)", leader_pos or "(empty)")
 
 
-def eligibility(db, last_lag, leader_record, cfg, last_failover_age):
+def eligibility(db, last_lag, leader_record, cfg, last_failover_age):  # noqa: PLR0911 - one rule per refusal
     """(eligible, reason) for this server to compete for leadership when nobody holds it."""
     if not db.get("ok"):
         return False, "database not answering"
@@ -156,7 +142,14 @@ def eligibility(db, last_lag, leader_record, cfg, last_failover_age):
     if last_lag is not None and last_lag > float(cfg["max_lag"]):
         return False, "lagged %s s behind the leader (max_lag %s s)" % (last_lag, cfg["max_lag"])
     if cfg.get("semisync") and len(cfg.get("members", [])) > 1 and leader_record and not leader_record.get("semisync"):
-        return False, "the last leader ran asynchronously: acknowledged writes may be missing here"
+        # Asynchronous (no replica acknowledged since one caught up, e.g. an idle leader): only a
+        # replica holding everything the leader last reported may take over.
+        try:
+            complete = gtid.contains(db.get("gtid") or "", leader_record.get("gtid") or "")
+        except gtid.GtidError:
+            complete = False
+        if not complete:
+            return False, "the last leader ran asynchronously and this server lacks some of its transactions"
     if last_failover_age is not None and last_failover_age < float(cfg["failover_window"]):
         return False, "a failover happened %d s ago (failover_window %s s)" % (
             last_failover_age,
@@ -254,13 +247,10 @@ class Database:
             cur.execute("SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_master_%'")
             status = {r["Variable_name"].lower(): r["Value"] for r in cur.fetchall()}
             replica = replication.read_status(cur, self.flavor)
-            heartbeat_age = None
             if replica is not None:
                 # What the SQL thread applied (SHOW SLAVE STATUS has no such column on every version).
                 replica["executed_gtid_set"] = str(row["applied"] or "")
-                heartbeat_age = self.heartbeat_age(cur)
             return {
-                "heartbeat_age": heartbeat_age,
                 "ok": True,
                 "read_only": int(row["ro"]) == 1,
                 "gtid": str(row["pos"] or ""),
@@ -272,23 +262,6 @@ class Database:
         except Exception as exc:  # pylint: disable=broad-except
             self.close()
             return {"ok": False, "error": str(exc)}
-
-    def heartbeat_age(self, cur):
-        try:
-            cur.execute("SELECT TIMESTAMPDIFF(MICROSECOND, ts, NOW(6)) / 1000000 AS age FROM webinfra_ha.heartbeat")
-            row = cur.fetchone()
-        except Exception:  # pylint: disable=broad-except  # not created yet
-            return None
-        return float(row["age"]) if row and row["age"] is not None else None
-
-    def create_heartbeat(self):
-        """The heartbeat table, created by a leader that just made its server writable."""
-        cur = self.cursor()
-        for statement in HEARTBEAT_SCHEMA:
-            cur.execute(statement)
-
-    def beat(self, name):
-        self.cursor().execute(HEARTBEAT, [name])
 
     def fence(self):
         """Read-only with every client session ended; True when the server confirmed read_only."""
@@ -370,7 +343,6 @@ class Agent:
         wall=time.time,
         keeper_etcd=None,
         fence_db=None,
-        heartbeat_db=None,
     ):
         self.cfg = dict(DEFAULTS, **cfg)
         self.me = self.cfg["name"]
@@ -382,7 +354,6 @@ class Agent:
         # on a dead primary's connection) neither lets the lease lapse nor delays the fencing.
         self.keeper_etcd = keeper_etcd or etcd
         self.fence_db = fence_db or self.db
-        self.heartbeat_db = heartbeat_db or self.db
         self.clock, self.wall = clock, wall
         self.lease = None
         self.renewed_at = None
@@ -517,7 +488,6 @@ class Agent:
         others = [name for name in self.cfg.get("members", []) if name != self.me]
         if db["read_only"] or db.get("replica") is not None:
             self.db.promote(bool(self.cfg["semisync"]) and bool(others))
-            self.db.create_heartbeat()
             db = self.db.observe()
             self.set_state(db=db)
         self.set_state(role="primary", leader=self.me, errant="")
@@ -565,23 +535,23 @@ class Agent:
         self.set_state(role="replica", leader=None)
         self.fence(reason, db=self.fence_db)
 
-    def beat(self):
-        """One heartbeat (the heartbeat thread; it may wait for a semi-sync acknowledgement)."""
+    def guard(self):
+        """Fence as soon as the lease deadline passes, whatever the renewal calls are waiting on
+        (a keepalive to an unreachable etcd may take its timeout per endpoint)."""
         with self.lock:
-            leading = self.lease is not None and self.state.get("role") == "primary"
-        if leading and lease_valid(self.renewed_at, self.clock(), self.cfg):
-            self.heartbeat_db.beat(self.me)
+            lease, renewed = self.lease, self.renewed_at
+        if lease is not None and not lease_valid(renewed, self.clock(), self.cfg):
+            self.drop_lease("could not renew the leader lease in time", lease)
             return True
         return False
 
-    def beats(self):
+    def guards(self):
         while self.running:
             try:
-                self.beat()
+                self.guard()
             except Exception as exc:  # pylint: disable=broad-except
-                log("heartbeat: %s" % exc)
-                self.heartbeat_db.close()
-            time.sleep(float(self.cfg["loop_wait"]))
+                log("lease guard: %s" % exc)
+            time.sleep(0.1)
 
     def keep(self):
         while self.running:
@@ -766,7 +736,6 @@ class Agent:
         log("took the leader key (%s)" % why)
         self.db.stop_replication()
         self.db.promote(bool(self.cfg["semisync"]) and len(self.cfg.get("members", [])) > 1)
-        self.db.create_heartbeat()
         db = self.db.observe()
         self.set_state(db=db, role="primary", leader=self.me)
         self.publish(db)
@@ -866,7 +835,7 @@ class Agent:
 
     def run(self):
         threading.Thread(target=self.keep, daemon=True).start()
-        threading.Thread(target=self.beats, daemon=True).start()
+        threading.Thread(target=self.guards, daemon=True).start()
         sd_notify("READY=1")
         while self.running:
             started = self.clock()
@@ -948,13 +917,7 @@ def main(argv=None):
     keeper = etcd_api.Client(
         tls["endpoints"], tls.get("ca"), tls.get("cert"), tls.get("key"), timeout=max(0.5, float(cfg["loop_wait"]))
     )
-    agent = Agent(
-        cfg,
-        etcd=client,
-        keeper_etcd=keeper,
-        fence_db=Database(cfg),
-        heartbeat_db=Database(cfg, read_timeout=120),  # a commit may wait for semi-sync
-    )
+    agent = Agent(cfg, etcd=client, keeper_etcd=keeper, fence_db=Database(cfg))
     server = ThreadingHTTPServer((cfg["listen"], int(cfg["port"])), make_handler(agent))
     threading.Thread(target=server.serve_forever, daemon=True).start()
 

@@ -35,7 +35,7 @@ def test_relay_applied_and_follow_decision():
         ({"ok": True, "replica": {"gtid_io_pos": "0-1-5", "executed_gtid_set": "0-1-4"}}, 0, None, None, "relay log"),
         ({"ok": True, "replica": {}}, 31, None, None, "lagged 31"),
         ({"ok": True, "replica": {}}, None, None, None, "never measured"),
-        ({"ok": True, "replica": {}}, 0, {"semisync": False}, None, "asynchronously"),
+        ({"ok": True, "gtid": "0-1-4", "replica": {}}, 0, {"semisync": False, "gtid": "0-1-5"}, None, "asynchronously"),
         ({"ok": True, "replica": {}}, 0, {"semisync": True}, 10, "failover happened"),
     ],
 )
@@ -166,13 +166,6 @@ class FakeDb:
     def wait_applied(self, position, timeout):
         return True
 
-    def create_heartbeat(self):
-        self.heartbeat_table = True
-
-    def beat(self, name):
-        assert not self.read_only, "a heartbeat on a read-only server"
-        self.beats = getattr(self, "beats", 0) + 1
-
     def close(self):
         return None
 
@@ -195,6 +188,7 @@ def rounds(clock, agents, count, skip=()):
         for name, agent in agents.items():
             if name not in skip:
                 agent.renew()  # the keeper thread's work
+                agent.guard()  # the guard thread's
                 agent.step()
         clock.now += 1
 
@@ -358,13 +352,20 @@ def test_a_keepalive_without_ttl_is_not_an_expiry_while_the_key_carries_the_leas
     store.keepalive = real
 
 
-def test_only_the_writable_leader_writes_heartbeats():
+def test_an_asynchronous_leader_is_replaced_only_by_a_replica_with_all_it_reported():
+    cfg = dict(CFG, members=["a", "b"])
+    leader = {"semisync": False, "gtid": "0-1-9"}
+    assert ha.eligibility({"ok": True, "gtid": "0-1-9", "replica": {}}, 0, leader, cfg, None) == (True, "")
+    assert not ha.eligibility({"ok": True, "gtid": "0-1-8", "replica": {}}, 0, leader, cfg, None)[0]
+
+
+def test_the_guard_fences_at_the_deadline_even_while_a_renewal_hangs():
     clock, store, agents = cluster()
     rounds(clock, agents, 3)
-    assert agents["db-01"].beat() and agents["db-01"].db.heartbeat_table
-    assert not agents["db-02"].beat()
-    store.up = False
-    for _second in range(10):
-        agents["db-01"].renew()
-        clock.now += 1
-    assert not agents["db-01"].beat()  # fenced: no heartbeat
+    leader = agents["db-01"]
+    leader.renew()
+    for _tenth in range(79):  # 7.9 s without renewal: still valid
+        clock.now += 0.1
+        assert not leader.guard()
+    clock.now += 0.2
+    assert leader.guard() and leader.db.read_only and leader.lease is None
