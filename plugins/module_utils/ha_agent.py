@@ -177,6 +177,12 @@ def choose(me, my_pos, candidates):
 # --- the agent ------------------------------------------------------------------------------
 
 
+def not_running(exc):
+    """Whether a connection error says the server is not running (nothing to fence)."""
+    code = exc.args[0] if getattr(exc, "args", None) else None
+    return code in (2002, 2003) or isinstance(exc, (ConnectionRefusedError, FileNotFoundError))
+
+
 def log(message):
     sys.stderr.write(message + "\n")
     sys.stderr.flush()
@@ -394,7 +400,10 @@ class Agent:
         except etcd_api.EtcdError:
             pass
 
-    def fence(self, reason, db=None):
+    def fence(self, reason, db=None, last_resort=False):
+        """Make the server read-only (client sessions ended). Only a server that may still be
+        writable because this agent held the lease (`last_resort`) is killed when that fails; a
+        server that does not accept connections takes no writes and starts read-only."""
         db = db or self.db
         db_state = self.state.get("db", {})
         if db_state.get("ok") and db_state.get("read_only"):
@@ -407,7 +416,10 @@ class Agent:
                 return
         except Exception as exc:  # pylint: disable=broad-except
             log("fencing by SQL failed: %s" % exc)
-        db.last_resort()
+            if not_running(exc):
+                return
+        if last_resort:
+            db.last_resort()
 
     def set_state(self, **values):
         with self.lock:
@@ -450,7 +462,8 @@ class Agent:
             return self.lead(now, db, etcd_ok, leader, leader_kv, members, value("switchover"))
         if not etcd_ok:
             self.set_state(role="unknown", leader=None)
-            self.fence("etcd unreachable and this server holds no lease")
+            if db.get("ok") and not db.get("read_only"):
+                self.fence("etcd unreachable and this server holds no lease")
             return "no-etcd"
         if leader is not None and leader.get("name") == self.me:
             # Our key from before a restart, or from before etcd was unreachable: adopt its lease.
@@ -533,7 +546,7 @@ class Agent:
                 return
             self.lease = None
         self.set_state(role="replica", leader=None)
-        self.fence(reason, db=self.fence_db)
+        self.fence(reason, db=self.fence_db, last_resort=True)
 
     def guard(self):
         """Fence as soon as the lease deadline passes, whatever the renewal calls are waiting on

@@ -442,9 +442,9 @@ def test_etcd_losing_its_quorum_makes_the_leader_fence_itself_until_it_returns(c
     (no server is writable without a quorum - Patroni's default). When the quorum returns the
     same leader takes its lease back and writes resume."""
     with Sampler() as sampler:
-        stopped = time.time()
         for name in ("web-01", "db-01"):
             pexec(name, "systemctl", "stop", "etcd")
+        stopped = time.time()
         try:
             assert wait_for(lambda: sampler.first("db-02", False) is not None, timeout=30)
         finally:
