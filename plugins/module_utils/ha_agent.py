@@ -261,7 +261,10 @@ class Database:
                 "read_only": int(row["ro"]) == 1,
                 "gtid": str(row["pos"] or ""),
                 "binlog": str(row["binlog"] or ""),
-                "semisync": str(status.get("rpl_semi_sync_master_status", "OFF")).upper() == "ON",
+                # Synchronous only with a semi-sync replica connected: MariaDB 10.11 keeps the status
+                # ON while it commits unacknowledged with none (rpl_semi_sync_master_wait_no_slave=OFF).
+                "semisync": str(status.get("rpl_semi_sync_master_status", "OFF")).upper() == "ON"
+                and int(status.get("rpl_semi_sync_master_clients", 0) or 0) > 0,
                 "semisync_clients": int(status.get("rpl_semi_sync_master_clients", 0) or 0),
                 "replica": replica,
             }
