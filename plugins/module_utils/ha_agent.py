@@ -252,6 +252,11 @@ class Database:
             row = cur.fetchone()
             cur.execute("SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_master_%'")
             status = {r["Variable_name"].lower(): r["Value"] for r in cur.fetchall()}
+            cur.execute(
+                "SELECT @@GLOBAL.rpl_semi_sync_master_enabled AS enabled, (SELECT COUNT(*) FROM "
+                "information_schema.PROCESSLIST WHERE COMMAND LIKE 'Binlog Dump%%') AS dumps"
+            )
+            dumps = cur.fetchone()
             replica = replication.read_status(cur, self.flavor)
             if replica is not None:
                 # What the SQL thread applied (SHOW SLAVE STATUS has no such column on every version).
@@ -261,11 +266,13 @@ class Database:
                 "read_only": int(row["ro"]) == 1,
                 "gtid": str(row["pos"] or ""),
                 "binlog": str(row["binlog"] or ""),
-                # Synchronous only with a semi-sync replica connected: MariaDB 10.11 keeps the status
-                # ON while it commits unacknowledged with none (rpl_semi_sync_master_wait_no_slave=OFF).
+                # Synchronous only with a semi-sync replica connected (the status alone stays ON on
+                # some versions while commits go unacknowledged).
                 "semisync": str(status.get("rpl_semi_sync_master_status", "OFF")).upper() == "ON"
                 and int(status.get("rpl_semi_sync_master_clients", 0) or 0) > 0,
                 "semisync_clients": int(status.get("rpl_semi_sync_master_clients", 0) or 0),
+                "semisync_enabled": int(dumps["enabled"] or 0) == 1,
+                "replicas_connected": int(dumps["dumps"] or 0),
                 "replica": replica,
             }
         except Exception as exc:  # pylint: disable=broad-except
@@ -502,8 +509,11 @@ class Agent:
         if switchover and switchover.get("to") not in (None, self.me) and "position" not in switchover:
             return self.hand_over(switchover, members)
         others = [name for name in self.cfg.get("members", []) if name != self.me]
-        if db["read_only"] or db.get("replica") is not None:
-            self.db.promote(bool(self.cfg["semisync"]) and bool(others))
+        # Semi-sync waits only once a replica is connected: a new leader whose old primary is
+        # gone commits at once (asynchronously; the candidates' rule covers that state).
+        semisync = bool(self.cfg["semisync"]) and bool(others) and db.get("replicas_connected", 0) > 0
+        if db["read_only"] or db.get("replica") is not None or (semisync and not db.get("semisync_enabled")):
+            self.db.promote(semisync)
             db = self.db.observe()
             self.set_state(db=db)
         self.set_state(role="primary", leader=self.me, errant="")
@@ -751,7 +761,9 @@ class Agent:
             self.counters["failovers"] += 1
         log("took the leader key (%s)" % why)
         self.db.stop_replication()
-        self.db.promote(bool(self.cfg["semisync"]) and len(self.cfg.get("members", [])) > 1)
+        self.db.promote(
+            bool(self.cfg["semisync"]) and len(self.cfg.get("members", [])) > 1 and db.get("replicas_connected", 0) > 0
+        )
         db = self.db.observe()
         self.set_state(db=db, role="primary", leader=self.me)
         self.publish(db)
