@@ -424,11 +424,13 @@ def test_a_replica_cut_off_causes_no_failover(client):
 
 def test_one_etcd_member_stopped_leaves_writes_unaffected(client):
     """(g) web-01's etcd member stops: the quorum (2 of 3) holds the lease, writes go on."""
+
     # After the replica's silent cut (c) the leader's commits waited for the semi-sync timeout
     # (12 s with the agent) and sessions piled up: start from a working write path.
-    assert wait_for(
-        lambda: http_json(client, f"https://{VIP}/api/notes", {"body": "before etcd1"})[0] == 201, timeout=90, interval=2
-    )
+    def writes():
+        return http_json(client, f"https://{VIP}/api/notes", {"body": "before etcd1"})[0] == 201
+
+    assert wait_for(writes, timeout=90, interval=2)
     with Load(client, "POST", "/api/notes", "etcd1") as load:
         wait_for(lambda: False, timeout=2)
         host("web-01").check_output("systemctl stop etcd")
