@@ -819,40 +819,32 @@ class Agent:
     def metrics(self):
         a = self.answers()
         state, db = a["state"], a["state"].get("db") or {}
-        lines = [
-            "# HELP webinfra_ha_leader 1 while this server holds the leader lease and is writable.",
-            "# TYPE webinfra_ha_leader gauge",
-            "webinfra_ha_leader %d" % a["primary"],
-            "# HELP webinfra_ha_writable 1 while the server is writable (read_only off).",
-            "# TYPE webinfra_ha_writable gauge",
-            "webinfra_ha_writable %d" % (1 if db.get("ok") and not db.get("read_only") else 0),
-            "# HELP webinfra_ha_leader_known 1 while this agent sees a leader in etcd.",
-            "# TYPE webinfra_ha_leader_known gauge",
-            "webinfra_ha_leader_known %d" % (1 if state.get("leader") else 0),
-            "# HELP webinfra_ha_etcd_up 1 while etcd answered the last round.",
-            "# TYPE webinfra_ha_etcd_up gauge",
-            "webinfra_ha_etcd_up %d" % (1 if state.get("etcd_ok") else 0),
-            "# HELP webinfra_ha_errant 1 when this server has transactions the leader lacks.",
-            "# TYPE webinfra_ha_errant gauge",
-            "webinfra_ha_errant %d" % (1 if state.get("errant") else 0),
-            "# HELP webinfra_ha_paused 1 while automatic failover is paused.",
-            "# TYPE webinfra_ha_paused gauge",
-            "webinfra_ha_paused %d" % (1 if state.get("paused") else 0),
-            "# HELP webinfra_ha_failover_blocked 1 while no leader exists and this server may not take over.",
-            "# TYPE webinfra_ha_failover_blocked gauge",
-            "webinfra_ha_failover_blocked %d" % (1 if self.blocked and not state.get("leader") else 0),
-            "# HELP webinfra_ha_semisync_async 1 while this leader has replicas but runs asynchronously.",
-            "# TYPE webinfra_ha_semisync_async gauge",
-            "webinfra_ha_semisync_async %d"
-            % (
-                1
-                if a["primary"]
-                and self.cfg["semisync"]
-                and len(self.cfg.get("members", [])) > 1
-                and not db.get("semisync")
-                else 0
+        replicated = bool(self.cfg["semisync"]) and len(self.cfg.get("members", [])) > 1
+        gauges = [
+            ("leader", "1 while this server holds the leader lease and is writable.", a["primary"]),
+            ("writable", "1 while the server is writable (read_only off).", db.get("ok") and not db.get("read_only")),
+            ("leader_known", "1 while this agent sees a leader in etcd.", state.get("leader")),
+            ("etcd_up", "1 while etcd answered the last round.", state.get("etcd_ok")),
+            ("errant", "1 when this server has transactions the leader lacks.", state.get("errant")),
+            ("paused", "1 while automatic failover is paused.", state.get("paused")),
+            (
+                "failover_blocked",
+                "1 while no leader exists and this server may not take over.",
+                self.blocked and not state.get("leader"),
+            ),
+            (
+                "semisync_async",
+                "1 while this leader has replicas but runs asynchronously.",
+                a["primary"] and replicated and not db.get("semisync"),
             ),
         ]
+        lines = []
+        for name, text, value in gauges:
+            lines += [
+                "# HELP webinfra_ha_%s %s" % (name, text),
+                "# TYPE webinfra_ha_%s gauge" % name,
+                "webinfra_ha_%s %d" % (name, 1 if value else 0),
+            ]
         for name, value in sorted(self.counters.items()):
             lines += [
                 "# HELP webinfra_ha_%s_total %s taken by this agent." % (name, name.capitalize()),
@@ -884,6 +876,17 @@ def make_handler(agent):
         def log_message(self, *_args):  # quiet: HAProxy checks every second
             return
 
+        def send(self, code, kind, body):
+            data = body.encode("utf-8")
+            try:
+                self.send_response(code)
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+            except OSError:
+                return  # the client (a health check) closed the connection first
+
         def do_GET(self):  # noqa: N802 - http.server's name
             answers = agent.answers()
             path = self.path.split("?")[0].rstrip("/") or "/"
@@ -900,15 +903,7 @@ def make_handler(agent):
                 )
             else:
                 body, code, kind = "not found\n", 404, "text/plain"
-            data = body.encode("utf-8")
-            try:
-                self.send_response(code)
-                self.send_header("Content-Type", kind)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-            except OSError:
-                return  # the client (a health check) closed the connection first
+            self.send(code, kind, body)
 
         def do_POST(self):  # noqa: N802 - http.server's name
             """Operator requests, written to etcd: /switchover {"to": name}, /pause, /resume."""
@@ -919,12 +914,7 @@ def make_handler(agent):
                 code, answer = agent.request(path, body)
             except (ValueError, etcd_api.EtcdError) as exc:
                 code, answer = 503, {"error": str(exc)}
-            data = (json.dumps(answer, sort_keys=True) + "\n").encode("utf-8")
-            self.send_response(code)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            self.send(code, "application/json", json.dumps(answer, sort_keys=True) + "\n")
 
     return Handler
 
