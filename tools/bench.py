@@ -55,7 +55,7 @@ TARGETS = {
     "backend_kill_failed_requests_max": 0,
     "replication_lag_p99_seconds_max": 1,
     "lb_failover_seconds_max": 3,
-    "switchover_write_window_seconds_max": 10,
+    "switchover_write_window_seconds_max": 5,
     "auto_failover_write_window_seconds_max": 30,
 }
 
@@ -752,7 +752,7 @@ def judge(results: dict) -> dict:
         verdict["lb_failover_at_most_3s"] = (h["lb_failover"]["max_gap_seconds"] or 0) <= TARGETS[
             "lb_failover_seconds_max"
         ]
-        verdict["switchover_window_at_most_10s_0_lost"] = (h["switchover"]["write_window_seconds"] or 0) <= TARGETS[
+        verdict["switchover_window_at_most_5s_0_lost"] = (h["switchover"]["write_window_seconds"] or 0) <= TARGETS[
             "switchover_write_window_seconds_max"
         ] and h["switchover"]["lost_acknowledged_writes"] == 0
         if "auto_failover" in h:

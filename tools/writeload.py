@@ -28,11 +28,13 @@ def main(argv=None):  # noqa: PLR0915 - one linear script
     parser.add_argument("--cafile")
     parser.add_argument("--ready-file")
     parser.add_argument("--stop-file")
+    parser.add_argument("--events-file", help="write every request as a JSON line: start, end, ok, error")
     args = parser.parse_args(argv)
 
     context = ssl.create_default_context(cafile=args.cafile) if args.cafile else None
     lock = threading.Lock()
     events = []  # (time, ok)
+    timeline = []  # (start, end, ok, error)
     acked, errors = [], {}
     counter = {"n": 0}
     deadline = time.time() + args.duration
@@ -56,10 +58,12 @@ def main(argv=None):  # noqa: PLR0915 - one linear script
             with lock:
                 counter["n"] += 1
                 number = counter["n"]
+            began = time.time()
             ok, error = one(number)
             now = time.time()
             with lock:
                 events.append((now, ok))
+                timeline.append((began, now, ok, error))
                 if ok:
                     if args.method == "POST":
                         acked.append(f"{args.prefix}-{number}")
@@ -77,6 +81,10 @@ def main(argv=None):  # noqa: PLR0915 - one linear script
         thread.join()
 
     events.sort()
+    if args.events_file:
+        with open(args.events_file, "w", encoding="utf-8") as out:
+            for began, ended, ok, error in sorted(timeline):
+                out.write(json.dumps({"start": began, "end": ended, "ok": ok, "error": error}) + "\n")
     successes = [t for t, ok in events if ok]
     # The last stretch counts too: a load that ends in failures ended in an outage.
     marks = successes + ([events[-1][0]] if events and successes and events[-1][0] > successes[-1] else [])

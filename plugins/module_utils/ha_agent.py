@@ -60,6 +60,15 @@ DEFAULTS = {
     "peers": {},
 }
 ERRANT_IO_ERRNOS = (1236,)  # the source's binary log lacks what this server has
+COUNTER_HELP = {
+    "failovers": "Failovers taken by this agent.",
+    "fences": "Times this agent made its server read-only.",
+    "switchovers": "Switchovers this agent handed over.",
+    "silent_replicas_cut": "Binlog dump threads ended because their replica stopped acknowledging.",
+}
+HURRY_INTERVAL = 0.1  # seconds between rounds of a switchover's target
+SWITCHOVER_MAX_AGE = 60  # seconds after which a switchover request is stale
+SWITCHOVER_ACK_WAIT = 5  # seconds the leader waits for the target to see a switchover request
 
 
 # --- pure decisions (unit-tested) -----------------------------------------------------------
@@ -142,20 +151,62 @@ def eligibility(db, last_lag, leader_record, cfg, last_failover_age):  # noqa: P
     if last_lag is not None and last_lag > float(cfg["max_lag"]):
         return False, "lagged %s s behind the leader (max_lag %s s)" % (last_lag, cfg["max_lag"])
     if cfg.get("semisync") and len(cfg.get("members", [])) > 1 and leader_record and not leader_record.get("semisync"):
-        # Asynchronous (no replica acknowledged since one caught up, e.g. an idle leader): only a
-        # replica holding everything the leader last reported may take over.
-        try:
-            complete = gtid.contains(db.get("gtid") or "", leader_record.get("gtid") or "")
-        except gtid.GtidError:
-            complete = False
-        if not complete:
-            return False, "the last leader ran asynchronously and this server lacks some of its transactions"
+        # The last leader acknowledged commits that no replica confirmed (its replicas were cut
+        # off or not connected yet): holding its last reported position is not enough, it may
+        # have acknowledged more since. Only an operator may choose (failover.yml while paused).
+        return False, "the last leader ran asynchronously: acknowledged writes may exist only there"
     if last_failover_age is not None and last_failover_age < float(cfg["failover_window"]):
         return False, "a failover happened %d s ago (failover_window %s s)" % (
             last_failover_age,
             cfg["failover_window"],
         )
     return True, ""
+
+
+def peer(address):
+    """`ip:port` of an `ss` or PROCESSLIST address, IPv4-mapped and bracketed forms made plain."""
+    host, _sep, port = address.strip().rpartition(":")
+    host = host.strip("[]")
+    if host.startswith("::ffff:"):
+        host = host[len("::ffff:") :]
+    return "%s:%s" % (host, port)
+
+
+def silent_peers(ss_output, max_silence_ms):
+    """Peers of `ss -Htin` connections that left sent data unacknowledged for more than
+    `max_silence_ms` (a replica cut off: the primary's binlog dump thread writes into a dead
+    connection; with heartbeats every second a live replica acknowledges within milliseconds)."""
+    silent, current = [], None
+    for line in ss_output.splitlines():
+        if not line.strip():
+            continue
+        if not line[0].isspace():
+            fields = line.split()
+            current = peer(fields[-1]) if len(fields) >= 2 else None
+            continue
+        info = dict(item.split(":", 1) for item in line.split() if ":" in item and not item.startswith("("))
+        try:
+            unacked = int(info.get("unacked", "0"))
+            lastack = int(info.get("lastack", "0"))
+        except ValueError:
+            continue
+        if current and unacked > 0 and lastack > max_silence_ms:
+            silent.append(current)
+    return silent
+
+
+def silence_limit_ms(cfg):
+    """How long a replica may leave the primary's data unacknowledged: twice its heartbeat, 2 s at least."""
+    heartbeat = float(cfg.get("replication", {}).get("heartbeat_period", 1) or 1)
+    return int(max(2.0, 2 * heartbeat) * 1000)
+
+
+def switchover_pending(switchover, now):
+    """True while a planned switchover is requested and not stale."""
+    if not switchover or switchover.get("force"):
+        return False
+    since = switchover.get("at", switchover.get("requested", 0)) or 0
+    return now - float(since) < SWITCHOVER_MAX_AGE
 
 
 def choose(me, my_pos, candidates):
@@ -291,6 +342,34 @@ class Database:
         cur.execute("SELECT @@GLOBAL.read_only AS ro")
         return int(cur.fetchone()["ro"]) == 1
 
+    def end_silent_dump_threads(self, max_silence_ms):
+        """End the binary-log dump threads of replicas that stopped acknowledging (cut off).
+
+        Left alone, such a thread blocks writing into the dead connection until net_write_timeout;
+        when the replica reconnects meanwhile, MariaDB's zombie-dump-thread kill can wait for ever
+        on the semi-sync ACK receiver while it blocks every new connection (seen with 11.8:
+        "Too many connections" until the server is killed). Ended early, the replica finds none."""
+        cur = self.cursor()
+        cur.execute(
+            "SELECT ID AS id, HOST AS host FROM information_schema.PROCESSLIST WHERE COMMAND LIKE 'Binlog Dump%%'"
+        )
+        threads = {peer(row["host"]): row["id"] for row in cur.fetchall() or [] if row["host"]}
+        if not threads:
+            return []
+        port = int(self.cfg.get("replication", {}).get("port", 3306))
+        proc = subprocess.run(  # noqa: S603,S607 - fixed arguments
+            ["ss", "-Htin", "state", "established", "( sport = :%d )" % port],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+        ended = []
+        for address in silent_peers(proc.stdout, max_silence_ms):
+            if address in threads and promotion._kill(cur, threads[address]):  # pylint: disable=protected-access
+                ended.append(address)
+        return ended
+
     def kill_io_threads(self, cur):
         """End the replication IO thread at once: STOP SLAVE waits while it is blocked reading
         from a primary that stopped answering (up to slave_net_timeout)."""
@@ -375,12 +454,17 @@ class Agent:
         self.renewed_at = None
         self.lock = threading.Lock()
         self.state = {"role": "starting", "leader": None, "db": {"ok": False}, "errant": "", "paused": False}
-        self.counters = {"failovers": 0, "fences": 0, "switchovers": 0}
+        self.counters = {"failovers": 0, "fences": 0, "switchovers": 0, "silent_replicas_cut": 0}
         self.last_lag = None
         self.candidate_since = None
         self.db_failures = 0
         self.blocked = ""
         self.running = True
+        # A switchover request wakes the main loop at once; a switchover's target polls fast
+        # until it holds the lease (the write window is the hand-over, not the loop interval).
+        self.wake = threading.Event()
+        self.hurry = False
+        self.seen = None
 
     # keys
     def key(self, name):
@@ -401,12 +485,30 @@ class Agent:
             "io_running": replica.get("io_running", False),
             "errant": self.state.get("errant", ""),
         }
+        if self.seen is not None:
+            out["switchover_seen"] = self.seen
         out.update(extra)
         return json.dumps(out, sort_keys=True)
 
     def publish(self, db, **extra):
         try:
             self.etcd.put(self.key("members/" + self.me), self.record(db, **extra))
+        except etcd_api.EtcdError:
+            pass
+
+    def publish_leading(self, db):
+        """The leader's record, also as `last_leader` (only while the leader key is ours): the
+        candidates judge the last leader by what it reported while it led, which its later
+        records (read-only, stopped, restarted) must not overwrite."""
+        record = self.record(db)
+        try:
+            self.etcd.txn(
+                [etcd_api.value_is(self.key("leader"), self.leader_value())],
+                [
+                    etcd_api.put_op(self.key("members/" + self.me), record),
+                    etcd_api.put_op(self.key("last_leader"), record),
+                ],
+            )
         except etcd_api.EtcdError:
             pass
 
@@ -467,6 +569,10 @@ class Agent:
                     continue
         paused = value("pause") is not None
         self.set_state(paused=paused, etcd_ok=etcd_ok)
+        switchover = value("switchover")
+        # Every agent polls fast while a switchover is pending; its target says it saw it.
+        self.hurry = switchover_pending(switchover, self.wall())
+        self.seen = (switchover or {}).get("requested") if self.hurry and switchover.get("to") == self.me else None
 
         if self.lease is not None:
             return self.lead(now, db, etcd_ok, leader, leader_kv, members, value("switchover"))
@@ -516,8 +622,15 @@ class Agent:
             self.db.promote(semisync)
             db = self.db.observe()
             self.set_state(db=db)
+        if db.get("replicas_connected"):
+            try:
+                for address in self.db.end_silent_dump_threads(silence_limit_ms(self.cfg)):
+                    log("ended the binlog dump thread of %s: the replica stopped acknowledging" % address)
+                    self.counters["silent_replicas_cut"] += 1
+            except Exception as exc:  # pylint: disable=broad-except
+                log("checking the replicas' connections: %s" % exc)
         self.set_state(role="primary", leader=self.me, errant="")
-        self.publish(db)
+        self.publish_leading(db)
         return "leader"
 
     def renew(self):
@@ -617,6 +730,11 @@ class Agent:
             except etcd_api.EtcdError:
                 pass
             return "switchover-refused"
+        waited = self.wall() - float(switchover.get("requested") or 0)
+        if record.get("switchover_seen") != switchover.get("requested") and waited < SWITCHOVER_ACK_WAIT:
+            # The target polls fast once it saw the request: hand over then, so that the write
+            # window does not include the target's loop interval.
+            return "switchover-waiting"
         log("switchover to %s: fencing, then handing over" % target)
         self.fence("planned switchover to %s" % target)
         self.db.stop_replication()
@@ -659,8 +777,15 @@ class Agent:
             self.set_state(role="new")
         elif not pointed and not self.state.get("errant"):
             leader_record = members.get(name) or {}
-            verdict, detail = follow_decision(db["gtid"], leader_record.get("gtid", ""))
-            if verdict == "errant":
+            if leader_record.get("read_only", True):
+                # Its record from before it took the key (its position then): wait for the
+                # leader's own, or a server that is ahead of that old position looks errant.
+                verdict, detail = "wait", ""
+            else:
+                verdict, detail = follow_decision(db["gtid"], leader_record.get("gtid", ""))
+            if verdict == "wait":
+                log("waiting for the new leader %s to publish its position" % name)
+            elif verdict == "errant":
                 self.set_state(errant=detail)
             else:
                 log("replicating from the leader %s (%s)" % (name, address))
@@ -692,7 +817,8 @@ class Agent:
                 return "forced-catching-up"
             extra = {"last_failover": json.dumps({"at": self.wall(), "to": self.me, "forced": True})}
             return self.acquire(db, extra, "forced failover", delete=["switchover"])
-        if switchover and switchover.get("position") is not None and switchover.get("at", 0) > self.wall() - 60:
+        handed = switchover and switchover.get("position") is not None
+        if handed and switchover.get("at", 0) > self.wall() - SWITCHOVER_MAX_AGE:
             if switchover.get("to") != self.me:
                 return "waiting-switchover"
             if not self.db.wait_applied(switchover["position"], max(1, int(self.cfg["loop_wait"]))):
@@ -707,7 +833,9 @@ class Agent:
         leader_record = None
         previous = value("last_leader")
         if previous:
-            leader_record = members.get(previous.get("name"))
+            # What the last leader reported while it led (a record without a position is the
+            # bare name written when it took the key: its member record then).
+            leader_record = previous if "gtid" in previous else members.get(previous.get("name"))
         ok, reason = eligibility(db, self.last_lag, leader_record, self.cfg, age)
         self.set_state(blocked=reason)
         if not ok:
@@ -746,7 +874,7 @@ class Agent:
             lease = self.etcd.grant(self.cfg["ttl"])
             started = self.clock()
             ops = [etcd_api.put_op(self.key("leader"), self.leader_value(), lease)]
-            ops.append(etcd_api.put_op(self.key("last_leader"), self.leader_value()))
+            ops.append(etcd_api.put_op(self.key("last_leader"), self.record(db)))
             ops += [etcd_api.put_op(self.key(k), v) for k, v in extra_puts.items()]
             ops += [etcd_api.delete_op(self.key(k)) for k in delete]
             if not self.etcd.txn([etcd_api.absent(self.key("leader"))], ops):
@@ -789,6 +917,7 @@ class Agent:
             if target not in self.cfg.get("members", []) or target == self.state.get("leader"):
                 return 400, {"error": "switchover target must be a database host other than the leader: %r" % target}
             self.etcd.put(self.key("switchover"), json.dumps({"to": target, "requested": self.wall()}))
+            self.wake.set()
             return 202, {"switchover": target, "leader": self.state.get("leader")}
         return 404, {"error": "unknown request %s" % path}
 
@@ -847,7 +976,7 @@ class Agent:
             ]
         for name, value in sorted(self.counters.items()):
             lines += [
-                "# HELP webinfra_ha_%s_total %s taken by this agent." % (name, name.capitalize()),
+                "# HELP webinfra_ha_%s_total %s" % (name, COUNTER_HELP[name]),
                 "# TYPE webinfra_ha_%s_total counter" % name,
                 "webinfra_ha_%s_total %d" % (name, value),
             ]
@@ -868,7 +997,9 @@ class Agent:
                 if self.lease is not None and not lease_valid(self.renewed_at, self.clock(), self.cfg):
                     self.drop_lease("round failed past the lease deadline")
             sd_notify("WATCHDOG=1")
-            time.sleep(max(0.05, float(self.cfg["loop_wait"]) - (self.clock() - started)))
+            interval = HURRY_INTERVAL if self.hurry else float(self.cfg["loop_wait"])
+            self.wake.wait(max(0.05, interval - (self.clock() - started)))
+            self.wake.clear()
 
 
 def make_handler(agent):

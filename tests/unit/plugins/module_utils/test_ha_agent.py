@@ -131,7 +131,7 @@ class FakeEtcd:
 class FakeDb:
     def __init__(self, name, gtid=""):
         self.name, self.gtid, self.read_only, self.ok, self.source = name, gtid, True, True, None
-        self.fences = 0
+        self.fences, self.semisync, self.replicas_connected = 0, True, 0
 
     def observe(self):
         if not self.ok:
@@ -146,7 +146,14 @@ class FakeDb:
                 "gtid_io_pos": self.gtid,
                 "executed_gtid_set": self.gtid,
             }
-        return {"ok": True, "read_only": self.read_only, "gtid": self.gtid, "semisync": True, "replica": replica}
+        return {
+            "ok": True,
+            "read_only": self.read_only,
+            "gtid": self.gtid,
+            "semisync": self.semisync,
+            "replicas_connected": self.replicas_connected,
+            "replica": replica,
+        }
 
     def fence(self):
         self.read_only = True
@@ -352,11 +359,14 @@ def test_a_keepalive_without_ttl_is_not_an_expiry_while_the_key_carries_the_leas
     store.keepalive = real
 
 
-def test_an_asynchronous_leader_is_replaced_only_by_a_replica_with_all_it_reported():
+def test_an_asynchronous_leader_is_never_replaced_automatically():
+    """It may have acknowledged writes after the last position it reported."""
     cfg = dict(CFG, members=["a", "b"])
     leader = {"semisync": False, "gtid": "0-1-9"}
-    assert ha.eligibility({"ok": True, "gtid": "0-1-9", "replica": {}}, 0, leader, cfg, None) == (True, "")
+    assert not ha.eligibility({"ok": True, "gtid": "0-1-9", "replica": {}}, 0, leader, cfg, None)[0]
     assert not ha.eligibility({"ok": True, "gtid": "0-1-8", "replica": {}}, 0, leader, cfg, None)[0]
+    synchronous = {"semisync": True, "gtid": "0-1-9"}
+    assert ha.eligibility({"ok": True, "gtid": "0-1-9", "replica": {}}, 0, synchronous, cfg, None) == (True, "")
 
 
 def test_the_guard_fences_at_the_deadline_even_while_a_renewal_hangs():
@@ -369,3 +379,103 @@ def test_the_guard_fences_at_the_deadline_even_while_a_renewal_hangs():
         assert not leader.guard()
     clock.now += 0.2
     assert leader.guard() and leader.db.read_only and leader.lease is None
+
+
+def test_switchover_waits_for_the_target_to_see_it_then_hands_over_in_one_round():
+    clock, store, agents = cluster()
+    rounds(clock, agents, 3)
+    code, _answer = agents["db-01"].request("/switchover", {"to": "db-02"})
+    assert code == 202 and agents["db-01"].wake.is_set()  # the leader's loop runs at once
+    assert agents["db-01"].step() == "switchover-waiting"  # db-02 has not seen it yet
+    assert writable(agents) == ["db-01"]
+    agents["db-02"].step()
+    assert agents["db-02"].hurry and agents["db-01"].hurry  # both poll fast now
+    assert agents["db-01"].step() == "handed-over"
+    assert agents["db-02"].step() == "switchover"
+    assert writable(agents) == ["db-02"]
+    agents["db-02"].step()
+    assert not agents["db-02"].hurry  # the request is gone with the hand-over
+
+
+def test_a_switchover_target_that_never_answers_does_not_block_the_leader_for_ever():
+    clock, store, agents = cluster()
+    rounds(clock, agents, 3)
+    agents["db-01"].request("/switchover", {"to": "db-02"})
+    assert agents["db-01"].step() == "switchover-waiting"
+    clock.now += ha.SWITCHOVER_ACK_WAIT
+    assert agents["db-01"].step() == "handed-over"
+
+
+def test_switchover_pending_ignores_forced_and_stale_requests():
+    assert ha.switchover_pending({"to": "db-02", "requested": 100}, 130)
+    assert not ha.switchover_pending({"to": "db-02", "requested": 100}, 100 + ha.SWITCHOVER_MAX_AGE)
+    assert not ha.switchover_pending({"to": "db-02", "force": True, "at": 100}, 101)
+    assert not ha.switchover_pending(None, 101)
+
+
+def test_an_asynchronous_leader_that_went_down_is_judged_by_what_it_reported_while_leading():
+    """The leader fell back to asynchronous commits (its replica was cut off) and wrote ahead; then
+    its database stopped while its agent kept publishing (read-only, no position): the replica
+    lacks acknowledged writes and must not take over."""
+    clock, store, agents = cluster()
+    rounds(clock, agents, 3)
+    leader = agents["db-01"].db
+    leader.semisync, leader.gtid = False, "0-1-9"
+    rounds(clock, agents, 2)
+    leader.ok = False
+    rounds(clock, agents, 30)
+    assert writable(agents) == []
+    assert "the last leader ran asynchronously" in agents["db-02"].blocked
+
+
+SS = """0      0      10.0.0.7:3306 10.0.0.6:38362
+\t bbr wscale:10,10 rto:204 rtt:0.558/0.973 mss:1448 bytes_sent:6044 lastsnd:624 lastack:624 app_limited
+0      60     10.0.0.7:3306 10.0.0.8:40000
+\t cubic rto:1600 backoff:3 unacked:4 retrans:1/5 lastsnd:200 lastrcv:9000 lastack:4200 busy:4000ms
+0      60     [::ffff:10.0.0.9]:3306 [::ffff:10.0.0.9]:41000
+\t cubic unacked:1 lastack:1900
+"""
+
+
+def test_silent_peers_are_those_that_left_data_unacknowledged_too_long():
+    assert ha.silent_peers(SS, 2000) == ["10.0.0.8:40000"]
+    assert ha.silent_peers(SS, 1000) == ["10.0.0.8:40000", "10.0.0.9:41000"]
+    assert ha.silent_peers("", 2000) == []
+    assert ha.peer("::ffff:10.0.0.9:41000") == "10.0.0.9:41000"
+    assert ha.silence_limit_ms({"replication": {"heartbeat_period": 1}}) == 2000
+    assert ha.silence_limit_ms({"replication": {"heartbeat_period": 5}}) == 10000
+
+
+def test_the_leader_ends_the_dump_threads_of_silent_replicas():
+    clock, store, agents = cluster()
+    ended = []
+    agents["db-01"].db.end_silent_dump_threads = lambda limit: ended.append(limit) or ["10.0.0.8:40000"]
+    agents["db-01"].db.replicas_connected = 1
+    rounds(clock, agents, 3)
+    assert ended and ended[0] == 2000
+    assert "webinfra_ha_silent_replicas_cut_total 2" in agents["db-01"].metrics()
+
+
+def test_the_old_leader_does_not_judge_the_new_one_by_its_record_from_before_the_key():
+    """Between the target taking the key and publishing its position, the old leader (ahead of
+    the target's last follower record) must wait, not call itself errant."""
+    clock, store, agents = cluster()
+    rounds(clock, agents, 3)
+    old, new = agents["db-01"], agents["db-02"]
+    old.db.gtid = "0-1-7"  # written after db-02 last published "0-1-5"
+    new.db.wait_applied = lambda position, timeout: setattr(new.db, "gtid", position) or True
+    promote = new.db.promote
+
+    def promote_while_the_old_leader_looks(semisync):
+        assert old.step() == "follower"  # sees the new key, not yet the new position
+        return promote(semisync)
+
+    new.db.promote = promote_while_the_old_leader_looks
+    old.request("/switchover", {"to": "db-02"})
+    old.step()
+    new.step()
+    assert old.step() == "handed-over"
+    assert new.step() == "switchover"
+    rounds(clock, agents, 2)
+    assert not old.state.get("errant")
+    assert old.db.source == "db-02.addr" and writable(agents) == ["db-02"]
