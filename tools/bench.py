@@ -437,14 +437,31 @@ class ReadOnlySampler:
         return next((t - since for t, seen in self.samples if t >= since and seen.get(host)), None)
 
 
-def agent_leader(lab: Lab, host: str) -> str | None:
+def agent_status(lab: Lab, host: str) -> dict:
+    """The host's HA agent /status ({} when it does not answer)."""
     read = (
-        "import json, urllib.request, subprocess; a = subprocess.check_output(['hostname', '-I']).split()[0].decode(); "
-        "print(json.load(urllib.request.urlopen(f'http://{a}:3308/status', timeout=2)).get('leader') or '')"
+        "import urllib.request, subprocess; a = subprocess.check_output(['hostname', '-I']).split()[0].decode(); "
+        "print(urllib.request.urlopen(f'http://{a}:3308/status', timeout=2).read().decode())"
     )
-    script = f"python3 -c {shlex.quote(read)}"
-    proc = lab.sh(host, script, check=False, timeout=10)
-    return proc.stdout.strip() or None if proc.returncode == 0 else None
+    proc = lab.sh(host, f"python3 -c {shlex.quote(read)}", check=False, timeout=10)
+    try:
+        return json.loads(proc.stdout) if proc.returncode == 0 else {}
+    except ValueError:
+        return {}
+
+
+def agent_leader(lab: Lab, host: str) -> str | None:
+    return agent_status(lab, host).get("leader") or None
+
+
+def wait_synchronous(lab: Lab, leader: str, timeout: float = 60) -> bool:
+    """A leader that runs asynchronously is never replaced automatically: wait until it is not."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if agent_status(lab, leader).get("db", {}).get("semisync"):
+            return True
+        time.sleep(1)
+    return False
 
 
 def bench_auto_failover(lab: Lab, vip: str, trials: int) -> dict:
@@ -457,6 +474,8 @@ def bench_auto_failover(lab: Lab, vip: str, trials: int) -> dict:
         if leader is None:
             raise SystemExit("bench: no database leader before the automatic failover trial")
         name = f"auto{trial}"
+        if not wait_synchronous(lab, leader):
+            raise SystemExit(f"bench: the leader {leader} did not run semi-synchronously within 60 s")
         log(f"ha: automatic failover {trial}/{trials}: write load, freezing the leader {leader}")
         writeload(lab, name, "POST", "/api/notes", vip)
         with ReadOnlySampler(lab, dbs) as sampler:
