@@ -342,6 +342,24 @@ class Database:
         cur.execute("SELECT @@GLOBAL.read_only AS ro")
         return int(cur.fetchone()["ro"]) == 1
 
+    def dump_threads(self, cur):
+        """{`ip:port` of the replica: thread id} of the binary-log dump threads."""
+        cur.execute(
+            "SELECT ID AS id, HOST AS host FROM information_schema.PROCESSLIST WHERE COMMAND LIKE 'Binlog Dump%%'"
+        )
+        return {peer(row["host"]): row["id"] for row in cur.fetchall() or [] if row["host"]}
+
+    def end_dump_threads(self, addresses):
+        """End the dump threads of the replicas at `addresses` (other readers of the binary log
+        are left alone); the `ip:port` of each ended."""
+        cur = self.cursor()
+        wanted = set(a for a in addresses if a)
+        return [
+            address
+            for address, thread in self.dump_threads(cur).items()
+            if address.rsplit(":", 1)[0] in wanted and promotion._kill(cur, thread)  # pylint: disable=protected-access
+        ]
+
     def end_silent_dump_threads(self, max_silence_ms):
         """End the binary-log dump threads of replicas that stopped acknowledging (cut off).
 
@@ -350,10 +368,7 @@ class Database:
         on the semi-sync ACK receiver while it blocks every new connection (seen with 11.8:
         "Too many connections" until the server is killed). Ended early, the replica finds none."""
         cur = self.cursor()
-        cur.execute(
-            "SELECT ID AS id, HOST AS host FROM information_schema.PROCESSLIST WHERE COMMAND LIKE 'Binlog Dump%%'"
-        )
-        threads = {peer(row["host"]): row["id"] for row in cur.fetchall() or [] if row["host"]}
+        threads = self.dump_threads(cur)
         if not threads:
             return []
         port = int(self.cfg.get("replication", {}).get("port", 3306))
@@ -619,7 +634,14 @@ class Agent:
         # gone commits at once (asynchronously; the candidates' rule covers that state).
         semisync = bool(self.cfg["semisync"]) and bool(others) and db.get("replicas_connected", 0) > 0
         if db["read_only"] or db.get("replica") is not None or (semisync and not db.get("semisync_enabled")):
+            enabling = semisync and not db.get("semisync_enabled") and not db["read_only"]
             self.db.promote(semisync)
+            if enabling:
+                # Replicas that connected while semi-sync was off never acknowledge (MariaDB
+                # registers a semi-sync replica when its dump starts): they reconnect at once.
+                addresses = [rec.get("address") for name, rec in members.items() if name != self.me]
+                for address in self.db.end_dump_threads(addresses):
+                    log("semi-sync on: %s reconnects as a semi-synchronous replica" % address)
             db = self.db.observe()
             self.set_state(db=db)
         if db.get("replicas_connected"):

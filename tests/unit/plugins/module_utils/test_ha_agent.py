@@ -132,6 +132,7 @@ class FakeDb:
     def __init__(self, name, gtid=""):
         self.name, self.gtid, self.read_only, self.ok, self.source = name, gtid, True, True, None
         self.fences, self.semisync, self.replicas_connected = 0, True, 0
+        self.semisync_enabled, self.dumps_ended = False, []
 
     def observe(self):
         if not self.ok:
@@ -152,6 +153,7 @@ class FakeDb:
             "gtid": self.gtid,
             "semisync": self.semisync,
             "replicas_connected": self.replicas_connected,
+            "semisync_enabled": self.semisync_enabled,
             "replica": replica,
         }
 
@@ -161,7 +163,11 @@ class FakeDb:
         return True
 
     def promote(self, semisync):
-        self.read_only, self.source = False, None
+        self.read_only, self.source, self.semisync_enabled = False, None, semisync
+
+    def end_dump_threads(self, addresses):
+        self.dumps_ended.append(sorted(addresses))
+        return [a + ":40000" for a in addresses]
 
     def follow(self, address, fresh_start):
         self.source = address
@@ -479,3 +485,17 @@ def test_the_old_leader_does_not_judge_the_new_one_by_its_record_from_before_the
     rounds(clock, agents, 2)
     assert not old.state.get("errant")
     assert old.db.source == "db-02.addr" and writable(agents) == ["db-02"]
+
+
+def test_replicas_connected_before_semi_sync_was_on_reconnect_once():
+    """A new leader (its old primary gone) commits asynchronously; when that server comes back as
+    a replica the leader turns semi-sync on and ends its dump thread once, so that it reconnects
+    as a semi-synchronous replica (MariaDB decides that when the dump starts)."""
+    clock, store, agents = cluster()
+    rounds(clock, agents, 3)
+    leader = agents["db-01"].db
+    assert leader.semisync_enabled is False and leader.dumps_ended == []
+    leader.replicas_connected = 1  # db-02 connected
+    rounds(clock, agents, 3)
+    assert leader.semisync_enabled is True
+    assert leader.dumps_ended == [["db-02.addr"]]
