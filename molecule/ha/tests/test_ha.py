@@ -373,6 +373,8 @@ def test_a_primary_cut_off_from_every_host_fences_itself_before_a_new_leader_is_
     becomes writable; after the cut heals it rejoins as a replica."""
     window = int(hostvars("db-01")["mysql_replication_ha_failover_window"])
     wait_for(lambda: False, timeout=max(0, STATE["failover_at"] + window + 1 - time.time()))
+    # Only a leader whose replica acknowledges (semi-sync) is replaced automatically.
+    assert wait_for(lambda: pstatus("db-01").get("db", {}).get("semisync"), timeout=30), pstatus("db-01")
     with Sampler() as sampler:
         cut_at = time.time()
         cut("db-01")
