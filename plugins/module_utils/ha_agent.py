@@ -66,6 +66,7 @@ COUNTER_HELP = {
     "switchovers": "Switchovers this agent handed over.",
     "silent_replicas_cut": "Binlog dump threads ended because their replica stopped acknowledging.",
 }
+NUDGE_INTERVAL = 10  # seconds between two statements that make an idle leader's replicas acknowledge
 HURRY_INTERVAL = 0.1  # seconds between rounds of a switchover's target
 SWITCHOVER_MAX_AGE = 60  # seconds after which a switchover request is stale
 SWITCHOVER_ACK_WAIT = 5  # seconds the leader waits for the target to see a switchover request
@@ -353,7 +354,7 @@ class Database:
         """End the dump threads of the replicas at `addresses` (other readers of the binary log
         are left alone); the `ip:port` of each ended."""
         cur = self.cursor()
-        wanted = set(a for a in addresses if a)
+        wanted = {a for a in addresses if a}
         return [
             address
             for address, thread in self.dump_threads(cur).items()
@@ -384,6 +385,11 @@ class Database:
             if address in threads and promotion._kill(cur, threads[address]):  # pylint: disable=protected-access
                 ended.append(address)
         return ended
+
+    def nudge_semisync(self):
+        """One statement the binary log carries and every server applies as a no-op: the
+        replicas acknowledge it, which turns semi-sync on (it is committed asynchronously)."""
+        self.cursor().execute("CREATE DATABASE IF NOT EXISTS mysql")
 
     def kill_io_threads(self, cur):
         """End the replication IO thread at once: STOP SLAVE waits while it is blocked reading
@@ -480,6 +486,7 @@ class Agent:
         self.wake = threading.Event()
         self.hurry = False
         self.seen = None
+        self.nudged_at = float("-inf")
 
     # keys
     def key(self, name):
@@ -644,6 +651,15 @@ class Agent:
                     log("semi-sync on: %s reconnects as a semi-synchronous replica" % address)
             db = self.db.observe()
             self.set_state(db=db)
+        idle = semisync and db.get("semisync_enabled") and db.get("semisync_clients", 0) > 0 and not db.get("semisync")
+        if idle and self.clock() - self.nudged_at >= NUDGE_INTERVAL:
+            # Semi-sync turns on only when a replica acknowledges a transaction: an idle leader
+            # would count as asynchronous (and never be replaced automatically) until the next write.
+            self.nudged_at = self.clock()
+            try:
+                self.db.nudge_semisync()
+            except Exception as exc:  # pylint: disable=broad-except
+                log("semi-sync confirmation: %s" % exc)
         if db.get("replicas_connected"):
             try:
                 for address in self.db.end_silent_dump_threads(silence_limit_ms(self.cfg)):

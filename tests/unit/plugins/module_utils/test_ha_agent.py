@@ -132,7 +132,7 @@ class FakeDb:
     def __init__(self, name, gtid=""):
         self.name, self.gtid, self.read_only, self.ok, self.source = name, gtid, True, True, None
         self.fences, self.semisync, self.replicas_connected = 0, True, 0
-        self.semisync_enabled, self.dumps_ended = False, []
+        self.semisync_enabled, self.dumps_ended, self.nudges = False, [], 0
 
     def observe(self):
         if not self.ok:
@@ -154,6 +154,7 @@ class FakeDb:
             "semisync": self.semisync,
             "replicas_connected": self.replicas_connected,
             "semisync_enabled": self.semisync_enabled,
+            "semisync_clients": self.replicas_connected if self.semisync_enabled else 0,
             "replica": replica,
         }
 
@@ -164,6 +165,10 @@ class FakeDb:
 
     def promote(self, semisync):
         self.read_only, self.source, self.semisync_enabled = False, None, semisync
+
+    def nudge_semisync(self):
+        self.nudges += 1
+        self.semisync = True
 
     def end_dump_threads(self, addresses):
         self.dumps_ended.append(sorted(addresses))
@@ -499,3 +504,15 @@ def test_replicas_connected_before_semi_sync_was_on_reconnect_once():
     rounds(clock, agents, 3)
     assert leader.semisync_enabled is True
     assert leader.dumps_ended == [["db-02.addr"]]
+
+
+def test_an_idle_leader_makes_its_replica_acknowledge_once_so_that_it_counts_as_synchronous():
+    clock, store, agents = cluster()
+    rounds(clock, agents, 3)
+    leader = agents["db-01"].db
+    leader.semisync = False  # status OFF: nothing acknowledged since the replica connected
+    leader.replicas_connected = 1
+    rounds(clock, agents, 3)
+    assert leader.nudges == 1 and leader.semisync
+    record = json.loads(store.kv["/webinfra/webinfra/last_leader"]["value"])
+    assert record["semisync"] is True
