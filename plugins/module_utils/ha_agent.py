@@ -927,9 +927,11 @@ class Agent:
             self.counters["failovers"] += 1
         log("took the leader key (%s)" % why)
         self.db.stop_replication()
-        self.db.promote(
-            bool(self.cfg["semisync"]) and len(self.cfg.get("members", [])) > 1 and db.get("replicas_connected", 0) > 0
-        )
+        # Semi-sync at once after a switchover (the former leader connects within a second, as a
+        # semi-synchronous replica: no dump thread to restart); after a failover only once a
+        # replica is connected (the old primary may be gone: commits would wait out the timeout).
+        replicated = bool(self.cfg["semisync"]) and len(self.cfg.get("members", [])) > 1
+        self.db.promote(replicated and (why == "switchover" or db.get("replicas_connected", 0) > 0))
         db = self.db.observe()
         self.set_state(db=db, role="primary", leader=self.me)
         self.publish(db)

@@ -516,3 +516,16 @@ def test_an_idle_leader_makes_its_replica_acknowledge_once_so_that_it_counts_as_
     assert leader.nudges == 1 and leader.semisync
     record = json.loads(store.kv["/webinfra/webinfra/last_leader"]["value"])
     assert record["semisync"] is True
+
+
+def test_the_target_of_a_switchover_turns_semi_sync_on_at_once():
+    """The former leader then connects as a semi-synchronous replica: no dump thread to end."""
+    clock, store, agents = cluster()
+    rounds(clock, agents, 3)
+    agents["db-01"].request("/switchover", {"to": "db-02"})
+    rounds(clock, agents, 3)
+    assert writable(agents) == ["db-02"]
+    assert agents["db-02"].db.semisync_enabled is True
+    agents["db-02"].db.replicas_connected = 1
+    rounds(clock, agents, 2)
+    assert agents["db-02"].db.dumps_ended == []
