@@ -151,7 +151,7 @@ def eligibility(db, last_lag, leader_record, cfg, last_failover_age):  # noqa: P
         return False, "lag never measured while the leader was alive"
     if last_lag is not None and last_lag > float(cfg["max_lag"]):
         return False, "lagged %s s behind the leader (max_lag %s s)" % (last_lag, cfg["max_lag"])
-    if cfg.get("semisync") and len(cfg.get("members", [])) > 1 and leader_record and not leader_record.get("semisync"):
+    if replicated(cfg) and leader_record and not leader_record.get("semisync"):
         # The last leader acknowledged commits that no replica confirmed (its replicas were cut
         # off or not connected yet): holding its last reported position is not enough, it may
         # have acknowledged more since. Only an operator may choose (failover.yml while paused).
@@ -162,6 +162,11 @@ def eligibility(db, last_lag, leader_record, cfg, last_failover_age):  # noqa: P
             cfg["failover_window"],
         )
     return True, ""
+
+
+def replicated(cfg):
+    """True when commits are to be acknowledged by a replica: semi-sync on and other members."""
+    return bool(cfg.get("semisync")) and len(cfg.get("members", [])) > 1
 
 
 def peer(address):
@@ -597,7 +602,7 @@ class Agent:
         self.seen = (switchover or {}).get("requested") if self.hurry and switchover.get("to") == self.me else None
 
         if self.lease is not None:
-            return self.lead(now, db, etcd_ok, leader, leader_kv, members, value("switchover"))
+            return self.lead(now, db, etcd_ok, leader, leader_kv, members, switchover)
         if not etcd_ok:
             self.set_state(role="unknown", leader=None)
             if db.get("ok") and not db.get("read_only"):
@@ -610,7 +615,7 @@ class Agent:
                 if self.etcd.keepalive(leader_kv["lease"]) > 0:
                     self.lease, self.renewed_at = leader_kv["lease"], started
                     log("adopted the leader lease %s" % self.lease)
-                    return self.lead(started, db, True, leader, leader_kv, members, value("switchover"))
+                    return self.lead(started, db, True, leader, leader_kv, members, switchover)
             except etcd_api.EtcdError:
                 pass
             return "adopt-failed"
@@ -636,10 +641,9 @@ class Agent:
         self.db_failures = 0
         if switchover and switchover.get("to") not in (None, self.me) and "position" not in switchover:
             return self.hand_over(switchover, members)
-        others = [name for name in self.cfg.get("members", []) if name != self.me]
         # Semi-sync waits only once a replica is connected: a new leader whose old primary is
         # gone commits at once (asynchronously; the candidates' rule covers that state).
-        semisync = bool(self.cfg["semisync"]) and bool(others) and db.get("replicas_connected", 0) > 0
+        semisync = replicated(self.cfg) and db.get("replicas_connected", 0) > 0
         if db["read_only"] or db.get("replica") is not None or (semisync and not db.get("semisync_enabled")):
             enabling = semisync and not db.get("semisync_enabled") and not db["read_only"]
             self.db.promote(semisync)
@@ -930,8 +934,7 @@ class Agent:
         # Semi-sync at once after a switchover (the former leader connects within a second, as a
         # semi-synchronous replica: no dump thread to restart); after a failover only once a
         # replica is connected (the old primary may be gone: commits would wait out the timeout).
-        replicated = bool(self.cfg["semisync"]) and len(self.cfg.get("members", [])) > 1
-        self.db.promote(replicated and (why == "switchover" or db.get("replicas_connected", 0) > 0))
+        self.db.promote(replicated(self.cfg) and (why == "switchover" or db.get("replicas_connected", 0) > 0))
         db = self.db.observe()
         self.set_state(db=db, role="primary", leader=self.me)
         self.publish(db)
@@ -988,7 +991,6 @@ class Agent:
     def metrics(self):
         a = self.answers()
         state, db = a["state"], a["state"].get("db") or {}
-        replicated = bool(self.cfg["semisync"]) and len(self.cfg.get("members", [])) > 1
         gauges = [
             ("leader", "1 while this server holds the leader lease and is writable.", a["primary"]),
             ("writable", "1 while the server is writable (read_only off).", db.get("ok") and not db.get("read_only")),
@@ -1004,7 +1006,7 @@ class Agent:
             (
                 "semisync_async",
                 "1 while this leader has replicas but runs asynchronously.",
-                a["primary"] and replicated and not db.get("semisync"),
+                a["primary"] and replicated(self.cfg) and not db.get("semisync"),
             ),
         ]
         lines = []

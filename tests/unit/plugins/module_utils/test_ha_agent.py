@@ -529,3 +529,17 @@ def test_the_target_of_a_switchover_turns_semi_sync_on_at_once():
     agents["db-02"].db.replicas_connected = 1
     rounds(clock, agents, 2)
     assert agents["db-02"].db.dumps_ended == []
+
+
+def test_the_semisync_async_gauge_is_set_only_on_a_replicated_leader_without_acknowledgements():
+    clock, _store, agents = cluster()
+    rounds(clock, agents, 3)
+    assert "webinfra_ha_semisync_async 0" in agents["db-01"].metrics()
+    agents["db-01"].db.semisync = False
+    rounds(clock, agents, 1)
+    assert "webinfra_ha_semisync_async 1" in agents["db-01"].metrics()
+    assert "webinfra_ha_semisync_async 0" in agents["db-02"].metrics()  # a replica
+    clock, _store, alone = cluster(names=("db-01",))
+    alone["db-01"].db.semisync = False
+    rounds(clock, alone, 3)
+    assert "webinfra_ha_semisync_async 0" in alone["db-01"].metrics()
