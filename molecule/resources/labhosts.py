@@ -112,6 +112,20 @@ def run_playbook(playbook: str, *args: str) -> subprocess.CompletedProcess:
     )
 
 
+def playbook_digest(proc: subprocess.CompletedProcess, limit: int = 6000) -> str:
+    """What an assertion on a playbook run should show: each changed or failed result under its
+    task's name (the default callback's output), then the recap and stderr's end."""
+    lines, task = [], ""
+    for line in proc.stdout.splitlines():
+        if line.startswith(("TASK [", "RUNNING HANDLER [")):
+            task = line.rstrip(" *")
+        elif line.startswith(("changed: [", "fatal: [", "failed: [")):
+            lines.append(f"{task}\n    {line[:800]}")
+    recap = proc.stdout.split("PLAY RECAP", 1)[1] if "PLAY RECAP" in proc.stdout else proc.stdout[-2000:]
+    text = "\n".join(lines) + "\nPLAY RECAP" + recap + "\nstderr: " + proc.stderr[-1500:]
+    return text[-limit:]
+
+
 def run_module(target: str, module: str, args: dict | None = None) -> dict:
     """Run an Ansible module on `target` (ad hoc) and return its result."""
     cmd = ["ansible", "-i", inventory_dir(), target, "-m", module]
