@@ -366,6 +366,21 @@ class Database:
             if address.rsplit(":", 1)[0] in wanted and promotion._kill(cur, thread)  # pylint: disable=protected-access
         ]
 
+    def end_stale_dump_threads(self, timeout=3.0):
+        """End every binary-log dump thread of a server that does not lead (they are left from its
+        last leadership) and wait until they are gone; the `ip:port` of each ended.
+
+        Called while its semi-sync master is off: a stale dump thread still there when a replica
+        registers again, with semi-sync on, is where MariaDB's zombie-dump-thread kill waits for
+        ever on the ACK receiver while it holds the lock every new connection takes (seen with
+        11.8 after a switchover back to a former leader: "Too many connections" for everyone)."""
+        cur = self.cursor()
+        ended = [address for address, thread in self.dump_threads(cur).items() if promotion._kill(cur, thread)]  # pylint: disable=protected-access
+        deadline = time.monotonic() + timeout
+        while ended and self.dump_threads(cur) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return ended
+
     def end_silent_dump_threads(self, max_silence_ms):
         """End the binary-log dump threads of replicas that stopped acknowledging (cut off).
 
@@ -804,6 +819,10 @@ class Agent:
         if not db["read_only"]:
             self.fence("%s holds the leader lease" % name)
             db = self.db.observe()
+        if db.get("replicas_connected", 0) > 0:
+            # Left from this server's last leadership: ended now, while its semi-sync is off.
+            for stale in self.db.end_stale_dump_threads():
+                log("ended the stale binlog dump thread of %s (%s leads)" % (stale, name))
         replica = db.get("replica")
         address = leader.get("address")
         pointed = replica is not None and replica.get("source_host") == address
@@ -931,10 +950,18 @@ class Agent:
             self.counters["failovers"] += 1
         log("took the leader key (%s)" % why)
         self.db.stop_replication()
+        connected = db.get("replicas_connected", 0)
+        if why != "bootstrap" and connected > 0:
+            # Left from an earlier leadership (the replicas connect only once they see the new
+            # key): ended before semi-sync is turned on (Database.end_stale_dump_threads).
+            for address in self.db.end_stale_dump_threads():
+                log("ended the stale binlog dump thread of %s" % address)
+            connected = 0
         # Semi-sync at once after a switchover (the former leader connects within a second, as a
-        # semi-synchronous replica: no dump thread to restart); after a failover only once a
-        # replica is connected (the old primary may be gone: commits would wait out the timeout).
-        self.db.promote(replicated(self.cfg) and (why == "switchover" or db.get("replicas_connected", 0) > 0))
+        # semi-synchronous replica: no dump thread to restart) or for the first leader whose
+        # replicas are connected; after a failover once a replica has connected (lead() turns it
+        # on; the old primary may be gone: commits would wait out the timeout).
+        self.db.promote(replicated(self.cfg) and (why == "switchover" or connected > 0))
         db = self.db.observe()
         self.set_state(db=db, role="primary", leader=self.me)
         self.publish(db)

@@ -132,7 +132,7 @@ class FakeDb:
     def __init__(self, name, gtid=""):
         self.name, self.gtid, self.read_only, self.ok, self.source = name, gtid, True, True, None
         self.fences, self.semisync, self.replicas_connected = 0, True, 0
-        self.semisync_enabled, self.dumps_ended, self.nudges = False, [], 0
+        self.semisync_enabled, self.dumps_ended, self.nudges, self.stale_ended = False, [], 0, 0
 
     def observe(self):
         if not self.ok:
@@ -173,6 +173,12 @@ class FakeDb:
     def end_dump_threads(self, addresses):
         self.dumps_ended.append(sorted(addresses))
         return [a + ":40000" for a in addresses]
+
+    def end_stale_dump_threads(self):
+        ended = [f"10.0.0.9:{41000 + i}" for i in range(self.replicas_connected)]
+        self.stale_ended += len(ended)
+        self.replicas_connected = 0
+        return ended
 
     def follow(self, address, fresh_start):
         self.source = address
@@ -461,8 +467,9 @@ def test_the_leader_ends_the_dump_threads_of_silent_replicas():
     clock, store, agents = cluster()
     ended = []
     agents["db-01"].db.end_silent_dump_threads = lambda limit: ended.append(limit) or ["10.0.0.8:40000"]
+    rounds(clock, agents, 1)
     agents["db-01"].db.replicas_connected = 1
-    rounds(clock, agents, 3)
+    rounds(clock, agents, 2)
     assert ended and ended[0] == 2000
     assert "webinfra_ha_silent_replicas_cut_total 2" in agents["db-01"].metrics()
 
@@ -543,3 +550,61 @@ def test_the_semisync_async_gauge_is_set_only_on_a_replicated_leader_without_ack
     alone["db-01"].db.semisync = False
     rounds(clock, alone, 3)
     assert "webinfra_ha_semisync_async 0" in alone["db-01"].metrics()
+
+
+def test_a_follower_ends_the_dump_threads_left_from_its_leadership():
+    """With semi-sync off there, before a replica can register again (MariaDB 11.8 hangs when a
+    registration meets a stale dump thread while the ACK receiver runs)."""
+    clock, store, agents = cluster()
+    rounds(clock, agents, 3)
+    agents["db-02"].db.replicas_connected = 2
+    rounds(clock, agents, 1)
+    assert agents["db-02"].db.stale_ended == 2 and agents["db-02"].db.replicas_connected == 0
+
+
+def test_a_new_leader_ends_stale_dump_threads_before_it_promotes_and_starts_asynchronous():
+    clock, store, agents = cluster()
+    rounds(clock, agents, 3)
+    new = agents["db-02"].db
+    new.replicas_connected = 1
+    promote = new.promote
+
+    def check_then_promote(semisync):
+        assert new.stale_ended == 1  # before semi-sync can be turned on
+        return promote(semisync)
+
+    new.promote = check_then_promote
+    agents["db-01"].db.ok = False  # the leader's server stops answering: it releases the key
+    rounds(clock, agents, 15)
+    assert writable(agents) == ["db-02"]
+    assert new.semisync_enabled is False  # no replica connected yet: asynchronous
+
+
+class DumpCursor:
+    """information_schema.PROCESSLIST with two dump threads that end a few reads after KILL."""
+
+    def __init__(self):
+        self.threads = {7: "10.0.0.8:40000", 9: "10.0.0.9:41000"}
+        self.killed, self.reads_after_kill, self.rows = [], 0, []
+
+    def execute(self, sql, args=None):
+        if sql.startswith("KILL CONNECTION"):
+            self.killed.append(int(sql.split()[-1]))
+        elif "Binlog Dump" in sql:
+            if self.killed:
+                self.reads_after_kill += 1
+                if self.reads_after_kill >= 3:
+                    self.threads = {}
+            self.rows = [{"id": i, "host": h} for i, h in self.threads.items()]
+
+    def fetchall(self):
+        return self.rows
+
+
+def test_end_stale_dump_threads_kills_every_dump_thread_and_waits_until_they_are_gone(monkeypatch):
+    db = ha.Database(dict(CFG, socket="/run/mysqld/mysqld.sock"))
+    cur = DumpCursor()
+    monkeypatch.setattr(db, "cursor", lambda: cur)
+    monkeypatch.setattr(ha.time, "sleep", lambda _s: None)
+    assert sorted(db.end_stale_dump_threads()) == ["10.0.0.8:40000", "10.0.0.9:41000"]
+    assert sorted(cur.killed) == [7, 9] and cur.threads == {}
