@@ -23,6 +23,7 @@ DEFAULTS = {
     "webinfra_monitoring": True,
     "webinfra_monitoring_group": "monitoring",
     "webinfra_etcd_group": "etcd",
+    "webinfra_backup_group": "backups",
     "webinfra_backend_tls": True,
     "webinfra_backend_port": 0,
     "webinfra_vip": "",
@@ -50,6 +51,7 @@ PORTS = {
     "alertmanager": ("monitoring", "monitoring_alertmanager_port"),
     "etcd_client": ("etcd", "etcd_client_port"),
     "etcd_peer": ("etcd", "etcd_peer_port"),
+    "backup_agent": ("backup", "backup_agent_port"),
 }
 
 # Database settings the web servers' application needs: read from the primary's variables,
@@ -149,11 +151,13 @@ def build(host, inputs, groups, hostvars, role_defaults):  # noqa: C901, PLR0912
     replica_group = str(cfg["webinfra_db_replica_group"])
     monitoring_group = str(cfg["webinfra_monitoring_group"])
     etcd_group = str(cfg["webinfra_etcd_group"])
+    backup_group = str(cfg["webinfra_backup_group"])
     for name in (
         "webinfra_db_primary_group",
         "webinfra_db_replica_group",
         "webinfra_monitoring_group",
         "webinfra_etcd_group",
+        "webinfra_backup_group",
     ):
         if not str(cfg[name]).strip():
             raise StackError(f"{name} must name an inventory group")
@@ -178,7 +182,11 @@ def build(host, inputs, groups, hostvars, role_defaults):  # noqa: C901, PLR0912
         )
     # Automatic database failover: when the etcd group has members (the HA agents' consensus store).
     etcd_hosts = _members(groups, etcd_group) if db_hosts else []
-    stack_hosts = _unique(loadbalancers + webservers + db_hosts + (monitors if monitoring else []) + etcd_hosts)
+    # Backups (the backup role): when the backup group has hosts and there are databases.
+    backup_hosts = _members(groups, backup_group) if db_hosts else []
+    stack_hosts = _unique(
+        loadbalancers + webservers + db_hosts + (monitors if monitoring else []) + etcd_hosts + backup_hosts
+    )
 
     addresses = {}
     for name in stack_hosts:
@@ -240,6 +248,7 @@ def build(host, inputs, groups, hostvars, role_defaults):  # noqa: C901, PLR0912
     in_lb, in_web = host in loadbalancers, host in webservers
     in_db, in_mon = host in db_hosts, host in monitors
     in_etcd = host in etcd_hosts
+    in_backup = host in backup_hosts
     db_groups = [primary_group, replica_group]
 
     # This host's firewall openings beyond its tier's own: sources are inventory groups or networks.
@@ -259,6 +268,13 @@ def build(host, inputs, groups, hostvars, role_defaults):  # noqa: C901, PLR0912
         rules.append({"port": port("etcd_peer", host), "from": [etcd_group], "comment": "etcd-peer"})
     if writer and in_lb:
         rules.append({"port": port("db_writer", host), "from": ["webservers"], "comment": "db-writer-endpoint"})
+    if backup_hosts and (in_db or in_backup):
+        # Backup streams (backup host <- source, rebuilds between database hosts) and the
+        # repository's files (a restore target among the database or backup hosts).
+        backup_from = [g for g in [backup_group, *db_groups] if g in groups]
+        rules.append({"port": port("backup_agent", host), "from": backup_from, "comment": "backup-agent"})
+    if backup_hosts and in_db:
+        rules.append({"port": port("db", host), "from": [backup_group], "comment": "db-binlog-archive"})
     if monitoring and host in stack_hosts:
         rules.append({"port": port("node_exporter", host), "from": [monitoring_group], "comment": "node-exporter"})
         if in_lb:
@@ -329,6 +345,7 @@ def build(host, inputs, groups, hostvars, role_defaults):  # noqa: C901, PLR0912
             ("db_replicas", host in replicas),
             ("monitoring", monitoring and in_mon),
             ("etcd", in_etcd),
+            ("backups", in_backup),
         )
         if member
     ]
@@ -342,6 +359,8 @@ def build(host, inputs, groups, hostvars, role_defaults):  # noqa: C901, PLR0912
         play_groups.append("webinfra_etcd")
     if in_db:
         play_groups.append("webinfra_db")
+    if backup_hosts and (in_db or in_backup):
+        play_groups.append("webinfra_backup")
     if monitoring and in_mon:
         play_groups.append("webinfra_monitoring")
     return {
@@ -353,6 +372,7 @@ def build(host, inputs, groups, hostvars, role_defaults):  # noqa: C901, PLR0912
             "db_replicas": replica_group,
             "monitoring": monitoring_group,
             "etcd": etcd_group,
+            "backups": backup_group,
         },
         "hosts": {
             "stack": stack_hosts,
@@ -363,6 +383,7 @@ def build(host, inputs, groups, hostvars, role_defaults):  # noqa: C901, PLR0912
             "db": db_hosts,
             "monitoring": monitors if monitoring else [],
             "etcd": etcd_hosts,
+            "backups": backup_hosts,
         },
         "addresses": addresses,
         "tiers": tiers,
@@ -383,6 +404,8 @@ def build(host, inputs, groups, hostvars, role_defaults):  # noqa: C901, PLR0912
             "enabled": bool(etcd_hosts),
             "endpoints": [f"https://{addresses[h]}:{port('etcd_client', h)}" for h in etcd_hosts],
         },
+        # Backups (empty hosts: none): the repositories and the port of their agents.
+        "backup": {"enabled": bool(backup_hosts), "group": backup_group, "hosts": backup_hosts},
         "firewall_rules": rules,
         "app": {"env": app_env, "packages": _unique(APP_PACKAGES + [str(p) for p in packages])},
     }

@@ -261,3 +261,21 @@ def test_etcd_group_turns_on_automatic_failover_and_the_writer_endpoint():
     plain = model("web-01")
     assert plain["etcd"] == {"enabled": False, "endpoints": []}
     assert not plain["db_writer"]["enabled"]
+
+
+def test_backup_hosts_join_the_stack_with_their_firewall_openings():
+    groups, hostvars = seed_inventory()
+    groups = dict(groups, backups=["bk-01"], all=[*groups["all"], "bk-01"])
+    hostvars = dict(hostvars, **{"bk-01": {"ansible_facts": {"default_ipv4": {"address": "10.0.0.7"}}}})
+    bk, db, lb = (model(h, groups=groups, hostvars=hostvars) for h in ("bk-01", "web-01", "lb-01"))
+    assert "bk-01" in bk["hosts"]["stack"] and bk["tiers"] == ["backups"]
+    assert bk["backup"] == {"enabled": True, "group": "backups", "hosts": ["bk-01"]}
+    assert "webinfra_backup" in bk["play_groups"] and "webinfra_backup" in db["play_groups"]
+    assert "webinfra_backup" not in lb["play_groups"]
+    assert rules(bk)["backup-agent"] == (3309, ["backups", "db_primary", "db_replicas"])
+    assert rules(db)["backup-agent"] == (3309, ["backups", "db_primary", "db_replicas"])
+    assert rules(db)["db-binlog-archive"] == (3306, ["backups"])
+    assert "backup-agent" not in rules(lb)
+    # Without the group (or without databases): no backups.
+    assert model("web-01")["backup"]["enabled"] is False
+    assert "backup-agent" not in rules(model("web-01"))

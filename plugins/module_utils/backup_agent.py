@@ -1,0 +1,758 @@
+# Copyright: webinfra maintainers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The backup agent: physical backups streamed from a database host to the backup host, the
+binary-log archive, and restores. The decisions are in backup.py; this is the I/O.
+
+    python3 -m ...backup_agent serve   CONFIG   HTTPS service (mutual TLS, the internal CA)
+    python3 -m ...backup_agent take    CONFIG [--full]    one backup (the systemd timer)
+    python3 -m ...backup_agent archive CONFIG   the binary-log archiver (a systemd service)
+    python3 -m ...backup_agent catalog CONFIG [--backup ID] [--to-time T] [--to-gtid G]
+    python3 -m ...backup_agent restore CONFIG --plan FILE   (on the restore target)
+    python3 -m ...backup_agent metrics CONFIG
+
+CONFIG (JSON, root-only, written by the backup role) has `name`, `listen`, `port`, `tls`
+({ca, cert, key}: the host's certificate from the internal CA), `stream_clients` (the host
+names allowed to stream a backup from this host), and a `source` section on database hosts
+({socket, tmpdir}) and/or a `repository` section on backup hosts ({dir, sources, keep_full,
+incrementals_per_full, max_lag, allow_primary, compress_level, textfile, binlog}).
+
+On a source: GET /status (read-only? replicating? lag) and GET /backup?lsn=N (mariadb-backup's
+xbstream in frames, see backup.frame). On a repository: GET /catalog and GET /files/... (the
+stored backups and archived binary logs, for a restore target).
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+try:
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from urllib.parse import parse_qs, quote, urlparse
+    from urllib.request import Request, urlopen
+except ImportError:  # pragma: no cover - Python 2 never runs the agent
+    BaseHTTPRequestHandler = object
+    ThreadingHTTPServer = None
+
+from ansible_collections.webinfra.distributed.plugins.module_utils import backup as bk
+
+CHUNK = 1024 * 1024
+STATUS_TIMEOUT = 5
+# The archiver's server id towards the primary (a replica with the same id would be cut off).
+DEFAULT_ARCHIVER_SERVER_ID = 4000000000
+
+
+def log(message):
+    sys.stderr.write(message + "\n")
+    sys.stderr.flush()
+
+
+def sd_notify(message):
+    address = os.environ.get("NOTIFY_SOCKET")
+    if not address:
+        return
+    if address.startswith("@"):
+        address = "\0" + address[1:]
+    try:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        sock.sendto(message.encode("ascii"), address)
+        sock.close()
+    except OSError:
+        pass
+
+
+def load_config(path):
+    with open(path) as handle:
+        return json.load(handle)
+
+
+def write_atomic(path, text, mode=0o644):
+    directory = os.path.dirname(path) or "."
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    os.chmod(tmp, mode)
+    os.replace(tmp, path)
+
+
+# --- TLS ---------------------------------------------------------------------------------------
+
+
+def server_context(cfg):
+    tls = cfg["tls"]
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=tls["ca"])
+    ctx.load_cert_chain(tls["cert"], tls["key"])
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    return ctx
+
+
+def client_context(cfg):
+    tls = cfg["tls"]
+    ctx = ssl.create_default_context(cafile=tls["ca"])
+    ctx.load_cert_chain(tls["cert"], tls["key"])
+    return ctx
+
+
+def peer_name(cert):
+    for field in (cert or {}).get("subject", ()):
+        for key, value in field:
+            if key == "commonName":
+                return value
+    return ""
+
+
+def get(cfg, address, path, timeout=STATUS_TIMEOUT):
+    url = "https://%s:%d%s" % (address, int(cfg["port"]), path)
+    return urlopen(Request(url), timeout=timeout, context=client_context(cfg))  # noqa: S310 - https only
+
+
+def get_json(cfg, address, path, timeout=STATUS_TIMEOUT):
+    with get(cfg, address, path, timeout) as answer:
+        return json.loads(answer.read().decode("utf-8"))
+
+
+# --- the source (a database host) --------------------------------------------------------------
+
+
+def connect(cfg):
+    import pymysql  # noqa: PLC0415 - only where a server runs
+    import pymysql.cursors  # noqa: PLC0415
+
+    return pymysql.connect(
+        unix_socket=cfg["source"]["socket"],
+        user="root",
+        autocommit=True,
+        cursorclass=pymysql.cursors.DictCursor,
+        connect_timeout=3,
+        read_timeout=10,
+    )
+
+
+def source_status(cfg):
+    """What the repository needs to choose a source: read-only, replicating, lag, position."""
+    try:
+        conn = connect(cfg)
+        try:
+            cur = conn.cursor()
+            cur.execute("SELECT @@GLOBAL.read_only AS ro, @@GLOBAL.gtid_current_pos AS gtid")
+            row = cur.fetchone()
+            cur.execute("SHOW SLAVE STATUS")
+            replica = cur.fetchone()
+        finally:
+            conn.close()
+    except Exception as exc:  # pylint: disable=broad-except
+        return {"ok": False, "error": str(exc), "name": cfg["name"]}
+    replicating = (
+        bool(replica) and replica.get("Slave_IO_Running") == "Yes" and replica.get("Slave_SQL_Running") == "Yes"
+    )
+    lag = replica.get("Seconds_Behind_Master")
+    return {
+        "ok": True,
+        "name": cfg["name"],
+        "read_only": int(row["ro"]) == 1,
+        "replicating": replicating,
+        "lag": None if lag is None else int(lag),
+        "gtid": row["gtid"] or "",
+    }
+
+
+class BackupStream:
+    """mariadb-backup --backup --stream=xbstream, written as frames to `out` (one at a time)."""
+
+    lock = threading.Lock()
+
+    def __init__(self, cfg, lsn):
+        self.cfg, self.lsn = cfg, int(lsn or 0)
+
+    def run(self, out):
+        source = self.cfg["source"]
+        os.makedirs(source["tmpdir"], mode=0o700, exist_ok=True)
+        work = tempfile.mkdtemp(dir=source["tmpdir"], prefix="stream-")
+        lsndir = os.path.join(work, "lsn")
+        cmd = [
+            "mariadb-backup",
+            "--backup",
+            "--stream=xbstream",
+            "--socket=%s" % source["socket"],
+            "--user=root",
+            "--target-dir=%s" % os.path.join(work, "target"),
+            "--extra-lsndir=%s" % lsndir,
+        ]
+        if self.lsn:
+            cmd.append("--incremental-lsn=%d" % self.lsn)
+        errors = open(os.path.join(work, "stderr"), "w+")
+        try:
+            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=errors)  # noqa: S603 - fixed command
+            try:
+                while True:
+                    chunk = proc.stdout.read(CHUNK)
+                    if not chunk:
+                        break
+                    out.write(bk.frame(b"D", chunk))
+            except OSError:
+                proc.kill()
+                raise
+            finally:
+                rc = proc.wait()
+            errors.seek(0)
+            report = {"rc": rc, "stderr": errors.read()[-3000:]}
+            for name, key in (("mariadb_backup_info", "info"), ("mariadb_backup_checkpoints", "checkpoints")):
+                path = os.path.join(lsndir, name)
+                report[key] = open(path).read() if os.path.exists(path) else ""
+            out.write(bk.frame(b"M", json.dumps(report).encode("utf-8")))
+        finally:
+            errors.close()
+            shutil.rmtree(work, ignore_errors=True)
+
+
+# --- the repository (the backup host) ----------------------------------------------------------
+
+
+def repo_dir(cfg, *parts):
+    return os.path.join(cfg["repository"]["dir"], *parts)
+
+
+def load_backups(cfg):
+    base = repo_dir(cfg, "base")
+    out = []
+    for name in sorted(os.listdir(base)) if os.path.isdir(base) else []:
+        meta = os.path.join(base, name, "meta.json")
+        if not name.endswith(".partial") and os.path.exists(meta):
+            with open(meta) as handle:
+                out.append(json.load(handle))
+    return out
+
+
+def load_binlogs(cfg):
+    root = repo_dir(cfg, "binlog")
+    out = []
+    for server in sorted(os.listdir(root)) if os.path.isdir(root) else []:
+        for name in sorted(os.listdir(os.path.join(root, server))):
+            if name.startswith("."):
+                continue
+            path = os.path.join(root, server, name)
+            stat = os.stat(path)
+            out.append({"server_id": server, "name": name, "path": path, "mtime": stat.st_mtime, "size": stat.st_size})
+    return out
+
+
+def sha256_file(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def take(cfg, force_full=False):
+    """One backup from the chosen source into the repository; returns its meta."""
+    repo = cfg["repository"]
+    statuses = {}
+    for source in repo["sources"]:
+        try:
+            statuses[source["name"]] = get_json(cfg, source["address"], "/status")
+        except Exception as exc:  # pylint: disable=broad-except
+            statuses[source["name"]] = {"ok": False, "error": str(exc)}
+    name, reason = bk.choose_source(statuses, repo.get("max_lag", 60), repo.get("allow_primary", True))
+    address = next(s["address"] for s in repo["sources"] if s["name"] == name)
+    backups = load_backups(cfg)
+    kind, parent, lsn = bk.next_backup(backups, name, repo.get("incrementals_per_full", 6), force_full)
+    started = time.time()
+    ident = bk.backup_id(started)
+    while os.path.exists(repo_dir(cfg, "base", ident)):
+        started += 1
+        ident = bk.backup_id(started)
+    partial = repo_dir(cfg, "base", ident + ".partial")
+    os.makedirs(partial, mode=0o700)
+    target = os.path.join(partial, "backup.xb.zst")
+    log("backup %s: %s from %s (%s)%s" % (ident, kind, name, reason, " after %s" % parent if parent else ""))
+    report = None
+    try:
+        with open(target, "wb") as sink:
+            zstd = subprocess.Popen(  # noqa: S603 - fixed command
+                ["zstd", "-q", "-T0", "-%d" % int(repo.get("compress_level", 3)), "-c"],
+                stdin=subprocess.PIPE,
+                stdout=sink,
+            )
+            try:
+                with get(cfg, address, "/backup?lsn=%d" % lsn, timeout=600) as answer:
+                    for frame_kind, payload in bk.read_frames(answer.read):
+                        if frame_kind == b"D":
+                            zstd.stdin.write(payload)
+                        elif frame_kind == b"M":
+                            report = json.loads(payload.decode("utf-8"))
+                        else:
+                            raise bk.BackupError(payload.decode("utf-8", "replace"))
+            finally:
+                zstd.stdin.close()
+                if zstd.wait() != 0:
+                    raise bk.BackupError("zstd failed")
+        if report is None:
+            raise bk.BackupError("the stream from %s ended without mariadb-backup's report" % name)
+        if report["rc"] != 0:
+            raise bk.BackupError("mariadb-backup on %s failed (%s): %s" % (name, report["rc"], report["stderr"][-800:]))
+        finished = time.time()
+        meta = dict(
+            bk.backup_record(report["info"], report["checkpoints"]),
+            id=ident,
+            kind=kind,
+            parent=parent,
+            source=name,
+            source_reason=reason,
+            started=started,
+            finished=finished,
+            duration=round(finished - started, 3),
+            size=os.path.getsize(target),
+            sha256=sha256_file(target),
+        )
+        write_atomic(os.path.join(partial, "meta.json"), json.dumps(meta, indent=2, sort_keys=True) + "\n", 0o600)
+        os.rename(partial, repo_dir(cfg, "base", ident))
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    prune(cfg)
+    return meta
+
+
+def prune(cfg):
+    backups = load_backups(cfg)
+    removed = bk.to_prune(backups, cfg["repository"].get("keep_full", 2))
+    for ident in removed:
+        shutil.rmtree(repo_dir(cfg, "base", ident), ignore_errors=True)
+        log("retention: removed backup %s" % ident)
+    kept = [b for b in backups if b["id"] not in removed]
+    for path in bk.binlogs_to_prune(load_binlogs(cfg), kept):
+        os.unlink(path)
+        log("retention: removed archived binary log %s" % path)
+    return removed
+
+
+def write_metrics(cfg, run_ok=None):
+    repo = cfg["repository"]
+    path = repo.get("textfile")
+    if not path:
+        return
+    state_path = repo_dir(cfg, "state.json")
+    state = {}
+    if os.path.exists(state_path):
+        with open(state_path) as handle:
+            state = json.load(handle)
+    if run_ok is not None:
+        state.update(last_run_success=bool(run_ok), last_run=time.time())
+        write_atomic(state_path, json.dumps(state) + "\n", 0o600)
+    backups = sorted(load_backups(cfg), key=lambda b: b["finished"])
+    newest = backups[-1] if backups else {}
+    values = {
+        "webinfra_backup_last_success_timestamp_seconds": newest.get("finished"),
+        "webinfra_backup_last_size_bytes": newest.get("size"),
+        "webinfra_backup_last_duration_seconds": newest.get("duration"),
+        "webinfra_backup_last_run_success": state.get("last_run_success"),
+        "webinfra_backup_last_run_timestamp_seconds": state.get("last_run"),
+        "webinfra_backup_count": {
+            'kind="full"': sum(1 for b in backups if b["kind"] == "full"),
+            'kind="incremental"': sum(1 for b in backups if b["kind"] != "full"),
+        },
+        "webinfra_backup_bytes_total": sum(int(b["size"]) for b in backups),
+        "webinfra_backup_restore_drill_success": state.get("drill_success"),
+        "webinfra_backup_restore_drill_timestamp_seconds": state.get("drill_at"),
+    }
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    write_atomic(path, bk.metrics_text(values))
+
+
+def write_archive_metrics(cfg, connected):
+    """The archive's own file (it runs beside the backups): whether mariadb-binlog follows the
+    primary now, when that was checked, and the archive's size and last growth."""
+    path = cfg["repository"].get("textfile")
+    if not path:
+        return
+    binlogs = load_binlogs(cfg)
+    values = {
+        "webinfra_binlog_archive_connected": bool(connected),
+        "webinfra_binlog_archive_checked_timestamp_seconds": round(time.time(), 3),
+        "webinfra_binlog_archive_last_write_timestamp_seconds": max((f["mtime"] for f in binlogs), default=None),
+        "webinfra_binlog_archive_bytes_total": sum(f["size"] for f in binlogs),
+    }
+    path = os.path.join(os.path.dirname(path), "webinfra_binlog_archive.prom")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    write_atomic(path, bk.metrics_text(values))
+
+
+def catalog(cfg, backup=None, to_time=None, to_gtid=None):
+    backups = load_backups(cfg)
+    out = {
+        "backups": backups,
+        "binlogs": [{k: f[k] for k in ("server_id", "name", "mtime", "size")} for f in load_binlogs(cfg)],
+    }
+    try:
+        plan = bk.restore_plan(
+            backups, backup=backup, to_time=bk.parse_time(to_time) if to_time else None, to_gtid=to_gtid
+        )
+        started = next(b["started"] for b in backups if b["id"] == plan["chain"][-1])
+        plan["binlogs"] = bk.binlog_replay_files(out["binlogs"], started) if plan["replay"] else []
+        plan["sha256"] = {b["id"]: b["sha256"] for b in backups if b["id"] in plan["chain"]}
+        out["plan"] = plan
+    except bk.BackupError as exc:
+        out["error"] = str(exc)
+    return out
+
+
+# --- the binary-log archiver -------------------------------------------------------------------
+
+
+def primary_of(cfg):
+    """(name, address, server_id) of the writable source, asked over TLS with the archive account."""
+    import pymysql  # noqa: PLC0415
+    import pymysql.cursors  # noqa: PLC0415
+
+    account = cfg["repository"]["binlog"]
+    for source in cfg["repository"]["sources"]:
+        try:
+            conn = pymysql.connect(
+                host=source["address"],
+                port=int(account.get("port", 3306)),
+                user=account["user"],
+                password=account["password"],
+                # PyMySQL builds its TLS context from these (an `ssl` dict beside them is dropped).
+                ssl_ca=cfg["tls"]["ca"],
+                ssl_verify_cert=True,
+                ssl_verify_identity=True,
+                connect_timeout=3,
+                read_timeout=5,
+                cursorclass=pymysql.cursors.DictCursor,
+            )
+        except Exception as exc:  # pylint: disable=broad-except
+            log("archive: %s does not answer: %s" % (source["name"], exc))
+            continue
+        try:
+            cur = conn.cursor()
+            cur.execute("SELECT @@GLOBAL.read_only AS ro, @@GLOBAL.server_id AS id")
+            row = cur.fetchone()
+            if int(row["ro"]) == 0:
+                cur.execute("SHOW BINARY LOGS")
+                logs = [r["Log_name"] for r in cur.fetchall()]
+                return source["name"], source["address"], int(row["id"]), logs
+        finally:
+            conn.close()
+    return None
+
+
+def still_primary(cfg, address):
+    found = primary_of(cfg)
+    return found is not None and found[1] == address
+
+
+def archive(cfg):
+    """Follow the writable server's binary log with mariadb-binlog --raw --stop-never, into
+    binlog/<server_id>/; re-resolve the primary when the stream ends or the server stops being
+    the primary (a failover)."""
+    account = cfg["repository"]["binlog"]
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_a: stop.set())
+    runtime = os.environ.get("RUNTIME_DIRECTORY") or tempfile.mkdtemp(prefix="webinfra-archive-")
+    options = os.path.join(runtime, "client.cnf")
+    write_atomic(
+        options,
+        "[client]\nuser=%s\npassword=%s\nssl-ca=%s\nssl-verify-server-cert\n"
+        % (account["user"], account["password"].replace("\\", "\\\\").replace('"', '\\"'), cfg["tls"]["ca"]),
+        0o600,
+    )
+    sd_notify("READY=1")
+    while not stop.is_set():
+        write_archive_metrics(cfg, False)
+        found = primary_of(cfg)
+        if found is None:
+            stop.wait(2)
+            continue
+        name, address, server_id, logs = found
+        directory = repo_dir(cfg, "binlog", str(server_id))
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+        have = sorted(n for n in os.listdir(directory) if not n.startswith("."))
+        start = have[-1] if have and have[-1] in logs else (logs[0] if logs else None)
+        if have and have[-1] not in logs:
+            log("archive: %s no longer has %s: a gap in the archive up to %s" % (name, have[-1], start))
+        if start is None:
+            stop.wait(2)
+            continue
+        cmd = [
+            "mariadb-binlog",
+            "--defaults-extra-file=%s" % options,
+            "--read-from-remote-server",
+            "--raw",
+            "--stop-never",
+            "--stop-never-slave-server-id=%d" % int(account.get("server_id", DEFAULT_ARCHIVER_SERVER_ID)),
+            "--host=%s" % address,
+            "--port=%d" % int(account.get("port", 3306)),
+            "--result-file=%s/" % directory,
+            start,
+        ]
+        log("archive: following %s (server id %d) from %s" % (name, server_id, start))
+        proc = subprocess.Popen(cmd, cwd=directory)  # noqa: S603 - fixed command
+        while proc.poll() is None and not stop.is_set():
+            stop.wait(5)
+            write_archive_metrics(cfg, proc.poll() is None)
+            if proc.poll() is None and not still_primary(cfg, address):
+                log("archive: %s is no longer the primary" % name)
+                break
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        stop.wait(1)
+    return 0
+
+
+# --- restore (on the target host) --------------------------------------------------------------
+
+
+def run(cmd, **kwargs):
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, **kwargs)  # noqa: S603
+    if proc.returncode != 0:
+        raise bk.BackupError("%s failed (%d): %s" % (cmd[0], proc.returncode, (proc.stderr or proc.stdout)[-1500:]))
+    return proc.stdout
+
+
+def fetch(cfg, repository, path, sink, expected_sha256=None):
+    digest = hashlib.sha256()
+    with get(cfg, repository, "/files/" + quote(path), timeout=600) as answer:
+        for chunk in iter(lambda: answer.read(CHUNK), b""):
+            digest.update(chunk)
+            sink.write(chunk)
+    if expected_sha256 and digest.hexdigest() != expected_sha256:
+        raise bk.BackupError("%s: checksum %s, the catalog says %s" % (path, digest.hexdigest(), expected_sha256))
+
+
+def unpack_chain(cfg, plan, repository, work):
+    """Each backup of the chain streamed from the repository into work/<id> (checked against
+    its SHA-256 on the way), then prepared: work/<first id> is a data directory."""
+    for ident in plan["chain"]:
+        target = os.path.join(work, ident)
+        os.makedirs(target)
+        zstd = subprocess.Popen(["zstd", "-dc"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)  # noqa: S603,S607
+        mbstream = subprocess.Popen(["mbstream", "-x", "-C", target], stdin=zstd.stdout)  # noqa: S603,S607
+        zstd.stdout.close()
+        try:
+            fetch(cfg, repository, "base/%s/backup.xb.zst" % ident, zstd.stdin, plan["sha256"].get(ident))
+        finally:
+            zstd.stdin.close()
+            failed = zstd.wait() != 0
+            if mbstream.wait() != 0 or failed:
+                raise bk.BackupError("unpacking backup %s failed" % ident)
+    full = os.path.join(work, plan["chain"][0])
+    run(["mariadb-backup", "--prepare", "--target-dir=%s" % full])
+    for ident in plan["chain"][1:]:
+        incremental = "--incremental-dir=%s" % os.path.join(work, ident)
+        run(["mariadb-backup", "--prepare", "--target-dir=%s" % full, incremental])
+    return full
+
+
+def replay(cfg, plan, repository, work, socket_path):
+    """The archived binary logs after the backup, server by server in the order they were
+    written, each from the position reached so far; returns (position, files replayed)."""
+    reached, replayed = plan["gtid"], []
+    for server_id, files in bk.segments(plan["binlogs"]):
+        if plan["to_gtid"] and reached and bk.gtid_util.contains(reached, plan["to_gtid"]):
+            break
+        paths = []
+        for f in files:
+            local = os.path.join(work, "binlog", server_id, f["name"])
+            os.makedirs(os.path.dirname(local), exist_ok=True)
+            with open(local, "wb") as sink:
+                fetch(cfg, repository, "binlog/%s/%s" % (server_id, f["name"]), sink)
+            paths.append(local)
+        cmd = ["mariadb-binlog"]
+        if reached:
+            cmd.append("--start-position=%s" % reached)
+        if plan["to_time"] is not None:
+            cmd.append("--stop-datetime=%s" % bk.format_time(plan["to_time"]))
+        if plan["to_gtid"]:
+            cmd.append("--stop-position=%s" % plan["to_gtid"])
+        statements = os.path.join(work, "replay-%s.sql" % server_id)
+        with open(statements, "wb") as out:
+            proc = subprocess.run(cmd + paths, stdout=out, stderr=subprocess.PIPE, check=False)  # noqa: S603
+        if proc.returncode != 0:
+            raise bk.BackupError("mariadb-binlog failed: %s" % proc.stderr.decode("utf-8", "replace")[-1500:])
+        with open(statements, "rb") as source:
+            proc = subprocess.run(  # noqa: S603
+                ["mariadb", "--socket=%s" % socket_path, "--binary-mode"],
+                stdin=source,
+                capture_output=True,
+                check=False,
+            )
+        if proc.returncode != 0:
+            raise bk.BackupError(
+                "replaying the binary logs failed: %s" % proc.stderr.decode("utf-8", "replace")[-1500:]
+            )
+        with open(statements, "rb") as source:
+            reached = bk.last_gtid(source.read().decode("utf-8", "replace"), reached)
+        replayed += [f["name"] for f in files]
+    return reached, replayed
+
+
+def restore(cfg, plan, repository, datadir="/var/lib/mysql", service="mariadb", socket_path="/run/mysqld/mysqld.sock"):
+    """Fetch the plan's chain, prepare it, put it in place of `datadir` (the old one is kept
+    beside it), start the server, replay the archived binary logs; returns what was reached."""
+    work = os.path.join(os.path.dirname(datadir.rstrip("/")), "webinfra-restore")
+    shutil.rmtree(work, ignore_errors=True)
+    os.makedirs(work, mode=0o700)
+    full = unpack_chain(cfg, plan, repository, work)
+    run(["systemctl", "stop", service])
+    kept = ""
+    if os.path.exists(datadir):
+        kept = "%s.before-restore-%s" % (datadir.rstrip("/"), bk.backup_id(time.time()))
+        os.rename(datadir, kept)
+    os.rename(full, datadir)
+    run(["chown", "-R", "mysql:mysql", datadir])
+    run(["systemctl", "start", service])
+    reached, replayed = replay(cfg, plan, repository, work, socket_path) if plan["replay"] else (plan["gtid"], [])
+    shutil.rmtree(work, ignore_errors=True)
+    return {
+        "backup": plan["chain"][-1],
+        "chain": plan["chain"],
+        "backup_gtid": plan["gtid"],
+        "gtid_reached": reached,
+        "binlogs_replayed": replayed,
+        "previous_datadir": kept,
+    }
+
+
+# --- the HTTPS service -------------------------------------------------------------------------
+
+
+def make_handler(cfg):
+    stream_clients = set(cfg.get("stream_clients") or [])
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.0"
+
+        def log_message(self, fmt, *args):
+            log("%s %s" % (self.address_string(), fmt % args))
+
+        def send_body(self, code, body, kind="application/json"):
+            data = body.encode("utf-8")
+            self.send_response(code)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self):  # noqa: N802 - http.server's name
+            url = urlparse(self.path)
+            client = peer_name(self.connection.getpeercert())
+            try:
+                if url.path == "/status" and cfg.get("source"):
+                    self.send_body(200, json.dumps(source_status(cfg)))
+                elif url.path == "/backup" and cfg.get("source"):
+                    if client not in stream_clients:
+                        self.send_body(403, json.dumps({"error": "%s may not stream backups" % client}))
+                        return
+                    if not BackupStream.lock.acquire(False):
+                        self.send_body(409, json.dumps({"error": "a backup is running on this host"}))
+                        return
+                    try:
+                        lsn = int((parse_qs(url.query).get("lsn") or ["0"])[0])
+                        self.send_response(200)
+                        self.send_header("Content-Type", "application/octet-stream")
+                        self.end_headers()
+                        log("backup stream to %s (lsn %d)" % (client, lsn))
+                        BackupStream(cfg, lsn).run(self.wfile)
+                    finally:
+                        BackupStream.lock.release()
+                elif url.path == "/catalog" and cfg.get("repository"):
+                    self.send_body(200, json.dumps(catalog(cfg)))
+                elif url.path.startswith("/files/") and cfg.get("repository"):
+                    self.send_file(url.path[len("/files/") :])
+                else:
+                    self.send_body(404, json.dumps({"error": "not found"}))
+            except (BrokenPipeError, ConnectionResetError):
+                return
+
+        def send_file(self, relative):
+            root = os.path.realpath(cfg["repository"]["dir"])
+            path = os.path.realpath(os.path.join(root, relative))
+            inside = path.startswith(os.path.join(root, "base") + os.sep) or path.startswith(
+                os.path.join(root, "binlog") + os.sep
+            )
+            if not inside or not os.path.isfile(path) or ".partial" in path or path.endswith("meta.json"):
+                self.send_body(404, json.dumps({"error": "not found"}))
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", str(os.path.getsize(path)))
+            self.end_headers()
+            with open(path, "rb") as handle:
+                shutil.copyfileobj(handle, self.wfile, CHUNK)
+
+    return Handler
+
+
+def serve(cfg):
+    server = ThreadingHTTPServer((cfg["listen"], int(cfg["port"])), make_handler(cfg))
+    server.socket = server_context(cfg).wrap_socket(server.socket, server_side=True)
+    signal.signal(signal.SIGTERM, lambda *_a: threading.Thread(target=server.shutdown).start())
+    sd_notify("READY=1")
+    log("webinfra-backup-agent %s on %s:%s" % (cfg["name"], cfg["listen"], cfg["port"]))
+    server.serve_forever()
+    return 0
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="webinfra-backup")
+    parser.add_argument("command", choices=["serve", "take", "archive", "catalog", "restore", "metrics"])
+    parser.add_argument("config")
+    parser.add_argument("--full", action="store_true")
+    parser.add_argument("--backup")
+    parser.add_argument("--to-time")
+    parser.add_argument("--to-gtid")
+    parser.add_argument("--plan")
+    parser.add_argument("--repository")
+    args = parser.parse_args(argv)
+    cfg = load_config(args.config)
+    try:
+        if args.command == "serve":
+            return serve(cfg)
+        if args.command == "archive":
+            return archive(cfg)
+        if args.command == "metrics":
+            write_metrics(cfg)
+            return 0
+        if args.command == "take":
+            try:
+                meta = take(cfg, force_full=args.full)
+            except Exception:
+                write_metrics(cfg, run_ok=False)
+                raise
+            write_metrics(cfg, run_ok=True)
+            print(json.dumps(meta, sort_keys=True))
+            return 0
+        if args.command == "catalog":
+            print(json.dumps(catalog(cfg, args.backup, args.to_time, args.to_gtid), sort_keys=True))
+            return 0
+        if args.command == "restore":
+            with open(args.plan) as handle:
+                plan = json.load(handle)
+            print(json.dumps(restore(cfg, plan, args.repository), sort_keys=True))
+            return 0
+    except bk.BackupError as exc:
+        log("webinfra-backup %s: %s" % (args.command, exc))
+        return 1
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,178 @@
+import io
+import json
+
+import pytest
+
+from ansible_collections.webinfra.distributed.plugins.module_utils import backup as bk
+
+INFO = """uuid = 072b0483-ecd4-11f1-a428-da811a0987d4
+tool_version = 11.8.9-MariaDB
+server_version = 11.8.9-MariaDB-0+deb13u1 from Debian-log
+binlog_pos = filename 'mariadb-bin.000001', position '869', GTID of the last change '0-11-3'
+innodb_to_lsn = 45434
+"""
+CHECKPOINTS = "backup_type = full-backuped\nfrom_lsn = 0\nto_lsn = 45434\nlast_lsn = 48793\n"
+
+
+def meta(ident, kind="full", parent=None, source="db-02", finished=None, gtid="0-1-10", to_lsn=100):
+    started = bk.id_time(ident)
+    return {
+        "id": ident,
+        "kind": kind,
+        "parent": parent,
+        "source": source,
+        "started": started,
+        "finished": finished if finished is not None else started + 5,
+        "gtid": gtid,
+        "to_lsn": to_lsn,
+    }
+
+
+def test_backup_record_reads_the_position_and_the_lsn():
+    record = bk.backup_record(INFO, CHECKPOINTS)
+    assert record["binlog_file"] == "mariadb-bin.000001" and record["binlog_pos"] == 869
+    assert record["gtid"] == "0-11-3" and record["to_lsn"] == 45434 and record["from_lsn"] == 0
+    assert bk.parse_binlog_pos("") == (None, None, "")
+    assert bk.parse_binlog_pos("filename 'b.000002', position '4'") == ("b.000002", 4, "")
+
+
+def test_ids_and_times_round_trip():
+    ident = bk.backup_id(1796053081)
+    assert ident == "20261130T153801Z" and bk.id_time(ident) == 1796053081
+    assert bk.parse_time("2026-11-30 15:38:01") == 1796053081
+    assert bk.format_time(1796053081) == "2026-11-30 15:38:01"
+    with pytest.raises(bk.BackupError, match="restore_to_time must be a UTC time"):
+        bk.parse_time("yesterday")
+
+
+def test_choose_source_prefers_the_first_healthy_replica():
+    statuses = {
+        "db-01": {"ok": True, "read_only": False},
+        "db-02": {"ok": True, "read_only": True, "replicating": True, "lag": 0},
+        "db-03": {"ok": True, "read_only": True, "replicating": True, "lag": 0},
+    }
+    assert bk.choose_source(statuses, 60) == ("db-02", "a healthy replica")
+
+
+def test_choose_source_skips_lagging_and_stopped_replicas_and_falls_back_to_the_primary():
+    statuses = {
+        "db-01": {"ok": True, "read_only": False},
+        "db-02": {"ok": True, "read_only": True, "replicating": True, "lag": 600},
+        "db-03": {"ok": True, "read_only": True, "replicating": False, "lag": None},
+        "db-04": {"ok": False, "error": "timed out"},
+    }
+    name, reason = bk.choose_source(statuses, 60)
+    assert name == "db-01" and "600 s behind" in reason and "not replicating" in reason and "timed out" in reason
+    with pytest.raises(bk.BackupError, match="no server to back up"):
+        bk.choose_source(statuses, 60, allow_primary=False)
+
+
+def test_next_backup_continues_the_chain_of_the_same_server_only():
+    assert bk.next_backup([], "db-02", 6) == ("full", None, 0)
+    full = meta("20261130T010000Z", to_lsn=100)
+    inc = meta("20261130T020000Z", "incremental", full["id"], to_lsn=200)
+    assert bk.next_backup([full, inc], "db-02", 6) == ("incremental", inc["id"], 200)
+    assert bk.next_backup([full, inc], "db-03", 6) == ("full", None, 0)  # LSNs belong to one server
+    assert bk.next_backup([full, inc], "db-02", 1) == ("full", None, 0)  # the chain is long enough
+    assert bk.next_backup([full, inc], "db-02", 6, force_full=True) == ("full", None, 0)
+    assert bk.next_backup([full], "db-02", 0) == ("full", None, 0)
+
+
+def test_retention_keeps_the_newest_chains_and_the_binlogs_they_need():
+    a = meta("20261128T010000Z")
+    a1 = meta("20261128T020000Z", "incremental", a["id"])
+    b = meta("20261129T010000Z")
+    c = meta("20261130T010000Z")
+    c1 = meta("20261130T020000Z", "incremental", c["id"])
+    assert bk.to_prune([a, a1, b, c, c1], 2) == [a["id"], a1["id"]]
+    assert bk.to_prune([a, a1, b, c, c1], 0) == [a["id"], a1["id"], b["id"]]  # at least one kept
+    binlogs = [
+        {"path": "/r/binlog/1/old", "mtime": b["started"] - 3600},
+        {"path": "/r/binlog/1/during", "mtime": b["started"] + 10},
+    ]
+    assert bk.binlogs_to_prune(binlogs, [b, c, c1]) == ["/r/binlog/1/old"]
+    assert bk.binlogs_to_prune(binlogs, []) == []
+
+
+def test_an_incremental_whose_parent_is_gone_is_no_chain():
+    orphan = meta("20261130T020000Z", "incremental", "20261129T010000Z")
+    assert bk.chains([orphan]) == []
+
+
+def test_restore_plan_picks_the_newest_backup_before_the_time():
+    full = meta("20261130T010000Z", gtid="0-1-10")
+    inc = meta("20261130T020000Z", "incremental", full["id"], gtid="0-1-20")
+    nxt = meta("20261130T030000Z", gtid="0-1-30")
+    plan = bk.restore_plan([full, inc, nxt], to_time=inc["finished"] + 60)
+    assert plan["chain"] == [full["id"], inc["id"]] and plan["gtid"] == "0-1-20" and plan["replay"]
+    assert bk.restore_plan([full, inc, nxt])["chain"] == [nxt["id"]]
+    assert not bk.restore_plan([full, inc, nxt])["replay"]
+    assert bk.restore_plan([full, inc, nxt], backup=inc["id"])["chain"] == [full["id"], inc["id"]]
+    assert bk.restore_plan([full, inc, nxt], to_gtid="0-1-25")["chain"] == [full["id"], inc["id"]]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "reason"),
+    [
+        ({"to_time": 0}, "before the oldest backup"),
+        ({"backup": "20201010T000000Z"}, "no backup 20201010T000000Z"),
+        ({"to_gtid": "0-1-5"}, "every backup is past"),
+        ({"to_gtid": "nonsense"}, "not a MariaDB GTID"),
+        ({"to_time": 1, "to_gtid": "0-1-5"}, "not both"),
+    ],
+)
+def test_restore_plan_refusals(kwargs, reason):
+    full = meta("20261130T010000Z", gtid="0-1-10")
+    with pytest.raises(ValueError, match=reason):
+        bk.restore_plan([full], **kwargs)
+
+
+def test_restore_plan_refuses_an_empty_repository_and_a_backup_after_the_time():
+    with pytest.raises(bk.BackupError, match="no backup"):
+        bk.restore_plan([])
+    full = meta("20261130T010000Z")
+    with pytest.raises(bk.BackupError, match="after restore_to_time"):
+        bk.restore_plan([full], backup=full["id"], to_time=full["finished"] - 100)
+
+
+def test_binlog_replay_files_follow_the_order_they_were_written_across_a_failover():
+    archive = [
+        {"server_id": "2", "name": "mariadb-bin.000004", "mtime": 5000},
+        {"server_id": "1", "name": "mariadb-bin.000002", "mtime": 3000},
+        {"server_id": "1", "name": "mariadb-bin.000001", "mtime": 900},
+        {"server_id": "1", "name": "mariadb-bin.000003", "mtime": 4000},
+    ]
+    files = bk.binlog_replay_files(archive, started=2000)
+    assert [f["name"] for f in files] == ["mariadb-bin.000002", "mariadb-bin.000003", "mariadb-bin.000004"]
+    assert [(sid, [f["name"] for f in fs]) for sid, fs in bk.segments(files)] == [
+        ("1", ["mariadb-bin.000002", "mariadb-bin.000003"]),
+        ("2", ["mariadb-bin.000004"]),
+    ]
+
+
+def test_last_gtid_after_a_replay():
+    text = "#261130 15:38:05 server id 11 GTID 0-11-4 trans\n#261130 GTID 0-11-6 trans\nGTID 1-3-2 ddl\n"
+    assert bk.last_gtid(text, "0-11-3") == "0-11-6,1-3-2"
+    assert bk.last_gtid("", "0-11-3") == "0-11-3"
+
+
+def test_frames_round_trip_and_a_cut_stream_is_an_error():
+    data = bk.frame(b"D", b"abc") + bk.frame(b"D", b"") + bk.frame(b"M", json.dumps({"rc": 0}).encode())
+    assert list(bk.read_frames(io.BytesIO(data).read)) == [(b"D", b"abc"), (b"D", b""), (b"M", b'{"rc": 0}')]
+    with pytest.raises(bk.BackupError, match="ended early"):
+        list(bk.read_frames(io.BytesIO(data[:-3]).read))
+
+
+def test_metrics_text():
+    text = bk.metrics_text(
+        {
+            "webinfra_backup_count": {'kind="full"': 1, 'kind="incremental"': 2},
+            "webinfra_backup_last_run_success": True,
+            "webinfra_backup_last_size_bytes": 12.0,
+            "webinfra_backup_last_duration_seconds": None,
+        }
+    )
+    assert 'webinfra_backup_count{kind="full"} 1' in text and "webinfra_backup_last_run_success 1" in text
+    assert "webinfra_backup_last_size_bytes 12\n" in text and "duration" not in text
+    with pytest.raises(KeyError):
+        bk.metrics_text({"webinfra_unknown": 1})
