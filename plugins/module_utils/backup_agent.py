@@ -209,9 +209,15 @@ class BackupStream:
                 rc = proc.wait()
             errors.seek(0)
             report = {"rc": rc, "stderr": errors.read()[-3000:]}
-            for name, key in (("mariadb_backup_info", "info"), ("mariadb_backup_checkpoints", "checkpoints")):
-                path = os.path.join(lsndir, name)
-                report[key] = open(path).read() if os.path.exists(path) else ""
+            # MariaDB 11 names them mariadb_backup_*, 10.11 (Debian 12) xtrabackup_*.
+            for suffix in ("info", "checkpoints"):
+                report[suffix] = ""
+                for prefix in ("mariadb_backup_", "xtrabackup_"):
+                    path = os.path.join(lsndir, prefix + suffix)
+                    if os.path.exists(path):
+                        with open(path) as handle:
+                            report[suffix] = handle.read()
+                        break
             out.write(bk.frame(b"M", json.dumps(report).encode("utf-8")))
         finally:
             errors.close()

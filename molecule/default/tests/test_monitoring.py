@@ -69,6 +69,9 @@ def test_alert_rules_are_loaded():
         "CertificateExpiringSoon",
         "HTTPSProbeFailed",
         "ExporterDown",
+        "BackupTooOld",
+        "BackupFailed",
+        "BinlogArchiveStopped",
     }
 
 
@@ -80,6 +83,11 @@ def test_metrics_carry_the_stack_state():
     assert value("mysql_slave_status_slave_sql_running") == {r: 1.0 for r in REPLICAS}
     assert value("nginx_up") == {w: 1.0 for w in WEBS}
     assert set(value('haproxy_backend_active_servers{proxy="webservers"}').values()) == {float(len(WEBS))}
+    # The backup host's metrics (node exporter's textfile collector): a backup, the archive following.
+    backups = groups()["backups"]
+    assert wait_for(lambda: value("webinfra_backup_last_run_success") == {b: 1.0 for b in backups}, 120, 2)
+    assert value("webinfra_binlog_archive_connected") == {b: 1.0 for b in backups}
+    assert not {name for name, _ in firing()} & {"BackupTooOld", "BackupFailed", "BinlogArchiveStopped"}
     # The site's certificate (internal CA, renewed by the pki role) is far from expiry.
     left = list(value("probe_ssl_earliest_cert_expiry - time()").values())
     assert left and all(seconds > 14 * 86400 for seconds in left)
