@@ -24,6 +24,11 @@ Steps (each prints its progress and its figures):
                (its payload, kept on the replica after one ad hoc run, executed there each second);
                then the table checksums of primary and replica are compared
 
+  backup       a sysbench database of about --backup-gib GiB on the primary; a full backup (from the
+               replica to the backup host): MB/s; the archive's lag behind the primary's binary
+               log while sysbench writes (RPO); a restore of that backup onto the backup host
+               (playbooks/restore.yml, a scratch restore) and its table checksums
+
 Results: bench/results/<UTC time>.json and .md, and bench/results/latest.{json,md}.
 Targets are reported, never asserted. Load goes only to the lab's own containers; every load is
 bounded in time. The direct measurements need the client to reach a web server (3306 and the
@@ -47,7 +52,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-STEPS = ("deploy", "datapath", "faults", "replication", "ha")
+STEPS = ("deploy", "datapath", "faults", "replication", "backup", "ha")
 CLIENT = "bench-client"
 TARGETS = {
     "noop_rerun_seconds_max": 60,
@@ -726,6 +731,154 @@ def bench_replication(lab: Lab, seconds: int, threads: int) -> dict:
     return out
 
 
+BACKUP_AGENT = (
+    "PYTHONPATH=/usr/local/lib/webinfra-backup python3 -m "
+    "ansible_collections.webinfra.distributed.plugins.module_utils.backup_agent"
+)
+
+
+def archive_lag(lab: Lab, primary: str, backup_host: str, seconds: int) -> list[float]:
+    """Every second: the primary's binary-log position, then how long until the archive's copy of
+    that file holds it (polled every 50 ms on the backup host)."""
+    server_id = lab.sh(primary, "mariadb -N -B -e 'SELECT @@server_id'").stdout.strip()
+    lags: list[float] = []
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        status = lab.sh(primary, "mariadb -N -B -e 'SHOW MASTER STATUS'").stdout.split()
+        seen = time.time()
+        path = f"/var/backups/webinfra/binlog/{server_id}/{status[0]}"
+        waited = lab.sh(
+            backup_host,
+            f"python3 -c {shlex.quote(WAIT_SIZE)} {path} {status[1]} 30",
+            check=False,
+            timeout=60,
+        )
+        if waited.returncode == 0:
+            lags.append(round(time.time() - seen - float(waited.stdout.strip() or 0), 3))
+        time.sleep(max(0.0, 1 - (time.time() - seen)))
+    return lags
+
+
+# Prints how long it polled before the file reached the size (the rest of the lag is the exec's).
+WAIT_SIZE = """
+import os, sys, time
+path, size, limit = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+started = time.time()
+while time.time() - started < limit:
+    if os.path.exists(path) and os.path.getsize(path) >= size:
+        break
+    time.sleep(0.05)
+else:
+    sys.exit(1)
+print(0)
+"""
+
+
+def bench_backup(lab: Lab, gib: float, seconds: int, threads: int) -> dict:  # noqa: PLR0915 - one sequence
+    primary = lab.groups["db_primary"][0]
+    replica = lab.groups["db_replicas"][0]
+    backup_host = (lab.groups.get("backups") or [None])[0]
+    if backup_host is None:
+        raise SystemExit("bench: the lab inventory has no backups group (make lab deploys one)")
+    client_addr = lab.address(CLIENT)
+    primary_addr = lab.address(primary)
+    password = "bench-" + os.urandom(8).hex()
+    sql = "mariadb -N -B -e {}".format
+    # sysbench's rows take about 250 bytes with their index: 4 tables of this many rows.
+    rows = max(10000, int(gib * 1024**3 / 250 / 4))
+    common = (
+        f"--db-driver=mysql --mysql-host={primary_addr} --mysql-user=bench --mysql-password={password} "
+        f"--mysql-db=sbtest --tables=4 --table-size={rows} --threads={threads}"
+    )
+    out: dict = {"primary": primary, "replica": replica, "backup_host": backup_host, "rows_per_table": rows}
+    lab.sh(
+        primary,
+        sql(
+            shlex.quote(
+                "CREATE DATABASE IF NOT EXISTS sbtest; "
+                f"CREATE OR REPLACE USER 'bench'@'{client_addr}' IDENTIFIED BY '{password}'; "
+                f"GRANT ALL ON sbtest.* TO 'bench'@'{client_addr}'"
+            )
+        ),
+    )
+    try:
+        with Hole(lab, primary, 3306, client_addr):
+            log(f"backup: sysbench prepare (4 tables x {rows} rows, about {gib} GiB) ...")
+            started = time.time()
+            lab.sh(
+                CLIENT,
+                f"sysbench oltp_write_only {common} cleanup >/dev/null 2>&1; "
+                f"sysbench oltp_write_only {common} prepare >/dev/null",
+                timeout=7200,
+            )
+            out["prepare_seconds"] = round(time.time() - started, 1)
+            position = lab.sh(primary, sql("'SELECT @@gtid_binlog_pos'")).stdout.strip()
+            lab.sh(replica, sql(shlex.quote(f"SELECT MASTER_GTID_WAIT('{position}', 1800)")), timeout=1900)
+            size = lab.sh(
+                replica,
+                sql(
+                    "'SELECT SUM(data_length + index_length) FROM information_schema.tables "
+                    'WHERE table_schema = "sbtest"\''
+                ),
+            ).stdout.strip()
+            out["database_bytes"] = int(float(size or 0))
+            log("backup: a full backup from the replica to the backup host ...")
+            started = time.time()
+            meta = json.loads(
+                lab.sh(backup_host, f"{BACKUP_AGENT} take /etc/webinfra/backup.json --full", timeout=7200).stdout
+            )
+            elapsed = time.time() - started
+            out["backup"] = {
+                "id": meta["id"],
+                "source": meta["source"],
+                "seconds": round(elapsed, 1),
+                "compressed_bytes": meta["size"],
+                "mb_per_second": round(out["database_bytes"] / 1e6 / elapsed, 1),
+            }
+            log(f"backup: sysbench oltp_write_only {seconds} s while the archive's lag is measured every second ...")
+            lag_holder: dict = {}
+            sampler = threading.Thread(
+                target=lambda: lag_holder.update(lags=archive_lag(lab, primary, backup_host, seconds)), daemon=True
+            )
+            sampler.start()
+            lab.sh(CLIENT, f"sysbench oltp_write_only {common} --time={seconds} run >/dev/null", timeout=seconds + 300)
+            sampler.join(timeout=seconds + 120)
+            lags = lag_holder.get("lags", [])
+            out["archive_lag"] = {
+                "samples": len(lags),
+                "p50_seconds": percentile(lags, 50),
+                "p99_seconds": percentile(lags, 99),
+                "max_seconds": max(lags) if lags else None,
+            }
+        log(f"backup: restore of {meta['id']} onto {backup_host} (scratch) ...")
+        elapsed, _changed, _text = lab.playbook(
+            str(ROOT / "playbooks" / "restore.yml"),
+            "-e",
+            json.dumps({"restore_target": backup_host, "restore_backup": meta["id"]}),
+        )
+        out["restore_seconds"] = round(elapsed, 1)
+        # oltp_write_only deletes and inserts in pairs: every table keeps its row count.
+        counts = " + ".join(f"(SELECT COUNT(*) FROM sbtest.sbtest{i})" for i in range(1, 5))  # noqa: S608 - fixed table names
+        restored = lab.sh(backup_host, sql(shlex.quote(f"SELECT {counts}"))).stdout.strip()
+        out["restored_rows"] = int(restored or 0)
+        out["restored_rows_expected"] = 4 * rows
+        lab.sh(backup_host, "systemctl disable --now mariadb >/dev/null 2>&1", check=False)
+    finally:
+        lab.sh(CLIENT, f"sysbench oltp_write_only {common} cleanup >/dev/null 2>&1", check=False)
+        lab.sh(
+            primary,
+            sql(shlex.quote(f"DROP USER IF EXISTS 'bench'@'{client_addr}'; DROP DATABASE IF EXISTS sbtest")),
+            check=False,
+        )
+    b, lag = out.get("backup", {}), out.get("archive_lag", {})
+    log(
+        f"backup: {out.get('database_bytes', 0) / 1e9:.2f} GB backed up in {b.get('seconds')} s "
+        f"({b.get('mb_per_second')} MB/s, {b.get('compressed_bytes')} bytes stored); restore "
+        f"{out.get('restore_seconds')} s; archive lag p50 {lag.get('p50_seconds')} s, max {lag.get('max_seconds')} s"
+    )
+    return out
+
+
 # --- report ------------------------------------------------------------------------------------
 def machine() -> dict:
     mem = next(
@@ -845,6 +998,21 @@ def markdown(report: dict) -> str:
             f"s) | max {x['lag_max_seconds']} s, p99 {x['lag_p99_seconds']} s |"
         )
         lines.append(f"| checksums primary = replica | {x['checksums_match']} |")
+    if "backup" in r:
+        x = r["backup"]
+        b, lag = x["backup"], x["archive_lag"]
+        lines.append(
+            f"| full backup of {x['database_bytes'] / 1e9:.2f} GB ({b['source']} to {x['backup_host']}) | "
+            f"{b['seconds']} s, {b['mb_per_second']} MB/s, {b['compressed_bytes'] / 1e6:.0f} MB stored |"
+        )
+        lines.append(
+            f"| binary-log archive lag under sysbench writes ({lag['samples']} samples) | "
+            f"p50 {lag['p50_seconds']} s, p99 {lag['p99_seconds']} s, max {lag['max_seconds']} s |"
+        )
+        lines.append(
+            f"| restore of that backup onto {x['backup_host']} (restore.yml) | {x['restore_seconds']} s, "
+            f"{x['restored_rows']} of {x['restored_rows_expected']} rows |"
+        )
     if "ha" in r:
         h = r["ha"]
         lb, sw = h["lb_failover"], h["switchover"]
@@ -882,6 +1050,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(ROOT / "bench" / "results"))
     parser.add_argument("--ha-inventory", default=str(ROOT / "inventories" / "lab-ha"))
     parser.add_argument("--failover-trials", type=int, default=5)
+    parser.add_argument("--backup-gib", type=float, default=1.0, help="size of the backup step's database")
     args = parser.parse_args(argv)
     steps = [s for s in args.only.split(",") if s]
     unknown = set(steps) - set(STEPS)
@@ -895,7 +1064,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict = {}
     if "deploy" in steps:
         results["deploy"] = bench_deploy(lab)
-    if set(steps) & {"datapath", "faults", "replication"}:
+    if set(steps) & {"datapath", "faults", "replication", "backup"}:
         ensure_client(lab)
     if "datapath" in steps:
         results["datapath"] = bench_datapath(lab, args.wrk_seconds, args.wrk_connections)
@@ -903,6 +1072,8 @@ def main(argv: list[str] | None = None) -> int:
         results["faults"] = bench_faults(lab)
     if "replication" in steps:
         results["replication"] = bench_replication(lab, args.sysbench_seconds, args.sysbench_threads)
+    if "backup" in steps:
+        results["backup"] = bench_backup(lab, args.backup_gib, args.sysbench_seconds, args.sysbench_threads)
     if "ha" in steps:
         results["ha"] = bench_ha(args.ha_inventory, args.failover_trials)
     report = {"started": started, "debian": lab.debian, "machine": machine(), "results": results}
