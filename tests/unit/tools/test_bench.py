@@ -50,3 +50,26 @@ def test_targets_are_judged_not_asserted():
         "backend_kill_0_failed": True,
         "replication_lag_p99_at_most_1s": False,
     }
+
+
+def test_the_backup_step_is_reported():
+    report = {
+        "started": "2026-11-30T160000Z",
+        "debian": "13",
+        "machine": {"cpus": 4, "cpu": "x", "memory_gib": 8, "kernel": "6", "podman": "podman 5"},
+        "results": {
+            "backup": {
+                "backup_host": "lb-01",
+                "database_bytes": 1_100_000_000,
+                "backup": {"source": "web-02", "seconds": 20.0, "mb_per_second": 55.0, "compressed_bytes": 300e6},
+                "archive_lag": {"samples": 60, "p50_seconds": 0.1, "p99_seconds": 0.3, "max_seconds": 0.4},
+                "restore_seconds": 42.0,
+                "restored_rows": 4000,
+                "restored_rows_expected": 4000,
+            }
+        },
+        "targets_met": {},
+    }
+    text = bench.markdown(report)
+    assert "| full backup of 1.10 GB (web-02 to lb-01) | 20.0 s, 55.0 MB/s, 300 MB stored |" in text
+    assert "p50 0.1 s, p99 0.3 s, max 0.4 s" in text and "42.0 s, 4000 of 4000 rows" in text
