@@ -640,6 +640,16 @@ def percentile(values: list[float], pct: float) -> float | None:
     return ordered[min(len(ordered) - 1, int(round(pct / 100.0 * (len(ordered) - 1))))]
 
 
+def bench_account(lab: Lab, primary: str, client_addr: str, password: str) -> None:
+    """The sbtest database and an account for the bench client on the primary (replicated)."""
+    statements = (
+        "CREATE DATABASE IF NOT EXISTS sbtest; "
+        f"CREATE OR REPLACE USER 'bench'@'{client_addr}' IDENTIFIED BY '{password}'; "
+        f"GRANT ALL ON sbtest.* TO 'bench'@'{client_addr}'"
+    )
+    lab.sh(primary, f"mariadb -N -B -e {shlex.quote(statements)}")
+
+
 def bench_replication(lab: Lab, seconds: int, threads: int) -> dict:
     primary = lab.groups["db_primary"][0]
     replica = lab.groups["db_replicas"][0]
@@ -648,16 +658,7 @@ def bench_replication(lab: Lab, seconds: int, threads: int) -> dict:
     password = "bench-" + os.urandom(8).hex()
     sql = "mariadb -N -B -e {}".format
     log("replication: bench database and account on the primary (replicated)")
-    lab.sh(
-        primary,
-        sql(
-            shlex.quote(
-                "CREATE DATABASE IF NOT EXISTS sbtest; "
-                f"CREATE OR REPLACE USER 'bench'@'{client_addr}' IDENTIFIED BY '{password}'; "
-                f"GRANT ALL ON sbtest.* TO 'bench'@'{client_addr}'"
-            )
-        ),
-    )
+    bench_account(lab, primary, client_addr, password)
     common = (
         f"--db-driver=mysql --mysql-host={primary_addr} --mysql-user=bench --mysql-password={password} "
         f"--mysql-db=sbtest --tables=4 --table-size=10000 --threads={threads}"
@@ -791,16 +792,7 @@ def bench_backup(lab: Lab, gib: float, seconds: int, threads: int) -> dict:  # n
         f"--mysql-db=sbtest --tables=4 --table-size={rows} --threads={threads}"
     )
     out: dict = {"primary": primary, "replica": replica, "backup_host": backup_host, "rows_per_table": rows}
-    lab.sh(
-        primary,
-        sql(
-            shlex.quote(
-                "CREATE DATABASE IF NOT EXISTS sbtest; "
-                f"CREATE OR REPLACE USER 'bench'@'{client_addr}' IDENTIFIED BY '{password}'; "
-                f"GRANT ALL ON sbtest.* TO 'bench'@'{client_addr}'"
-            )
-        ),
-    )
+    bench_account(lab, primary, client_addr, password)
     try:
         with Hole(lab, primary, 3306, client_addr):
             log(f"backup: sysbench prepare (4 tables x {rows} rows, about {gib} GiB) ...")

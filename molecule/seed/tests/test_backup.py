@@ -7,6 +7,7 @@ load, a recorded point in time, the mistake, and the restore onto bk-01 (a scrat
 Measured figures are printed (the Molecule log).
 """
 
+import contextlib
 import json
 import threading
 import time
@@ -49,26 +50,25 @@ def checksum(name, table):
     return sql(name, f"CHECKSUM TABLE {table} EXTENDED").split("\t")[1]
 
 
-class Writes:
-    """Inserts on the primary, one every ~50 ms, until stopped."""
+@contextlib.contextmanager
+def writes(prefix):
+    """Inserts on the primary, one every ~50 ms, while the block runs."""
+    done = threading.Event()
 
-    def __init__(self, prefix):
-        self.prefix, self.stop, self.count = prefix, threading.Event(), 0
-
-    def loop(self):
-        while not self.stop.is_set():
-            sql(PRIMARY, f"INSERT INTO webapp.notes (body, written_by) VALUES ('{self.prefix}-{self.count}', 'load')")  # noqa: S608
-            self.count += 1
+    def insert():
+        count = 0
+        while not done.is_set():
+            sql(PRIMARY, f"INSERT INTO webapp.notes (body, written_by) VALUES ('{prefix}-{count}', 'load')")  # noqa: S608
+            count += 1
             time.sleep(0.05)
 
-    def __enter__(self):
-        self.thread = threading.Thread(target=self.loop, daemon=True)
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop.set()
-        self.thread.join()
+    thread = threading.Thread(target=insert, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
 
 
 def test_the_first_backup_comes_from_the_replica_with_its_position_and_checksum():
@@ -116,7 +116,7 @@ def test_bad_restore_requests_are_refused_and_change_nothing():
 def test_point_in_time_restore_brings_back_a_dropped_table():
     sql(PRIMARY, "CREATE TABLE IF NOT EXISTS webapp.precious (id INT PRIMARY KEY, v VARCHAR(40))")
     sql(PRIMARY, "INSERT IGNORE INTO webapp.precious SELECT seq, CONCAT('value ', seq) FROM webapp.seq_1_to_500")
-    with Writes("before-backup"):
+    with writes("before-backup"):
         time.sleep(2)
         meta = take_backup()  # under write load
         time.sleep(2)
@@ -127,7 +127,7 @@ def test_point_in_time_restore_brings_back_a_dropped_table():
     record = {t: checksum(PRIMARY, t) for t in ("webapp.notes", "webapp.precious")}
     rows = sql(PRIMARY, "SELECT COUNT(*) FROM webapp.notes").strip()
     after = f"after-point-{point}"
-    with Writes(after):
+    with writes(after):
         time.sleep(2)
         sql(PRIMARY, "DROP TABLE webapp.precious")  # the mistake
         time.sleep(2)
