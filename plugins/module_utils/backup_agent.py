@@ -31,7 +31,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -48,30 +47,12 @@ except ImportError:  # pragma: no cover - Python 2 never runs the agent
     ThreadingHTTPServer = None
 
 from ansible_collections.webinfra.distributed.plugins.module_utils import backup as bk
+from ansible_collections.webinfra.distributed.plugins.module_utils.daemon import log, sd_notify
 
 CHUNK = 1024 * 1024
 STATUS_TIMEOUT = 5
 # The archiver's server id towards the primary (a replica with the same id would be cut off).
 DEFAULT_ARCHIVER_SERVER_ID = 4000000000
-
-
-def log(message):
-    sys.stderr.write(message + "\n")
-    sys.stderr.flush()
-
-
-def sd_notify(message):
-    address = os.environ.get("NOTIFY_SOCKET")
-    if not address:
-        return
-    if address.startswith("@"):
-        address = "\0" + address[1:]
-    try:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        sock.sendto(message.encode("ascii"), address)
-        sock.close()
-    except OSError:
-        pass
 
 
 def load_config(path):

@@ -29,9 +29,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import json
-import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -45,6 +43,7 @@ except ImportError:  # pragma: no cover - Python 2 is not supported by the agent
 
 from ansible_collections.webinfra.distributed.plugins.module_utils import etcd as etcd_api
 from ansible_collections.webinfra.distributed.plugins.module_utils import gtid, promotion, replication
+from ansible_collections.webinfra.distributed.plugins.module_utils.daemon import log, sd_notify
 
 DEFAULTS = {
     "cluster": "webinfra",
@@ -240,25 +239,6 @@ def not_running(exc):
     return code in (2002, 2003) or isinstance(exc, (ConnectionRefusedError, FileNotFoundError))
 
 
-def log(message):
-    sys.stderr.write(message + "\n")
-    sys.stderr.flush()
-
-
-def sd_notify(message):
-    address = os.environ.get("NOTIFY_SOCKET")
-    if not address:
-        return
-    if address.startswith("@"):
-        address = "\0" + address[1:]
-    try:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        sock.sendto(message.encode("ascii"), address)
-        sock.close()
-    except OSError:
-        pass
-
-
 class Database:
     """The local server over its socket, as root (unix_socket authentication)."""
 
@@ -309,9 +289,12 @@ class Database:
             row = cur.fetchone()
             cur.execute("SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_master_%'")
             status = {r["Variable_name"].lower(): r["Value"] for r in cur.fetchall()}
+            # Replicas connect with the replication account; other binary-log readers (the backup
+            # role's archive) do not count as replicas.
             cur.execute(
                 "SELECT @@GLOBAL.rpl_semi_sync_master_enabled AS enabled, (SELECT COUNT(*) FROM "
-                "information_schema.PROCESSLIST WHERE COMMAND LIKE 'Binlog Dump%%') AS dumps"
+                "information_schema.PROCESSLIST WHERE COMMAND LIKE 'Binlog Dump%%' AND USER = %s) AS dumps",
+                (self.cfg["replication"]["user"],),
             )
             dumps = cur.fetchone()
             replica = replication.read_status(cur, self.flavor)

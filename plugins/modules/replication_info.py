@@ -126,7 +126,10 @@ replica:
       description: GTID position received from the primary.
       type: str
 replicas:
-  description: Replicas connected to this server (binlog dump threads).
+  description:
+    - Replicas connected to this server (binlog dump threads), with the account each uses (C(user)).
+    - Other binary-log readers appear too (the backup role's archive, C(mariadb-binlog)); their
+      C(user) tells them apart.
   returned: always
   type: list
   elements: dict
