@@ -39,9 +39,9 @@ import threading
 import time
 
 try:
+    from http.client import HTTPSConnection
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
     from urllib.parse import parse_qs, quote, urlparse
-    from urllib.request import Request, urlopen
 except ImportError:  # pragma: no cover - Python 2 never runs the agent
     BaseHTTPRequestHandler = object
     ThreadingHTTPServer = None
@@ -96,8 +96,16 @@ def peer_name(cert):
 
 
 def get(cfg, address, path, timeout=STATUS_TIMEOUT):
-    url = "https://%s:%d%s" % (address, int(cfg["port"]), path)
-    return urlopen(Request(url), timeout=timeout, context=client_context(cfg))  # noqa: S310 - https only
+    """The response of another agent (HTTPS, this host's certificate; the peer's is checked
+    against the internal CA and its address); an answer other than 200 raises BackupError."""
+    conn = HTTPSConnection(address, int(cfg["port"]), timeout=timeout, context=client_context(cfg))
+    conn.request("GET", path)
+    answer = conn.getresponse()
+    if answer.status != 200:
+        body = answer.read().decode("utf-8", "replace")
+        conn.close()
+        raise bk.BackupError("%s:%s%s answered %s: %s" % (address, cfg["port"], path, answer.status, body[:300]))
+    return answer
 
 
 def get_json(cfg, address, path, timeout=STATUS_TIMEOUT):
@@ -725,15 +733,15 @@ def main(argv=None):
                 write_metrics(cfg, run_ok=False)
                 raise
             write_metrics(cfg, run_ok=True)
-            print(json.dumps(meta, sort_keys=True))
+            sys.stdout.write(json.dumps(meta, sort_keys=True) + "\n")
             return 0
         if args.command == "catalog":
-            print(json.dumps(catalog(cfg, args.backup, args.to_time, args.to_gtid), sort_keys=True))
+            sys.stdout.write(json.dumps(catalog(cfg, args.backup, args.to_time, args.to_gtid), sort_keys=True) + "\n")
             return 0
         if args.command == "restore":
             with open(args.plan) as handle:
                 plan = json.load(handle)
-            print(json.dumps(restore(cfg, plan, args.repository), sort_keys=True))
+            sys.stdout.write(json.dumps(restore(cfg, plan, args.repository), sort_keys=True) + "\n")
             return 0
     except bk.BackupError as exc:
         log("webinfra-backup %s: %s" % (args.command, exc))
@@ -741,5 +749,5 @@ def main(argv=None):
     return 2
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # python3 -m ...backup_agent COMMAND CONFIG (the systemd units, restore.yml)
+    raise SystemExit(main())

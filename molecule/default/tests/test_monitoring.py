@@ -87,7 +87,7 @@ def test_metrics_carry_the_stack_state():
     backups = groups()["backups"]
     assert wait_for(lambda: value("webinfra_backup_last_run_success") == {b: 1.0 for b in backups}, 120, 2)
     assert value("webinfra_binlog_archive_connected") == {b: 1.0 for b in backups}
-    assert not {name for name, _ in firing()} & {"BackupTooOld", "BackupFailed", "BinlogArchiveStopped"}
+    assert not {key[0] for key in firing()} & {"BackupTooOld", "BackupFailed", "BinlogArchiveStopped"}
     # The site's certificate (internal CA, renewed by the pki role) is far from expiry.
     left = list(value("probe_ssl_earliest_cert_expiry - time()").values())
     assert left and all(seconds > 14 * 86400 for seconds in left)
