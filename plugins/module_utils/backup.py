@@ -323,8 +323,6 @@ METRICS_HELP = {
     "webinfra_binlog_archive_checked_timestamp_seconds": "When the archive last checked its stream.",
     "webinfra_binlog_archive_last_write_timestamp_seconds": "When the binary-log archive last grew.",
     "webinfra_binlog_archive_bytes_total": "Bytes held by the binary-log archive.",
-    "webinfra_backup_restore_drill_success": "1 when the last restore drill matched, 0 when it failed.",
-    "webinfra_backup_restore_drill_timestamp_seconds": "When the last restore drill ended.",
 }
 
 

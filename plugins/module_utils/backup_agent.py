@@ -361,8 +361,6 @@ def write_metrics(cfg, run_ok=None):
             'kind="incremental"': sum(1 for b in backups if b["kind"] != "full"),
         },
         "webinfra_backup_bytes_total": sum(int(b["size"]) for b in backups),
-        "webinfra_backup_restore_drill_success": state.get("drill_success"),
-        "webinfra_backup_restore_drill_timestamp_seconds": state.get("drill_at"),
     }
     os.makedirs(os.path.dirname(path), exist_ok=True)
     write_atomic(path, bk.metrics_text(values))
