@@ -147,7 +147,7 @@ def chains(backups):
     return out
 
 
-def next_backup(backups, source, incrementals_per_full, force_full=False):
+def next_backup(backups, source, incrementals_per_full, force_full=False, incarnation=""):
     """('full', None, 0) or ('incremental', parent_id, lsn): an incremental continues the newest
     chain when that chain was taken from the same server and holds fewer than
     `incrementals_per_full` incrementals (InnoDB page LSNs belong to one server)."""
@@ -156,6 +156,9 @@ def next_backup(backups, source, incrementals_per_full, force_full=False):
         return "full", None, 0
     chain = all_chains[-1]
     if chain[0].get("source") != source or len(chain) - 1 >= int(incrementals_per_full):
+        return "full", None, 0
+    if (chain[0].get("incarnation") or "") != (incarnation or ""):
+        # The server's data was replaced since (a restore or a rebuild): its pages have other LSNs.
         return "full", None, 0
     last = chain[-1]
     return "incremental", last["id"], int(last["to_lsn"])
@@ -176,6 +179,89 @@ def binlogs_to_prune(binlogs, backups_kept):
         return []
     oldest = min(float(b["started"]) for b in backups_kept)
     return sorted(f["path"] for f in binlogs if float(f["mtime"]) < oldest - 60)
+
+
+# --- rebuild (re-seeding a database host) -------------------------------------------------------
+
+
+def _healthy_replica(status, max_lag):
+    return (
+        status.get("ok")
+        and status.get("read_only")
+        and status.get("replicating")
+        and status.get("lag") is not None
+        and int(status["lag"]) <= int(max_lag)
+    )
+
+
+def rebuild_plan(target, statuses, max_lag, source="auto", have_backup=False):
+    """Where `target` (a database host) gets its new copy of the data, and whom it replicates from.
+
+    statuses: {name: /status of every database host}, the target's included (it may be down).
+    source: "auto" (a healthy replica, else the newest backup with the archived binary logs,
+    else a stream from the primary), "backup", "primary" or a host name.
+    Returns {"kind": "stream"|"backup", "source": name (None for a backup), "primary": name,
+    "reason": why}; refuses (BackupError) what must not be done: the primary itself, no
+    primary or two, a source that cannot serve."""
+    if target not in statuses:
+        raise BackupError(
+            "%s is not a database host of the stack (they are: %s)" % (target, ", ".join(sorted(statuses)))
+        )
+    own = statuses[target] or {}
+    if own.get("ok") and not own.get("read_only"):
+        raise BackupError(
+            "%s is the writable primary: it is never rebuilt. Hand its role over first (switchover.yml),"
+            " then rebuild it as a replica" % target
+        )
+    writable = sorted(n for n, s in statuses.items() if n != target and (s or {}).get("ok") and not s.get("read_only"))
+    if not writable:
+        raise BackupError("no writable primary answers: %s would have nothing to replicate from" % target)
+    if len(writable) > 1:
+        raise BackupError("more than one server is writable (%s): settle that first" % ", ".join(writable))
+    primary = writable[0]
+    healthy = sorted(
+        (int(s["lag"]), n) for n, s in statuses.items() if n != target and _healthy_replica(s or {}, max_lag)
+    )
+    if source == "auto":
+        if healthy:
+            return {"kind": "stream", "source": healthy[0][1], "primary": primary, "reason": "a healthy replica"}
+        if have_backup:
+            return {
+                "kind": "backup",
+                "source": None,
+                "primary": primary,
+                "reason": "the newest backup (no healthy replica)",
+            }
+        return {
+            "kind": "stream",
+            "source": primary,
+            "primary": primary,
+            "reason": "the primary (no healthy replica, no backup)",
+        }
+    if source == "backup":
+        if not have_backup:
+            raise BackupError("rebuild_source=backup, but no backup repository holds a backup")
+        return {"kind": "backup", "source": None, "primary": primary, "reason": "the newest backup (asked for)"}
+    if source == "primary":
+        return {"kind": "stream", "source": primary, "primary": primary, "reason": "the primary (asked for)"}
+    if source == target:
+        raise BackupError("%s cannot be rebuilt from itself" % target)
+    if source == primary:
+        return {"kind": "stream", "source": primary, "primary": primary, "reason": "the primary (asked for)"}
+    if source not in statuses:
+        raise BackupError(
+            "rebuild_source %s is not a database host (they are: %s)" % (source, ", ".join(sorted(statuses)))
+        )
+    if not _healthy_replica(statuses[source] or {}, max_lag):
+        status = statuses[source] or {}
+        raise BackupError(
+            "rebuild_source %s is no healthy replica (%s)"
+            % (
+                source,
+                status.get("error") or "replicating: %s, %s s behind" % (status.get("replicating"), status.get("lag")),
+            )
+        )
+    return {"kind": "stream", "source": source, "primary": primary, "reason": "a healthy replica (asked for)"}
 
 
 # --- restore -----------------------------------------------------------------------------------

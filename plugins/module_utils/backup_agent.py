@@ -8,12 +8,15 @@ binary-log archive, and restores. The decisions are in backup.py; this is the I/
     python3 -m ...backup_agent archive CONFIG   the binary-log archiver (a systemd service)
     python3 -m ...backup_agent catalog CONFIG [--backup ID] [--to-time T] [--to-gtid G]
     python3 -m ...backup_agent restore CONFIG --plan FILE   (on the restore target)
+    python3 -m ...backup_agent rebuild CONFIG [--source auto|backup|primary|HOST] [--dry-run]
+                                               (on a database host: a new copy of the data)
     python3 -m ...backup_agent metrics CONFIG
 
 CONFIG (JSON, root-only, written by the backup role) has `name`, `listen`, `port`, `tls`
 ({ca, cert, key}: the host's certificate from the internal CA), `stream_clients` (the host
 names allowed to stream a backup from this host), and a `source` section on database hosts
-({socket, tmpdir}) and/or a `repository` section on backup hosts ({dir, sources, keep_full,
+({socket, tmpdir}, and `peers`: the database hosts and repositories a rebuild asks) and/or a
+`repository` section on backup hosts ({dir, sources, keep_full,
 incrementals_per_full, max_lag, allow_primary, compress_level, textfile, binlog}).
 
 On a source: GET /status (read-only? replicating? lag) and GET /backup?lsn=N (mariadb-backup's
@@ -53,6 +56,25 @@ CHUNK = 1024 * 1024
 STATUS_TIMEOUT = 5
 # The archiver's server id towards the primary (a replica with the same id would be cut off).
 DEFAULT_ARCHIVER_SERVER_ID = 4000000000
+# A restore or a rebuild writes a new id here: backups continue a chain only within one.
+INCARNATION_FILE = "/var/lib/webinfra-backup/incarnation"
+# Replication state a copied data directory brings from its source (meaningless here).
+SOURCE_REPLICATION_FILES = ("master.info", "relay-log.info", "multi-master.info")
+
+
+def read_incarnation(path=INCARNATION_FILE):
+    try:
+        with open(path) as handle:
+            return handle.read().strip()
+    except OSError:
+        return ""
+
+
+def new_incarnation(path=INCARNATION_FILE):
+    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+    value = "%s-%s" % (bk.backup_id(time.time()), hashlib.sha256(os.urandom(16)).hexdigest()[:8])
+    write_atomic(path, value + "\n", 0o600)
+    return value
 
 
 def load_config(path):
@@ -116,12 +138,12 @@ def get_json(cfg, address, path, timeout=STATUS_TIMEOUT):
 # --- the source (a database host) --------------------------------------------------------------
 
 
-def connect(cfg):
+def connect(cfg, socket_path=None):
     import pymysql  # noqa: PLC0415 - only where a server runs
     import pymysql.cursors  # noqa: PLC0415
 
     return pymysql.connect(
-        unix_socket=cfg["source"]["socket"],
+        unix_socket=socket_path or cfg["source"]["socket"],
         user="root",
         autocommit=True,
         cursorclass=pymysql.cursors.DictCursor,
@@ -155,6 +177,7 @@ def source_status(cfg):
         "replicating": replicating,
         "lag": None if lag is None else int(lag),
         "gtid": row["gtid"] or "",
+        "incarnation": read_incarnation(),
     }
 
 
@@ -264,7 +287,10 @@ def take(cfg, force_full=False):
     name, reason = bk.choose_source(statuses, repo.get("max_lag", 60), repo.get("allow_primary", True))
     address = next(s["address"] for s in repo["sources"] if s["name"] == name)
     backups = load_backups(cfg)
-    kind, parent, lsn = bk.next_backup(backups, name, repo.get("incrementals_per_full", 6), force_full)
+    incarnation = statuses[name].get("incarnation", "")
+    kind, parent, lsn = bk.next_backup(
+        backups, name, repo.get("incrementals_per_full", 6), force_full, incarnation=incarnation
+    )
     started = time.time()
     ident = bk.backup_id(started)
     while os.path.exists(repo_dir(cfg, "base", ident)):
@@ -307,6 +333,7 @@ def take(cfg, force_full=False):
             parent=parent,
             source=name,
             source_reason=reason,
+            incarnation=incarnation,
             started=started,
             finished=finished,
             duration=round(finished - started, 3),
@@ -554,10 +581,15 @@ def unpack_chain(cfg, plan, repository, work):
     return full
 
 
-def replay(cfg, plan, repository, work, socket_path):
+def replay(cfg, plan, repository, work, socket_path, binlog=True):
     """The archived binary logs after the backup, server by server in the order they were
-    written, each from the position reached so far; returns (position, files replayed)."""
+    written, each from the position reached so far; returns (position, files replayed).
+    binlog=False: the replayed transactions are not written to this server's binary log (a
+    rebuilt replica, whose position is then set to what was reached)."""
     reached, replayed = plan["gtid"], []
+    client = ["mariadb", "--socket=%s" % socket_path, "--binary-mode"]
+    if not binlog:
+        client.append("--init-command=SET SESSION sql_log_bin=0")
     for server_id, files in bk.segments(plan["binlogs"]):
         if plan["to_gtid"] and reached and bk.gtid_util.contains(reached, plan["to_gtid"]):
             break
@@ -581,12 +613,7 @@ def replay(cfg, plan, repository, work, socket_path):
         if proc.returncode != 0:
             raise bk.BackupError("mariadb-binlog failed: %s" % proc.stderr.decode("utf-8", "replace")[-1500:])
         with open(statements, "rb") as source:
-            proc = subprocess.run(  # noqa: S603
-                ["mariadb", "--socket=%s" % socket_path, "--binary-mode"],
-                stdin=source,
-                capture_output=True,
-                check=False,
-            )
+            proc = subprocess.run(client, stdin=source, capture_output=True, check=False)  # noqa: S603
         if proc.returncode != 0:
             raise bk.BackupError(
                 "replaying the binary logs failed: %s" % proc.stderr.decode("utf-8", "replace")[-1500:]
@@ -597,6 +624,50 @@ def replay(cfg, plan, repository, work, socket_path):
     return reached, replayed
 
 
+def binlog_basename(cfg, socket_path):
+    """The running server's binary-log base name (None when it does not run or logs none)."""
+    try:
+        conn = connect(cfg, socket_path)
+    except Exception:  # pylint: disable=broad-except
+        return None
+    try:
+        cur = conn.cursor()
+        cur.execute("SELECT @@GLOBAL.log_bin_basename AS base")
+        return (cur.fetchone() or {}).get("base")
+    finally:
+        conn.close()
+
+
+def install_datadir(cfg, prepared, datadir, service, socket_path, label):
+    """Put the prepared copy `prepared` in place of `datadir` and start the server. Nothing is
+    deleted: the old data directory and its binary logs are kept beside it
+    (<datadir>.before-<label>-<id>); the copy's replication files from its source are dropped
+    (it starts replicating nothing); the data gets a new incarnation. Returns the kept path."""
+    base = binlog_basename(cfg, socket_path)
+    run(["systemctl", "stop", service])
+    kept = ""
+    if os.path.exists(datadir):
+        kept = "%s.before-%s-%s" % (datadir.rstrip("/"), label, bk.backup_id(time.time()))
+        os.rename(datadir, kept)
+        if base and not base.startswith(datadir.rstrip("/") + "/"):
+            # Binary logs outside the data directory belong to the old data: kept with it, so
+            # the server starts with the copy's position, not the old one's transactions.
+            folder, prefix = os.path.split(base)
+            moved = os.path.join(kept, "binlogs")
+            for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
+                if name.startswith(os.path.basename(prefix) + "."):
+                    os.makedirs(moved, mode=0o700, exist_ok=True)
+                    shutil.move(os.path.join(folder, name), os.path.join(moved, name))
+    for name in SOURCE_REPLICATION_FILES:
+        if os.path.exists(os.path.join(prepared, name)):
+            os.unlink(os.path.join(prepared, name))
+    os.rename(prepared, datadir)
+    run(["chown", "-R", "mysql:mysql", datadir])
+    new_incarnation()
+    run(["systemctl", "start", service])
+    return kept
+
+
 def restore(cfg, plan, repository, datadir="/var/lib/mysql", service="mariadb", socket_path="/run/mysqld/mysqld.sock"):
     """Fetch the plan's chain, prepare it, put it in place of `datadir` (the old one is kept
     beside it), start the server, replay the archived binary logs; returns what was reached."""
@@ -604,14 +675,7 @@ def restore(cfg, plan, repository, datadir="/var/lib/mysql", service="mariadb", 
     shutil.rmtree(work, ignore_errors=True)
     os.makedirs(work, mode=0o700)
     full = unpack_chain(cfg, plan, repository, work)
-    run(["systemctl", "stop", service])
-    kept = ""
-    if os.path.exists(datadir):
-        kept = "%s.before-restore-%s" % (datadir.rstrip("/"), bk.backup_id(time.time()))
-        os.rename(datadir, kept)
-    os.rename(full, datadir)
-    run(["chown", "-R", "mysql:mysql", datadir])
-    run(["systemctl", "start", service])
+    kept = install_datadir(cfg, full, datadir, service, socket_path, "restore")
     reached, replayed = replay(cfg, plan, repository, work, socket_path) if plan["replay"] else (plan["gtid"], [])
     shutil.rmtree(work, ignore_errors=True)
     return {
@@ -622,6 +686,129 @@ def restore(cfg, plan, repository, datadir="/var/lib/mysql", service="mariadb", 
         "binlogs_replayed": replayed,
         "previous_datadir": kept,
     }
+
+
+# --- rebuild (on the database host that gets a new copy of the data) ---------------------------
+
+
+def peer_statuses(cfg):
+    """/status of every database host (this one asked directly: it may be down)."""
+    statuses = {}
+    for peer in cfg["peers"]["sources"]:
+        if peer["name"] == cfg["name"]:
+            statuses[peer["name"]] = source_status(cfg)
+            continue
+        try:
+            statuses[peer["name"]] = get_json(cfg, peer["address"], "/status")
+        except Exception as exc:  # pylint: disable=broad-except
+            statuses[peer["name"]] = {"ok": False, "error": str(exc)}
+    return statuses
+
+
+def newest_backup(cfg):
+    """(repository address, restore plan to the end of its archive) of the first repository
+    that holds a backup, or (None, None)."""
+    for repository in cfg["peers"].get("repositories", []):
+        try:
+            listed = get_json(cfg, repository["address"], "/catalog", timeout=30)
+        except Exception as exc:  # pylint: disable=broad-except
+            log("rebuild: repository %s does not answer: %s" % (repository["name"], exc))
+            continue
+        if listed.get("plan"):
+            plan = dict(listed["plan"], replay=True)
+            started = next(b["started"] for b in listed["backups"] if b["id"] == plan["chain"][-1])
+            plan["binlogs"] = bk.binlog_replay_files(listed["binlogs"], started)
+            return repository, plan
+    return None, None
+
+
+def stream_copy(cfg, address, work):
+    """A full backup of the server at `address` streamed straight into work/full and prepared;
+    returns its record (GTID position)."""
+    target = os.path.join(work, "full")
+    os.makedirs(target)
+    mbstream = subprocess.Popen(["mbstream", "-x", "-C", target], stdin=subprocess.PIPE)  # noqa: S603,S607
+    report = None
+    try:
+        with get(cfg, address, "/backup?lsn=0", timeout=600) as answer:
+            for kind, payload in bk.read_frames(answer.read):
+                if kind == b"D":
+                    mbstream.stdin.write(payload)
+                elif kind == b"M":
+                    report = json.loads(payload.decode("utf-8"))
+                else:
+                    raise bk.BackupError(payload.decode("utf-8", "replace"))
+    finally:
+        mbstream.stdin.close()
+        if mbstream.wait() != 0:
+            raise bk.BackupError("unpacking the stream from %s failed" % address)
+    if report is None:
+        raise bk.BackupError("the stream from %s ended without mariadb-backup's report" % address)
+    if report["rc"] != 0:
+        raise bk.BackupError("mariadb-backup on %s failed (%s): %s" % (address, report["rc"], report["stderr"][-800:]))
+    run(["mariadb-backup", "--prepare", "--target-dir=%s" % target])
+    return target, bk.backup_record(report["info"], report["checkpoints"])
+
+
+def stop_ha_agent():
+    """The HA agent must not act on this server while its data is replaced: stopped here, started
+    again by the playbook once replication is configured. Returns whether it ran."""
+    active = subprocess.run(["systemctl", "is-active", "--quiet", "webinfra-ha-agent"], check=False)  # noqa: S603,S607
+    if active.returncode == 0:
+        run(["systemctl", "stop", "webinfra-ha-agent"])
+        return True
+    return False
+
+
+def rebuild(cfg, source="auto", dry_run=False, datadir="/var/lib/mysql", service="mariadb"):
+    """A new copy of the data for this database host, from a healthy replica's stream, the
+    newest backup (and the archived binary logs after it) or the primary's stream; this server
+    is left with no replication configured and its GTID position set to the copy's, ready to
+    replicate from the primary. Every refusal comes before anything changes."""
+    socket_path = cfg["source"]["socket"]
+    statuses = peer_statuses(cfg)
+    repository, backup_plan = newest_backup(cfg) if source in ("auto", "backup") else (None, None)
+    plan = bk.rebuild_plan(
+        cfg["name"], statuses, cfg["peers"].get("max_lag", 60), source=source, have_backup=backup_plan is not None
+    )
+    addresses = {p["name"]: p["address"] for p in cfg["peers"]["sources"]}
+    plan["primary_address"] = addresses[plan["primary"]]
+    if plan["kind"] == "backup":
+        plan["backup"] = backup_plan["chain"][-1]
+        plan["repository"] = repository["name"]
+    if dry_run:
+        return dict(plan, dry_run=True)
+    started = time.time()
+    work = os.path.join(os.path.dirname(datadir.rstrip("/")), "webinfra-rebuild")
+    shutil.rmtree(work, ignore_errors=True)
+    os.makedirs(work, mode=0o700)
+    log("rebuild of %s from %s (%s)" % (cfg["name"], plan["source"] or "backup %s" % plan["backup"], plan["reason"]))
+    if plan["kind"] == "stream":
+        prepared, record = stream_copy(cfg, addresses[plan["source"]], work)
+        gtid = record.get("gtid") or ""
+    else:
+        prepared = unpack_chain(cfg, backup_plan, repository["address"], work)
+        gtid = backup_plan["gtid"]
+    plan["ha_agent_stopped"] = stop_ha_agent()
+    plan["previous_datadir"] = install_datadir(cfg, prepared, datadir, service, socket_path, "rebuild")
+    conn = connect(cfg)
+    try:
+        cur = conn.cursor()
+        cur.execute("STOP ALL SLAVES")
+        cur.execute("RESET SLAVE ALL")
+        cur.execute("RESET MASTER")
+    finally:
+        conn.close()
+    replayed = []
+    if plan["kind"] == "backup":
+        gtid, replayed = replay(cfg, backup_plan, repository["address"], work, socket_path, binlog=False)
+    conn = connect(cfg)
+    try:
+        conn.cursor().execute("SET GLOBAL gtid_slave_pos = %s", (gtid,))
+    finally:
+        conn.close()
+    shutil.rmtree(work, ignore_errors=True)
+    return dict(plan, gtid=gtid, binlogs_replayed=replayed, duration=round(time.time() - started, 3))
 
 
 # --- the HTTPS service -------------------------------------------------------------------------
@@ -706,7 +893,7 @@ def serve(cfg):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="webinfra-backup")
-    parser.add_argument("command", choices=["serve", "take", "archive", "catalog", "restore", "metrics"])
+    parser.add_argument("command", choices=["serve", "take", "archive", "catalog", "restore", "rebuild", "metrics"])
     parser.add_argument("config")
     parser.add_argument("--full", action="store_true")
     parser.add_argument("--backup")
@@ -714,6 +901,8 @@ def main(argv=None):
     parser.add_argument("--to-gtid")
     parser.add_argument("--plan")
     parser.add_argument("--repository")
+    parser.add_argument("--source", default="auto")
+    parser.add_argument("--dry-run", action="store_true")
     args = parser.parse_args(argv)
     cfg = load_config(args.config)
     try:
@@ -740,6 +929,16 @@ def main(argv=None):
             with open(args.plan) as handle:
                 plan = json.load(handle)
             sys.stdout.write(json.dumps(restore(cfg, plan, args.repository), sort_keys=True) + "\n")
+            return 0
+        if args.command == "rebuild":
+            try:
+                result = rebuild(cfg, source=args.source, dry_run=args.dry_run)
+            except bk.BackupError as exc:
+                # The playbook shows the reason (a refusal changes nothing).
+                sys.stdout.write(json.dumps({"error": str(exc)}) + "\n")
+                log("webinfra-backup rebuild: %s" % exc)
+                return 1
+            sys.stdout.write(json.dumps(result, sort_keys=True) + "\n")
             return 0
     except bk.BackupError as exc:
         log("webinfra-backup %s: %s" % (args.command, exc))

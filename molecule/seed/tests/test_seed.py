@@ -1,6 +1,8 @@
-"""A replica joining a primary that already holds data is seeded, then replicates."""
+"""A replica joining a primary that already holds data is seeded, then replicates: with the
+backup agents (bk-01 makes this inventory have them) by a physical copy streamed from the
+primary - no healthy replica, no backup yet - straight to the replica."""
 
-from labhosts import groups, run_module, sql, wait_for
+from labhosts import groups, host, run_module, sql, wait_for
 
 PRIMARY = groups()["db_primary"][0]
 REPLICA = groups()["db_replicas"][0]
@@ -17,10 +19,17 @@ def test_every_row_arrived_and_checksums_match():
     assert wait_for(lambda: sql(REPLICA, "CHECKSUM TABLE webapp.notes EXTENDED").split("\t")[1] == primary_sum, 5)
 
 
-def test_replica_runs_from_the_dump_position():
+def test_the_copy_was_physical_and_left_nothing_on_the_primary():
+    # install_datadir kept the replica's empty first data directory and gave the copy an incarnation.
+    assert host(REPLICA).file("/var/lib/webinfra-backup/incarnation").exists
+    assert host(REPLICA).check_output("ls -d /var/lib/mysql.before-rebuild-* | wc -l").strip() == "1"
+    assert host(PRIMARY).check_output("ls /var/tmp /var/tmp/webinfra-backup 2>/dev/null | grep -c seed || true") == "0"
+
+
+def test_replica_runs_from_the_copy_position():
     info = run_module(REPLICA, "webinfra.distributed.replication_info")
     assert info["replica"]["running"], info["replica"]
-    assert info["gtid"]["replica_pos"], "gtid_slave_pos was not set from the dump"
+    assert info["gtid"]["replica_pos"], "gtid_slave_pos was not set from the copy"
 
 
 def test_new_writes_replicate():

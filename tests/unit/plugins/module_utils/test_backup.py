@@ -78,6 +78,66 @@ def test_next_backup_continues_the_chain_of_the_same_server_only():
     assert bk.next_backup([full], "db-02", 0) == ("full", None, 0)
 
 
+def test_next_backup_starts_a_new_chain_after_the_data_was_replaced():
+    full = dict(meta("20261130T010000Z", to_lsn=100), incarnation="a")
+    assert bk.next_backup([full], "db-02", 6, incarnation="a") == ("incremental", full["id"], 100)
+    # A rebuild or a restore of db-02 since: its pages are another copy's.
+    assert bk.next_backup([full], "db-02", 6, incarnation="b") == ("full", None, 0)
+    # Backups from before incarnations were recorded continue while the server has none either.
+    assert bk.next_backup([meta("20261130T010000Z")], "db-02", 6)[0] == "incremental"
+
+
+PRIMARY = {"ok": True, "read_only": False}
+HEALTHY = {"ok": True, "read_only": True, "replicating": True, "lag": 0}
+BROKEN = {"ok": True, "read_only": True, "replicating": False, "lag": None}
+
+
+def test_rebuild_prefers_a_healthy_replica_then_the_newest_backup_then_the_primary():
+    statuses = {"db-01": PRIMARY, "db-02": BROKEN, "db-03": dict(HEALTHY, lag=3), "db-04": HEALTHY}
+    plan = bk.rebuild_plan("db-02", statuses, 60, have_backup=True)
+    assert plan == {"kind": "stream", "source": "db-04", "primary": "db-01", "reason": "a healthy replica"}
+    statuses = {"db-01": PRIMARY, "db-02": BROKEN, "db-03": dict(HEALTHY, lag=900)}
+    plan = bk.rebuild_plan("db-02", statuses, 60, have_backup=True)
+    assert plan["kind"] == "backup" and plan["source"] is None and plan["primary"] == "db-01"
+    plan = bk.rebuild_plan("db-02", statuses, 60, have_backup=False)
+    assert plan["kind"] == "stream" and plan["source"] == "db-01"
+    # A target whose server does not even start is rebuilt too.
+    plan = bk.rebuild_plan("db-02", {"db-01": PRIMARY, "db-02": {"ok": False, "error": "down"}}, 60)
+    assert plan["source"] == "db-01"
+
+
+def test_rebuild_follows_the_source_asked_for():
+    statuses = {"db-01": PRIMARY, "db-02": BROKEN, "db-03": HEALTHY}
+    assert bk.rebuild_plan("db-02", statuses, 60, source="primary")["source"] == "db-01"
+    assert bk.rebuild_plan("db-02", statuses, 60, source="db-01")["source"] == "db-01"
+    assert bk.rebuild_plan("db-02", statuses, 60, source="db-03")["source"] == "db-03"
+    assert bk.rebuild_plan("db-02", statuses, 60, source="backup", have_backup=True)["kind"] == "backup"
+
+
+@pytest.mark.parametrize(
+    ("target", "statuses", "kwargs", "reason"),
+    [
+        ("db-01", {"db-01": PRIMARY, "db-02": HEALTHY}, {}, "db-01 is the writable primary: it is never rebuilt"),
+        ("db-09", {"db-01": PRIMARY}, {}, "db-09 is not a database host"),
+        ("db-02", {"db-01": dict(PRIMARY, read_only=True), "db-02": BROKEN}, {}, "no writable primary"),
+        ("db-02", {"db-01": {"ok": False}, "db-02": BROKEN}, {}, "no writable primary"),
+        ("db-03", {"db-01": PRIMARY, "db-02": PRIMARY, "db-03": BROKEN}, {}, "more than one server is writable"),
+        ("db-02", {"db-01": PRIMARY, "db-02": BROKEN}, {"source": "backup"}, "no backup repository holds a backup"),
+        ("db-02", {"db-01": PRIMARY, "db-02": BROKEN}, {"source": "db-02"}, "cannot be rebuilt from itself"),
+        ("db-02", {"db-01": PRIMARY, "db-02": BROKEN}, {"source": "db-07"}, "db-07 is not a database host"),
+        (
+            "db-02",
+            {"db-01": PRIMARY, "db-02": BROKEN, "db-03": dict(HEALTHY, lag=900)},
+            {"source": "db-03"},
+            "db-03 is no healthy replica",
+        ),
+    ],
+)
+def test_rebuild_refusals(target, statuses, kwargs, reason):
+    with pytest.raises(bk.BackupError, match=reason):
+        bk.rebuild_plan(target, statuses, 60, **kwargs)
+
+
 def test_retention_keeps_the_newest_chains_and_the_binlogs_they_need():
     a = meta("20261128T010000Z")
     a1 = meta("20261128T020000Z", "incremental", a["id"])
