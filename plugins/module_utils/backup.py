@@ -409,6 +409,12 @@ METRICS_HELP = {
     "webinfra_binlog_archive_checked_timestamp_seconds": "When the archive last checked its stream.",
     "webinfra_binlog_archive_last_write_timestamp_seconds": "When the binary-log archive last grew.",
     "webinfra_binlog_archive_bytes_total": "Bytes held by the binary-log archive.",
+    "webinfra_restore_drill_last_run_success": "1 when the last restore drill passed, 0 when it failed.",
+    "webinfra_restore_drill_last_run_timestamp_seconds": "When the last restore drill ended.",
+    "webinfra_restore_drill_last_success_timestamp_seconds": "When a restore drill last passed.",
+    "webinfra_restore_drill_duration_seconds": "How long the last restore drill took.",
+    "webinfra_restore_drill_tables": "Application tables the last restore drill checked.",
+    "webinfra_restore_drill_compared": "1 when the last drill compared two independent restores (2+ backups).",
 }
 
 

@@ -10,6 +10,7 @@ binary-log archive, and restores. The decisions are in backup.py; this is the I/
     python3 -m ...backup_agent restore CONFIG --plan FILE   (on the restore target)
     python3 -m ...backup_agent rebuild CONFIG [--source auto|backup|primary|HOST] [--dry-run]
                                                (on a database host: a new copy of the data)
+    python3 -m ...backup_agent drill   CONFIG   a restore drill on the backup host (a systemd timer)
     python3 -m ...backup_agent metrics CONFIG
 
 CONFIG (JSON, root-only, written by the backup role) has `name`, `listen`, `port`, `tls`
@@ -138,7 +139,7 @@ def get_json(cfg, address, path, timeout=STATUS_TIMEOUT):
 # --- the source (a database host) --------------------------------------------------------------
 
 
-def connect(cfg, socket_path=None):
+def connect(cfg, socket_path=None, read_timeout=10):
     import pymysql  # noqa: PLC0415 - only where a server runs
     import pymysql.cursors  # noqa: PLC0415
 
@@ -148,7 +149,7 @@ def connect(cfg, socket_path=None):
         autocommit=True,
         cursorclass=pymysql.cursors.DictCursor,
         connect_timeout=3,
-        read_timeout=10,
+        read_timeout=read_timeout,
     )
 
 
@@ -169,7 +170,7 @@ def source_status(cfg):
     replicating = (
         bool(replica) and replica.get("Slave_IO_Running") == "Yes" and replica.get("Slave_SQL_Running") == "Yes"
     )
-    lag = replica.get("Seconds_Behind_Master")
+    lag = (replica or {}).get("Seconds_Behind_Master")
     return {
         "ok": True,
         "name": cfg["name"],
@@ -548,13 +549,21 @@ def run(cmd, **kwargs):
 
 
 def fetch(cfg, repository, path, sink, expected_sha256=None):
-    digest = hashlib.sha256()
+    """The repository's file `path` written to `sink`, read to its end even when the sink
+    fails (a damaged file breaks the decompressor): the checksum verdict comes first."""
+    digest, broken = hashlib.sha256(), None
     with get(cfg, repository, "/files/" + quote(path), timeout=600) as answer:
         for chunk in iter(lambda: answer.read(CHUNK), b""):
             digest.update(chunk)
-            sink.write(chunk)
+            if broken is None:
+                try:
+                    sink.write(chunk)
+                except OSError as exc:
+                    broken = exc
     if expected_sha256 and digest.hexdigest() != expected_sha256:
         raise bk.BackupError("%s: checksum %s, the catalog says %s" % (path, digest.hexdigest(), expected_sha256))
+    if broken is not None:
+        raise bk.BackupError("%s: unpacking failed (%s)" % (path, broken))
 
 
 def unpack_chain(cfg, plan, repository, work):
@@ -568,11 +577,16 @@ def unpack_chain(cfg, plan, repository, work):
         zstd.stdout.close()
         try:
             fetch(cfg, repository, "base/%s/backup.xb.zst" % ident, zstd.stdin, plan["sha256"].get(ident))
+        except BaseException:
+            zstd.kill()
+            mbstream.kill()
+            raise
         finally:
             zstd.stdin.close()
             failed = zstd.wait() != 0
-            if mbstream.wait() != 0 or failed:
-                raise bk.BackupError("unpacking backup %s failed" % ident)
+            failed = mbstream.wait() != 0 or failed
+        if failed:
+            raise bk.BackupError("unpacking backup %s failed" % ident)
     full = os.path.join(work, plan["chain"][0])
     run(["mariadb-backup", "--prepare", "--target-dir=%s" % full])
     for ident in plan["chain"][1:]:
@@ -811,6 +825,155 @@ def rebuild(cfg, source="auto", dry_run=False, datadir="/var/lib/mysql", service
     return dict(plan, gtid=gtid, binlogs_replayed=replayed, duration=round(time.time() - started, 3))
 
 
+# --- restore drill (on the backup host) ---------------------------------------------------------
+
+
+class ScratchServer:
+    """A private mariadbd on a restored data directory: no network, no grant checks, no binary
+    log, no replication; stopped when the block ends."""
+
+    def __init__(self, datadir, work):
+        self.datadir, self.work = datadir, work
+        self.socket = os.path.join(work, "mysqld.sock")
+        self.proc = None
+
+    def __enter__(self):
+        cmd = [
+            "/usr/sbin/mariadbd",
+            "--no-defaults",
+            "--datadir=%s" % self.datadir,
+            "--socket=%s" % self.socket,
+            "--pid-file=%s" % os.path.join(self.work, "mysqld.pid"),
+            "--log-error=%s" % os.path.join(self.work, "mysqld.err"),
+            "--skip-networking",
+            "--skip-grant-tables",
+            "--skip-log-bin",
+            "--skip-slave-start",
+            "--innodb-buffer-pool-size=128M",
+            "--user=root",
+        ]
+        self.proc = subprocess.Popen(cmd)  # noqa: S603 - fixed command
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                break
+            try:
+                connect({}, self.socket).close()
+                return self
+            except Exception:  # pylint: disable=broad-except
+                time.sleep(0.5)
+        self.stop()
+        with open(os.path.join(self.work, "mysqld.err"), errors="replace") as handle:
+            raise bk.BackupError("the restored server did not start: %s" % handle.read()[-1500:])
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(120)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def __exit__(self, *exc):
+        self.stop()
+        return False
+
+    def checksums(self):
+        """{schema.table: CHECKSUM TABLE ... EXTENDED} of every application table."""
+        conn = connect({}, self.socket, read_timeout=3600)
+        try:
+            cur = conn.cursor()
+            cur.execute(
+                "SELECT table_schema AS s, table_name AS t FROM information_schema.tables"
+                " WHERE table_type = 'BASE TABLE'"
+                " AND table_schema NOT IN ('mysql', 'information_schema', 'performance_schema', 'sys')"
+            )
+            names = ["`%s`.`%s`" % (r["s"], r["t"]) for r in cur.fetchall()]
+            out = {}
+            for name in sorted(names):
+                cur.execute("CHECKSUM TABLE %s EXTENDED" % name)
+                out[name.replace("`", "")] = (cur.fetchone() or {}).get("Checksum")
+            return out
+        finally:
+            conn.close()
+
+
+def drill(cfg):
+    """Restore the newest backup and, independently, the backup before it with the archived
+    binary logs replayed up to the newest one's GTID position; both on private servers of this
+    host. The drill passes when both start and every application table has the same checksum
+    on both (with a single backup: when it restores and its tables can be read)."""
+    started = time.time()
+    backups = load_backups(cfg)
+    if not backups:
+        raise bk.BackupError("the repository holds no backup")
+    address = cfg["listen"]
+    newest = bk.restore_plan(backups)
+    newest["sha256"] = {b["id"]: b["sha256"] for b in backups}
+    target = next(b for b in backups if b["id"] == newest["chain"][-1])
+    earlier = sorted((b for b in backups if b["id"] < target["id"] and b.get("gtid")), key=lambda b: b["id"])
+    work = repo_dir(cfg, "drill")
+    shutil.rmtree(work, ignore_errors=True)
+    os.makedirs(work, mode=0o700)
+    result = {"backup": target["id"], "gtid": target.get("gtid", ""), "compared_with": None, "mismatches": []}
+    try:
+        first = os.path.join(work, "newest")
+        os.makedirs(first)
+        datadir = unpack_chain(cfg, newest, address, first)
+        with ScratchServer(datadir, first) as server:
+            sums = server.checksums()
+        result["tables"] = len(sums)
+        shutil.rmtree(first, ignore_errors=True)
+        if earlier and target.get("gtid"):
+            other = bk.restore_plan(backups, backup=earlier[-1]["id"], to_gtid=target["gtid"])
+            started_at = next(b["started"] for b in backups if b["id"] == other["chain"][-1])
+            other["binlogs"] = bk.binlog_replay_files(
+                [{k: f[k] for k in ("server_id", "name", "mtime", "size")} for f in load_binlogs(cfg)], started_at
+            )
+            other["sha256"] = {b["id"]: b["sha256"] for b in backups}
+            second = os.path.join(work, "replayed")
+            os.makedirs(second)
+            datadir = unpack_chain(cfg, other, address, second)
+            with ScratchServer(datadir, second) as server:
+                reached, replayed = replay(cfg, other, address, second, server.socket, binlog=False)
+                again = server.checksums()
+            result.update(compared_with=other["chain"][-1], gtid_reached=reached, binlogs_replayed=len(replayed))
+            result["mismatches"] = sorted(name for name in set(sums) | set(again) if sums.get(name) != again.get(name))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    result["ok"] = not result["mismatches"]
+    result["duration"] = round(time.time() - started, 3)
+    return result
+
+
+def write_drill_metrics(cfg, result):
+    """The last drill's result beside the backups' metrics (and in the repository's drill.json)."""
+    state_path = repo_dir(cfg, "drill.json")
+    state = {}
+    if os.path.exists(state_path):
+        with open(state_path) as handle:
+            state = json.load(handle)
+    state.update(last=result, last_run=time.time())
+    if result.get("ok"):
+        state["last_success"] = state["last_run"]
+    write_atomic(state_path, json.dumps(state, indent=2, sort_keys=True) + "\n", 0o600)
+    path = cfg["repository"].get("textfile")
+    if not path:
+        return
+    values = {
+        "webinfra_restore_drill_last_run_success": bool(result.get("ok")),
+        "webinfra_restore_drill_last_run_timestamp_seconds": round(state["last_run"], 3),
+        "webinfra_restore_drill_last_success_timestamp_seconds": state.get("last_success"),
+        "webinfra_restore_drill_duration_seconds": result.get("duration"),
+        "webinfra_restore_drill_tables": result.get("tables"),
+        "webinfra_restore_drill_compared": result.get("compared_with") is not None,
+    }
+    path = os.path.join(os.path.dirname(path), "webinfra_restore_drill.prom")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    write_atomic(path, bk.metrics_text(values))
+
+
 # --- the HTTPS service -------------------------------------------------------------------------
 
 
@@ -891,9 +1054,67 @@ def serve(cfg):
     return 0
 
 
+def emit(value):
+    sys.stdout.write(json.dumps(value, sort_keys=True) + "\n")
+    return 0
+
+
+def command_take(cfg, args):
+    try:
+        meta = take(cfg, force_full=args.full)
+    except Exception:
+        write_metrics(cfg, run_ok=False)
+        raise
+    write_metrics(cfg, run_ok=True)
+    return emit(meta)
+
+
+def command_restore(cfg, args):
+    with open(args.plan) as handle:
+        plan = json.load(handle)
+    return emit(restore(cfg, plan, args.repository))
+
+
+def command_drill(cfg, _args):
+    try:
+        result = drill(cfg)
+    except Exception as exc:
+        write_drill_metrics(cfg, {"ok": False, "error": str(exc)})
+        raise
+    write_drill_metrics(cfg, result)
+    emit(result)
+    if not result["ok"]:
+        log("restore drill: the tables differ: %s" % ", ".join(result["mismatches"]))
+        return 1
+    return 0
+
+
+def command_rebuild(cfg, args):
+    try:
+        result = rebuild(cfg, source=args.source, dry_run=args.dry_run)
+    except bk.BackupError as exc:
+        # The playbook shows the reason (a refusal changes nothing).
+        emit({"error": str(exc)})
+        log("webinfra-backup rebuild: %s" % exc)
+        return 1
+    return emit(result)
+
+
+COMMANDS = {
+    "serve": lambda cfg, _args: serve(cfg),
+    "take": command_take,
+    "archive": lambda cfg, _args: archive(cfg),
+    "catalog": lambda cfg, args: emit(catalog(cfg, args.backup, args.to_time, args.to_gtid)),
+    "restore": command_restore,
+    "rebuild": command_rebuild,
+    "drill": command_drill,
+    "metrics": lambda cfg, _args: write_metrics(cfg) or 0,
+}
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="webinfra-backup")
-    parser.add_argument("command", choices=["serve", "take", "archive", "catalog", "restore", "rebuild", "metrics"])
+    parser.add_argument("command", choices=sorted(COMMANDS))
     parser.add_argument("config")
     parser.add_argument("--full", action="store_true")
     parser.add_argument("--backup")
@@ -906,44 +1127,10 @@ def main(argv=None):
     args = parser.parse_args(argv)
     cfg = load_config(args.config)
     try:
-        if args.command == "serve":
-            return serve(cfg)
-        if args.command == "archive":
-            return archive(cfg)
-        if args.command == "metrics":
-            write_metrics(cfg)
-            return 0
-        if args.command == "take":
-            try:
-                meta = take(cfg, force_full=args.full)
-            except Exception:
-                write_metrics(cfg, run_ok=False)
-                raise
-            write_metrics(cfg, run_ok=True)
-            sys.stdout.write(json.dumps(meta, sort_keys=True) + "\n")
-            return 0
-        if args.command == "catalog":
-            sys.stdout.write(json.dumps(catalog(cfg, args.backup, args.to_time, args.to_gtid), sort_keys=True) + "\n")
-            return 0
-        if args.command == "restore":
-            with open(args.plan) as handle:
-                plan = json.load(handle)
-            sys.stdout.write(json.dumps(restore(cfg, plan, args.repository), sort_keys=True) + "\n")
-            return 0
-        if args.command == "rebuild":
-            try:
-                result = rebuild(cfg, source=args.source, dry_run=args.dry_run)
-            except bk.BackupError as exc:
-                # The playbook shows the reason (a refusal changes nothing).
-                sys.stdout.write(json.dumps({"error": str(exc)}) + "\n")
-                log("webinfra-backup rebuild: %s" % exc)
-                return 1
-            sys.stdout.write(json.dumps(result, sort_keys=True) + "\n")
-            return 0
+        return COMMANDS[args.command](cfg, args)
     except bk.BackupError as exc:
         log("webinfra-backup %s: %s" % (args.command, exc))
         return 1
-    return 2
 
 
 if __name__ == "__main__":  # python3 -m ...backup_agent COMMAND CONFIG (the systemd units, restore.yml)

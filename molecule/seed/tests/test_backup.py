@@ -153,3 +153,36 @@ def test_point_in_time_restore_brings_back_a_dropped_table():
     # Nothing written after the point, and the primary still lacks the table it lost.
     assert sql(BACKUP, f"SELECT COUNT(*) FROM webapp.notes WHERE body LIKE '{after}-%'").strip() == "0"  # noqa: S608
     assert "precious" not in sql(PRIMARY, "SHOW TABLES FROM webapp")
+
+
+def drill():
+    """Run the restore drill now; (exit status, drill.json's last result, the metrics file)."""
+    rc = host(BACKUP).run("systemctl start webinfra-restore-drill.service").rc
+    state = json.loads(host(BACKUP).file(f"{REPO}/drill.json").content_string)
+    metrics = host(BACKUP).file("/var/lib/prometheus/node-exporter/webinfra_restore_drill.prom").content_string
+    return rc, state["last"], metrics
+
+
+def test_the_restore_drill_compares_two_independent_restores():
+    take_backup()  # the newest backup, after the writes and the mistake above
+    rc, result, metrics = drill()
+    assert rc == 0 and result["ok"], (result, host(BACKUP).run("journalctl -u webinfra-restore-drill -n 30").stdout)
+    # The newest backup restored, and the one before it with the archive replayed to the same position.
+    assert result["compared_with"] and result["compared_with"] < result["backup"], result
+    assert result["binlogs_replayed"] >= 1 and result["tables"] >= 2 and not result["mismatches"], result
+    assert "webinfra_restore_drill_last_run_success 1" in metrics
+    assert "webinfra_restore_drill_compared 1" in metrics
+    print(f"\nrestore drill of {result['backup']} against {result['compared_with']}: {result['duration']} s")
+
+
+def test_a_damaged_backup_fails_the_drill():
+    newest = backups()[-1]["id"]
+    stored = f"{REPO}/base/{newest}/backup.xb.zst"
+    damage = f"printf damage | dd of={stored} bs=1 seek=4096 conv=notrunc"
+    host(BACKUP).check_output(f"cp -p {stored} {stored}.good && {damage}")
+    try:
+        rc, result, metrics = drill()
+    finally:
+        host(BACKUP).check_output(f"mv {stored}.good {stored}")
+    assert rc != 0 and not result["ok"] and "checksum" in result["error"], result
+    assert "webinfra_restore_drill_last_run_success 0" in metrics
