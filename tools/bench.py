@@ -27,7 +27,9 @@ Steps (each prints its progress and its figures):
   backup       a sysbench database of about --backup-gib GiB on the primary; a full backup (from the
                replica to the backup host): MB/s; the archive's lag behind the primary's binary
                log while sysbench writes (RPO); a restore of that backup onto the backup host
-               (playbooks/restore.yml, a scratch restore) and its table checksums
+               (playbooks/restore.yml, a scratch restore) and its table checksums; a rebuild of
+               the replica streamed from the primary (playbooks/rebuild.yml) with the primary's
+               disk growth; a restore drill on the backup host
 
 Results: bench/results/<UTC time>.json and .md, and bench/results/latest.{json,md}.
 Targets are reported, never asserted. Load goes only to the lab's own containers; every load is
@@ -775,6 +777,39 @@ print(0)
 """
 
 
+DISK = "du -sxb /var /tmp /root 2>/dev/null | awk '{s+=$1} END {print s}'"
+
+
+def bench_rebuild(lab: Lab, primary: str, replica: str) -> dict:
+    """rebuild.yml of the replica by a stream from the primary: its time, and how much the
+    primary's disk grew at most meanwhile (sampled every second)."""
+    log(f"backup: rebuild of {replica} streamed from the primary (rebuild.yml) ...")
+    baseline = int(lab.sh(primary, DISK).stdout.strip() or 0)
+    peak, done = [baseline], threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            peak.append(int(lab.sh(primary, DISK, check=False).stdout.strip() or 0))
+            time.sleep(1)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        elapsed, _changed, _text = lab.playbook(
+            str(ROOT / "playbooks" / "rebuild.yml"), "-e", json.dumps({"host": replica, "rebuild_source": "primary"})
+        )
+    finally:
+        done.set()
+        sampler.join()
+    result = json.loads(lab.sh(replica, "cat /var/lib/webinfra-rebuild.json").stdout)
+    lab.sh(replica, "rm -rf /var/lib/mysql.before-rebuild-*")
+    return {
+        "seconds": round(elapsed, 1),
+        "agent_seconds": result["duration"],
+        "primary_disk_growth_bytes": max(peak) - baseline,
+    }
+
+
 def bench_backup(lab: Lab, gib: float, seconds: int, threads: int) -> dict:  # noqa: PLR0915 - one sequence
     primary = lab.groups["db_primary"][0]
     replica = lab.groups["db_replicas"][0]
@@ -855,6 +890,16 @@ def bench_backup(lab: Lab, gib: float, seconds: int, threads: int) -> dict:  # n
         out["restored_rows"] = int(restored or 0)
         out["restored_rows_expected"] = 4 * rows
         lab.sh(backup_host, "systemctl disable --now mariadb >/dev/null 2>&1", check=False)
+        out["rebuild"] = bench_rebuild(lab, primary, replica)
+        log("backup: a restore drill on the backup host ...")
+        started = time.time()
+        drill = json.loads(lab.sh(backup_host, f"{BACKUP_AGENT} drill /etc/webinfra/backup.json", timeout=7200).stdout)
+        out["drill"] = {
+            "seconds": round(time.time() - started, 1),
+            "ok": drill["ok"],
+            "tables": drill["tables"],
+            "compared_with": drill["compared_with"],
+        }
     finally:
         lab.sh(CLIENT, f"sysbench oltp_write_only {common} cleanup >/dev/null 2>&1", check=False)
         lab.sh(
@@ -1005,6 +1050,17 @@ def markdown(report: dict) -> str:
             f"| restore of that backup onto {x['backup_host']} (restore.yml) | {x['restore_seconds']} s, "
             f"{x['restored_rows']} of {x['restored_rows_expected']} rows |"
         )
+        if "rebuild" in x:
+            rb, dr = x["rebuild"], x["drill"]
+            lines.append(
+                f"| rebuild of {x['replica']} streamed from {x['primary']} (rebuild.yml) | {rb['seconds']} s "
+                f"({rb['agent_seconds']} s copying and preparing); the primary's disk grew by at most "
+                f"{rb['primary_disk_growth_bytes'] / 1e6:.1f} MB |"
+            )
+            lines.append(
+                f"| restore drill on {x['backup_host']} ({dr['tables']} tables, compared with {dr['compared_with']}) | "
+                f"{dr['seconds']} s, {'passed' if dr['ok'] else 'FAILED'} |"
+            )
     if "ha" in r:
         h = r["ha"]
         lb, sw = h["lb_failover"], h["switchover"]

@@ -72,6 +72,7 @@ def test_alert_rules_are_loaded():
         "BackupTooOld",
         "BackupFailed",
         "BinlogArchiveStopped",
+        "RestoreDrillFailed",
     }
 
 

@@ -169,7 +169,7 @@ def test_the_restore_drill_compares_two_independent_restores():
     assert rc == 0 and result["ok"], (result, host(BACKUP).run("journalctl -u webinfra-restore-drill -n 30").stdout)
     # The newest backup restored, and the one before it with the archive replayed to the same position.
     assert result["compared_with"] and result["compared_with"] < result["backup"], result
-    assert result["binlogs_replayed"] >= 1 and result["tables"] >= 2 and not result["mismatches"], result
+    assert result["binlogs_replayed"] >= 1 and result["tables"] >= 1 and not result["mismatches"], result
     assert "webinfra_restore_drill_last_run_success 1" in metrics
     assert "webinfra_restore_drill_compared 1" in metrics
     print(f"\nrestore drill of {result['backup']} against {result['compared_with']}: {result['duration']} s")

@@ -20,9 +20,12 @@ def rebuild(*extra):
     return run_playbook("playbooks/rebuild.yml", *extra)
 
 
+def slave_status():
+    return host(REPLICA).check_output("mariadb -e 'SHOW SLAVE STATUS\\G'")
+
+
 def io_errno():
-    status = sql(REPLICA, "SHOW SLAVE STATUS\\G")
-    return next((line.split(":", 1)[1].strip() for line in status.splitlines() if "Last_IO_Errno" in line), "")
+    return next((line.split(":", 1)[1].strip() for line in slave_status().splitlines() if "Last_IO_Errno" in line), "")
 
 
 def kept_copies():
@@ -66,7 +69,7 @@ def test_a_replica_whose_binary_logs_were_purged_is_rebuilt_and_replicates():
 
     assert wait_for(purged, timeout=30), sql(PRIMARY, "SHOW BINARY LOGS")
     sql(REPLICA, "START SLAVE")
-    assert wait_for(lambda: io_errno() == "1236", timeout=30), sql(REPLICA, "SHOW SLAVE STATUS\\G")
+    assert wait_for(lambda: io_errno() == "1236", timeout=30), slave_status()
     size = int(
         sql(
             PRIMARY,
@@ -99,7 +102,7 @@ def test_a_replica_whose_binary_logs_were_purged_is_rebuilt_and_replicates():
     assert wait_for(lambda: io_errno() == "0", timeout=30)
     target = sql(PRIMARY, "SELECT @@GLOBAL.gtid_binlog_pos").strip()
     caught_up = f"SELECT MASTER_GTID_WAIT('{target}', 60)"
-    assert sql(REPLICA, caught_up).strip() == "0", sql(REPLICA, "SHOW SLAVE STATUS\\G")
+    assert sql(REPLICA, caught_up).strip() == "0", slave_status()
     for table in ("webapp.notes", "webapp.bulk"):
         primary_sum = sql(PRIMARY, f"CHECKSUM TABLE {table} EXTENDED").split("\t")[1]
         assert sql(REPLICA, f"CHECKSUM TABLE {table} EXTENDED").split("\t")[1] == primary_sum, table
