@@ -23,7 +23,7 @@ export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.cache/collections
 export ANSIBLE_FORCE_COLOR ?= 1
 export PY_COLORS ?= 1
 
-.PHONY: help venv collection-link lab lab-up lab-deploy lab-status lab-down bench test lint sanity unit build-check molecule clean
+.PHONY: help venv collection-link lab lab-up lab-deploy lab-status lab-down bench test lint sanity unit build-check molecule release clean
 
 help:
 	@echo "make lab       - create the lab hosts and deploy the stack (https://127.0.0.1:8443/)"
@@ -33,12 +33,12 @@ help:
 	@echo "make lab-status- list the lab's containers"
 
 # --- set-up -----------------------------------------------------------------------------------
-$(VENV)/.installed: requirements-dev.txt
+$(VENV)/.installed: requirements-dev.txt constraints.txt
 	@echo "==> Python virtualenv $(VENV) with Ansible, Molecule and linters"
 	@$(PYTHON) -m venv --help >/dev/null 2>&1 || $(PYTHON) tools/lab.py deps --python-venv
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install -q --upgrade pip
-	@$(BIN)/python -m pip install -q -r requirements-dev.txt
+	@$(BIN)/python -m pip install -q -r requirements-dev.txt -c constraints.txt
 	@touch $@
 
 venv: $(VENV)/.installed
@@ -88,6 +88,8 @@ lint: venv collection-link
 	@ruff format --check .
 	@echo "==> ansible-lint (production profile)"
 	@ansible-lint --offline --profile production
+	@echo "==> antsibull-changelog lint"
+	@antsibull-changelog lint
 
 sanity: venv
 	@echo "==> ansible-test sanity"
@@ -108,6 +110,11 @@ build-check: venv
 molecule: venv collection-link
 	@echo "==> Molecule: default on Debian $(firstword $(DEBIAN_RELEASES)) | default on Debian $(wordlist 2,9,$(DEBIAN_RELEASES)), then $(MOLECULE_SCENARIOS)"
 	@DEBIAN_RELEASES="$(DEBIAN_RELEASES)" MOLECULE_SCENARIOS="$(MOLECULE_SCENARIOS)" tools/molecule.sh
+
+# A release of the version in galaxy.yml (the one version source): changelog release (the
+# fragments become CHANGELOG.rst), a commit, the artifact built and checked, tag v<version>.
+release: venv collection-link
+	@tools/release.sh
 
 clean: lab-down
 	@rm -rf .cache tests/output webinfra-distributed-*.tar.gz

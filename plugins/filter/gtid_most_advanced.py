@@ -4,35 +4,7 @@
 
 from __future__ import annotations
 
-DOCUMENTATION = r"""
-name: gtid_most_advanced
-short_description: The server whose GTID position contains every other one's
-version_added: 0.4.0
-author: webinfra maintainers (@webinfra)
-description:
-  - Input maps server names to GTID positions (MariaDB C(domain-server-seq) lists or MySQL
-    C(uuid:interval) sets); returns the name of the server that has every transaction of the
-    others. Ties go to the first name in sorted order.
-  - Fails when the positions diverged (no server contains all others).
-  - The same plugin file provides C(gtid_contains(position, other)), true when C(position) includes C(other).
-options:
-  _input:
-    description: Server name to GTID position.
-    type: dict
-    required: true
-"""
-
-EXAMPLES = r"""
-- name: Pick the replica to promote
-  ansible.builtin.set_fact:
-    candidate: "{{ {'db-02': '0-1-120', 'db-03': '0-1-118'} | webinfra.distributed.gtid_most_advanced }}"
-"""
-
-RETURN = r"""
-_value:
-  description: The server name.
-  type: str
-"""
+# Documentation: gtid_most_advanced.yml and gtid_contains.yml beside this file.
 
 from ansible.errors import AnsibleFilterError
 
