@@ -11,7 +11,12 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 bin="$root/.venv/bin"
+# As under make: the venv's tools first, the collection found through the checkout's link
+# (antsibull-changelog asks ansible-doc which plugins are new).
+export PATH="$bin:$PATH" ANSIBLE_COLLECTIONS_PATH="$root/.cache/collections"
 cd "$root"
+test -e .cache/collections/ansible_collections/webinfra/distributed \
+  || { echo "release: run it as make release (it links the checkout as a collection)" >&2; exit 1; }
 version=$("$bin/python" -c 'import yaml; print(yaml.safe_load(open("galaxy.yml"))["version"])')
 tag="v$version"
 if [ -n "$(git status --porcelain)" ]; then
