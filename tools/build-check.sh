@@ -5,6 +5,8 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 bin="$root/.venv/bin"
 out="$root/.cache/build"
+# The declared minimum versions are the ones this environment tests with.
+"$bin/python" "$root/tools/tested_versions.py"
 rm -rf "$out"
 mkdir -p "$out/dist" "$out/collections"
 "$bin/ansible-galaxy" collection build "$root" --output-path "$out/dist" --force
@@ -42,7 +44,7 @@ for src in "$root"/plugins/modules/*.py; do
   grep -q "webinfra.distributed.$name" <<<"$modules" || { echo "build-check: module $name missing" >&2; exit 1; }
 done
 # The site playbook resolves from the installed collection.
-for playbook in site switchover failover health; do
+for playbook in site switchover failover health restore rebuild; do
   "$bin/ansible-playbook" --syntax-check -i localhost, "webinfra.distributed.$playbook" >/dev/null
 done
 echo "build-check: artifact installs and documents its content"
