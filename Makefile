@@ -88,8 +88,9 @@ lint: venv collection-link
 	@ruff format --check .
 	@echo "==> ansible-lint (production profile)"
 	@ansible-lint --offline --profile production
-	@echo "==> antsibull-changelog lint"
+	@echo "==> antsibull-changelog lint, docs/VARIABLES.md up to date"
 	@antsibull-changelog lint
+	@python tools/variables_doc.py --check
 
 sanity: venv
 	@echo "==> ansible-test sanity"
