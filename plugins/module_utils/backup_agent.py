@@ -829,8 +829,9 @@ def rebuild(cfg, source="auto", dry_run=False, datadir="/var/lib/mysql", service
 
 
 class ScratchServer:
-    """A private mariadbd on a restored data directory: no network, no grant checks, no binary
-    log, no replication; stopped when the block ends."""
+    """A private mariadbd on a restored data directory: no network, no binary log, no
+    replication; stopped when the block ends. Its grant tables stay on: the archived binary
+    logs replayed into it may manage accounts; root comes in through the socket as on the source."""
 
     def __init__(self, datadir, work):
         self.datadir, self.work = datadir, work
@@ -846,7 +847,6 @@ class ScratchServer:
             "--pid-file=%s" % os.path.join(self.work, "mysqld.pid"),
             "--log-error=%s" % os.path.join(self.work, "mysqld.err"),
             "--skip-networking",
-            "--skip-grant-tables",
             "--skip-log-bin",
             "--skip-slave-start",
             "--innodb-buffer-pool-size=128M",
