@@ -1,10 +1,8 @@
 # Copyright: webinfra maintainers
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Filters gtid_most_advanced and gtid_contains."""
+"""Filters gtid_most_advanced and gtid_contains (documented in the .yml files beside this one)."""
 
 from __future__ import annotations
-
-# Documentation: gtid_most_advanced.yml and gtid_contains.yml beside this file.
 
 from ansible.errors import AnsibleFilterError
 

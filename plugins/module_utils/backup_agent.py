@@ -276,6 +276,28 @@ def sha256_file(path):
     return digest.hexdigest()
 
 
+def receive_stream(cfg, address, lsn, sink):
+    """GET /backup?lsn= from the agent at `address`: mariadb-backup's xbstream into `sink`;
+    returns its report (None when the stream ended without one)."""
+    report = None
+    with get(cfg, address, "/backup?lsn=%d" % int(lsn), timeout=600) as answer:
+        for kind, payload in bk.read_frames(answer.read):
+            if kind == b"D":
+                sink.write(payload)
+            elif kind == b"M":
+                report = json.loads(payload.decode("utf-8"))
+            else:
+                raise bk.BackupError(payload.decode("utf-8", "replace"))
+    return report
+
+
+def check_report(report, name):
+    if report is None:
+        raise bk.BackupError("the stream from %s ended without mariadb-backup's report" % name)
+    if report["rc"] != 0:
+        raise bk.BackupError("mariadb-backup on %s failed (%s): %s" % (name, report["rc"], report["stderr"][-800:]))
+
+
 def take(cfg, force_full=False):
     """One backup from the chosen source into the repository; returns its meta."""
     repo = cfg["repository"]
@@ -310,22 +332,12 @@ def take(cfg, force_full=False):
                 stdout=sink,
             )
             try:
-                with get(cfg, address, "/backup?lsn=%d" % lsn, timeout=600) as answer:
-                    for frame_kind, payload in bk.read_frames(answer.read):
-                        if frame_kind == b"D":
-                            zstd.stdin.write(payload)
-                        elif frame_kind == b"M":
-                            report = json.loads(payload.decode("utf-8"))
-                        else:
-                            raise bk.BackupError(payload.decode("utf-8", "replace"))
+                report = receive_stream(cfg, address, lsn, zstd.stdin)
             finally:
                 zstd.stdin.close()
                 if zstd.wait() != 0:
                     raise bk.BackupError("zstd failed")
-        if report is None:
-            raise bk.BackupError("the stream from %s ended without mariadb-backup's report" % name)
-        if report["rc"] != 0:
-            raise bk.BackupError("mariadb-backup on %s failed (%s): %s" % (name, report["rc"], report["stderr"][-800:]))
+        check_report(report, name)
         finished = time.time()
         meta = dict(
             bk.backup_record(report["info"], report["checkpoints"]),
@@ -742,24 +754,13 @@ def stream_copy(cfg, address, work):
     target = os.path.join(work, "full")
     os.makedirs(target)
     mbstream = subprocess.Popen(["mbstream", "-x", "-C", target], stdin=subprocess.PIPE)  # noqa: S603,S607
-    report = None
     try:
-        with get(cfg, address, "/backup?lsn=0", timeout=600) as answer:
-            for kind, payload in bk.read_frames(answer.read):
-                if kind == b"D":
-                    mbstream.stdin.write(payload)
-                elif kind == b"M":
-                    report = json.loads(payload.decode("utf-8"))
-                else:
-                    raise bk.BackupError(payload.decode("utf-8", "replace"))
+        report = receive_stream(cfg, address, 0, mbstream.stdin)
     finally:
         mbstream.stdin.close()
         if mbstream.wait() != 0:
             raise bk.BackupError("unpacking the stream from %s failed" % address)
-    if report is None:
-        raise bk.BackupError("the stream from %s ended without mariadb-backup's report" % address)
-    if report["rc"] != 0:
-        raise bk.BackupError("mariadb-backup on %s failed (%s): %s" % (address, report["rc"], report["stderr"][-800:]))
+    check_report(report, address)
     run(["mariadb-backup", "--prepare", "--target-dir=%s" % target])
     return target, bk.backup_record(report["info"], report["checkpoints"])
 
