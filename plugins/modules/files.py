@@ -35,7 +35,9 @@ attributes:
     description: Reports what would change without changing it (O(files[].validate) is not run).
   diff_mode:
     support: full
-    description: Shows the content changes (hidden when the task uses C(no_log)).
+    description:
+      - Shows the content changes in diff mode only; without diff mode, or with C(diff: false) on
+        the task, the result carries no file content (hidden anyway when the task uses C(no_log)).
 options:
   files:
     description: Files and directories, applied in this order.
@@ -169,14 +171,17 @@ def main():
             module.fail_json(msg="files: the directory of %s does not exist; list it before the file" % path)
         if path in changes:
             before, after = changes[path]
-            diffs.append(
-                {
-                    "before_header": path,
-                    "after_header": path,
-                    "before": "" if before is None else before.decode("utf-8", "replace"),
-                    "after": after.decode("utf-8", "replace"),
-                }
-            )
+            # Contents go into the result only when a diff was asked for (--diff and the task's
+            # diff not false): a registered result must not carry a secret file's content.
+            if module._diff:  # pylint: disable=protected-access
+                diffs.append(
+                    {
+                        "before_header": path,
+                        "after_header": path,
+                        "before": "" if before is None else before.decode("utf-8", "replace"),
+                        "after": after.decode("utf-8", "replace"),
+                    }
+                )
             if not module.check_mode:
                 write_atomically(path, after, lambda tmp, dest, e=entry: _move(module, e, tmp, dest))
             changed_paths.append(path)

@@ -33,6 +33,7 @@ DEFAULTS = {
     "webinfra_app_db_read_host": "",
     "webinfra_app_env": {},
     "webinfra_app_system_packages": [],
+    "webinfra_lab": False,
 }
 
 # Ports that cross tiers: model key -> (role, variable). The value is the variable where the
@@ -244,6 +245,15 @@ def build(host, inputs, groups, hostvars, role_defaults):  # noqa: C901, PLR0912
     admin = _networks(cfg["webinfra_admin_networks"], "webinfra_admin_networks")
     ui = cfg["webinfra_monitoring_ui_networks"]
     ui = admin if ui is None else _networks(ui, "webinfra_monitoring_ui_networks")
+    if not _bool(cfg["webinfra_lab"], "webinfra_lab"):
+        for name, networks in (("webinfra_admin_networks", admin), ("webinfra_monitoring_ui_networks", ui)):
+            everywhere = [n for n in networks if ipaddress.ip_network(n, strict=False).prefixlen == 0]
+            if everywhere:
+                raise StackError(
+                    f"{name} holds {', '.join(everywhere)}: every address, so SSH, the statistics page and the "
+                    "monitoring UIs would answer the whole Internet. List the networks you administer from "
+                    "(allowed only in the lab, webinfra_lab: true)"
+                )
 
     in_lb, in_web = host in loadbalancers, host in webservers
     in_db, in_mon = host in db_hosts, host in monitors

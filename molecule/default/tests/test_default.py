@@ -151,6 +151,8 @@ def test_static_files_are_served_by_nginx_from_the_release(name):
         ({"mysql_replication_server_id": 7}, "mysql_replication: duplicate server_id"),
         ({"webinfra_private_address": "fd00::5"}, "IPv6 private addresses are not supported"),
         ({"webinfra_app_env": ["A=1"]}, "webinfra_app_env"),
+        # Outside the lab, admin surfaces open to every address are refused.
+        ({"webinfra_lab": False, "webinfra_admin_networks": ["0.0.0.0/0"]}, "webinfra_admin_networks holds 0.0.0.0/0"),
     ],
 )
 def test_site_refuses_bad_input_before_any_host_is_changed(tmp_path, extra, expected):
@@ -168,7 +170,7 @@ def test_site_refuses_bad_input_before_any_host_is_changed(tmp_path, extra, expe
         "ansible_facts.default_ipv4.gateway ~ '/32', '192.0.2.0/24'] }}"
     )
     variables = tmp_path / "extra.json"
-    variables.write_text(json.dumps({**extra, "webinfra_admin_networks": admin}))
+    variables.write_text(json.dumps({"webinfra_admin_networks": admin, **extra}))
     result = run_playbook("site.yml", "-e", f"@{variables}")
     output = result.stdout + result.stderr
     assert result.returncode != 0

@@ -38,12 +38,20 @@ def test_changes_only_what_differs_and_shows_the_diff(run_module, tmp_path):
     os.chmod(tmp_path / "a", 0o644)
     os.chmod(tmp_path / "b", 0o600)
     spec = [{"path": str(tmp_path / "a"), "content": "new\n"}, {"path": str(tmp_path / "b"), "content": "same\n"}]
-    outcome, result = run_module(files, {"files": spec})
+    outcome, result = run_module(files, {"files": spec, "_ansible_diff": True})
     assert result["changed_paths"] == [str(tmp_path / "a"), str(tmp_path / "b")]
     assert result["diff"] == [
         {"before_header": str(tmp_path / "a"), "after_header": str(tmp_path / "a"), "before": "old\n", "after": "new\n"}
     ]
     assert (tmp_path / "a").read_text() == "new\n" and _mode(tmp_path / "b") == 0o644
+
+
+def test_without_diff_mode_the_result_carries_no_content(run_module, tmp_path):
+    (tmp_path / "secret").write_text("old-password\n")
+    spec = [{"path": str(tmp_path / "secret"), "content": "new-password\n", "mode": "0600"}]
+    outcome, result = run_module(files, {"files": spec, "_ansible_diff": False})
+    assert outcome == "exit" and result["changed_paths"] == [str(tmp_path / "secret")]
+    assert result["diff"] == [] and "password" not in repr(result)
 
 
 def test_check_mode_reports_and_changes_nothing(run_module, tmp_path):

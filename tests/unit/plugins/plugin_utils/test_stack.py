@@ -198,6 +198,13 @@ def test_semisync_follows_mysql_replication_semisync():
         ({}, {"webinfra_vip": "fd00::100"}, "webinfra_vip of the balancers is fd00::100: IPv6"),
         ({}, {"webinfra_admin_networks": ["10.0.0.0/33"]}, "networks: not an address or CIDR network: 10.0.0.0/33"),
         ({}, {"webinfra_admin_networks": "10.0.0.0/8"}, "webinfra_admin_networks must be a list"),
+        ({}, {"webinfra_admin_networks": ["0.0.0.0/0"]}, "webinfra_admin_networks holds 0.0.0.0/0: every address"),
+        ({}, {"webinfra_admin_networks": ["192.0.2.0/24", "::/0"]}, "webinfra_admin_networks holds ::/0"),
+        (
+            {},
+            {"webinfra_admin_networks": ["192.0.2.0/24"], "webinfra_monitoring_ui_networks": ["0.0.0.0/0"]},
+            "webinfra_monitoring_ui_networks holds 0.0.0.0/0",
+        ),
         ({}, {"webinfra_backend_port": 70000}, "webinfra_backend_port must be a port number"),
         ({}, {"webinfra_monitoring_group": "nobody"}, "'nobody' has no host (webinfra_monitoring_group)"),
         ({}, {"webinfra_app_env": ["A=1"]}, "webinfra_app_env must be a mapping"),
@@ -279,3 +286,10 @@ def test_backup_hosts_join_the_stack_with_their_firewall_openings():
     # Without the group (or without databases): no backups.
     assert model("web-01")["backup"]["enabled"] is False
     assert "backup-agent" not in rules(model("web-01"))
+
+
+def test_the_lab_may_open_the_admin_surfaces_to_every_address():
+    groups, hostvars = seed_inventory()
+    inputs = {"webinfra_admin_networks": ["0.0.0.0/0"], "webinfra_lab": True}
+    model = build("web-01", inputs, groups, hostvars, role_defaults())
+    assert model["admin_networks"] == ["0.0.0.0/0"]
