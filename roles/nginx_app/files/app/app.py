@@ -11,11 +11,16 @@ Routes:
 Database settings come from the environment (all optional; without DB_WRITE_HOST the database
 routes answer 503): DB_NAME, DB_WRITE_HOST, DB_WRITE_PORT, DB_WRITE_USER, DB_WRITE_PASSWORD,
 DB_READ_HOST, DB_READ_PORT, DB_READ_SOCKET, DB_READ_USER, DB_READ_PASSWORD.
+
+Errors never reach the client with their text (it names internal addresses and accounts): the
+client gets an incident id, the application's log (gunicorn's, in the journal) the exception.
 """
 
 import json
 import os
 import socket
+import sys
+import uuid
 
 
 def _label(name, default):
@@ -80,6 +85,14 @@ def _query(role, sql, args=None):
         conn.close()
 
 
+def _incident(where, exc):
+    """Log the exception under a new incident id (stderr: the journal); return the id."""
+    ident = uuid.uuid4().hex[:12]
+    sys.stderr.write("incident %s in %s: %s: %s\n" % (ident, where, type(exc).__name__, exc))
+    sys.stderr.flush()
+    return ident
+
+
 def _db_health(role):
     if _db_settings(role) is None:
         return {"ok": None, "detail": "not configured"}
@@ -87,7 +100,7 @@ def _db_health(role):
         _rows, server, _id = _query(role, "SELECT 1")
         return {"ok": True, "server": server}
     except Exception as exc:  # noqa: BLE001 - reported, not raised
-        return {"ok": False, "detail": str(exc)[:200]}
+        return {"ok": False, "detail": "%s (incident %s)" % (type(exc).__name__, _incident("healthz", exc))}
 
 
 def _respond(start_response, status, body, content_type="application/json", extra=()):
@@ -170,8 +183,9 @@ def _notes(environ, start_response, path):
         return _respond(
             start_response, "200 OK", {"db_host": server, "note": _note(rows[0])}, extra=[("X-DB-Host", server)]
         )
-    except Exception as exc:  # noqa: BLE001 - the client gets the reason
-        return _respond(start_response, "503 Service Unavailable", {"error": str(exc)[:300]})
+    except Exception as exc:  # noqa: BLE001 - the client gets an incident id, the log the reason
+        body = {"error": "the database is unavailable", "incident": _incident(path, exc)}
+        return _respond(start_response, "503 Service Unavailable", body)
 
 
 def application(environ, start_response):
