@@ -36,7 +36,7 @@ attributes:
   diff_mode:
     support: full
     description:
-      - Shows the content changes in diff mode only; without diff mode, or with C(diff: false) on
+      - Shows the content changes in diff mode only. Without diff mode, or with C(diff=false) on
         the task, the result carries no file content (hidden anyway when the task uses C(no_log)).
 options:
   files:
