@@ -56,6 +56,7 @@ lab: lab-up lab-deploy
 	  --redirect-from http://127.0.0.1:8080/ --count 6 --expect 2 --notes
 	@echo "    Try: curl --cacert $(LAB_INVENTORY)/.pki/ca.crt https://127.0.0.1:8443/"
 	@echo "    Prometheus (every tier's metrics and the alerts): http://127.0.0.1:9090/"
+	@echo "    The stack's overview page (served by Prometheus): http://127.0.0.1:9090/consoles/webinfra.html"
 
 lab-up: venv collection-link
 	@echo "==> Lab hosts (tools/lab.py up -i $(LAB_INVENTORY))"
@@ -66,9 +67,17 @@ lab-deploy: venv collection-link
 	@ansible-playbook -i $(LAB_INVENTORY) site.yml
 
 # Benchmarks on the lab: deploy times, wrk through the balancer vs direct, a backend kill under
-# load, sysbench with replica lag. Re-creates the lab hosts for the fresh-deploy timing.
-bench: venv collection-link
+# load, sysbench with replica lag, the overview page in Chromium, backups, the HA lab's
+# failovers; then the charts (tools/charts.py). Re-creates the lab hosts for the fresh-deploy
+# timing. BENCH_DOCS=1 also copies the charts to docs/images/ for docs/BENCHMARKS.md.
+$(VENV)/.bench-installed: $(VENV)/.installed requirements-bench.txt constraints.txt
+	@echo "==> matplotlib for the benchmark's charts"
+	@$(BIN)/python -m pip install -q -r requirements-bench.txt -c constraints.txt
+	@touch $@
+
+bench: venv $(VENV)/.bench-installed collection-link
 	@$(BIN)/python tools/bench.py -i $(LAB_INVENTORY) $(if $(BENCH_ONLY),--only $(BENCH_ONLY),)
+	@$(BIN)/python tools/charts.py bench/results/latest.json $(if $(BENCH_DOCS),--docs docs/images,)
 
 lab-status:
 	@$(PYTHON) tools/lab.py status

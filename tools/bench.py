@@ -23,6 +23,9 @@ Steps (each prints its progress and its figures):
                is sampled every second by the webinfra.distributed.replication_info module itself
                (its payload, kept on the replica after one ad hoc run, executed there each second);
                then the table checksums of primary and replica are compared
+  console      the stack's overview page (Prometheus' console template, published by the lab on
+               127.0.0.1:9090) opened in headless Chromium (Debian's package, installed when
+               missing): a screenshot next to the results and what the rendered page shows
 
   backup       a sysbench database of about --backup-gib GiB on the primary; a full backup (from the
                replica to the backup host): MB/s; the archive's lag behind the primary's binary
@@ -31,7 +34,8 @@ Steps (each prints its progress and its figures):
                the replica streamed from the primary (playbooks/rebuild.yml) with the primary's
                disk growth; a restore drill on the backup host
 
-Results: bench/results/<UTC time>.json and .md, and bench/results/latest.{json,md}.
+Results: bench/results/<UTC time>.json and .md, and bench/results/latest.{json,md}; the charts
+(tools/charts.py, run by `make bench`) and the console screenshot as bench/results/<time>-*.png.
 Targets are reported, never asserted. Load goes only to the lab's own containers; every load is
 bounded in time. The direct measurements need the client to reach a web server (3306 and the
 backend port are firewalled): the tool opens a rule for the client's address only, in the
@@ -47,14 +51,16 @@ import os
 import platform
 import re
 import shlex
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-STEPS = ("deploy", "datapath", "faults", "replication", "backup", "ha")
+STEPS = ("deploy", "datapath", "faults", "replication", "console", "backup", "ha")
 CLIENT = "bench-client"
 TARGETS = {
     "noop_rerun_seconds_max": 60,
@@ -193,8 +199,7 @@ def bench_deploy(lab: Lab) -> dict:
 # --- data path ---------------------------------------------------------------------------------
 WRK_RE = {
     "rps": re.compile(r"Requests/sec:\s+([\d.]+)"),
-    "p50": re.compile(r"^\s+50%\s+([\d.]+)(us|ms|s)\s*$", re.M),
-    "p99": re.compile(r"^\s+99%\s+([\d.]+)(us|ms|s)\s*$", re.M),
+    **{f"p{pct}": re.compile(rf"^\s+{pct}%\s+([\d.]+)(us|ms|s)\s*$", re.M) for pct in (50, 75, 90, 99)},
     "errors": re.compile(r"Non-2xx or 3xx responses:\s+(\d+)"),
     "socket_errors": re.compile(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)"),
 }
@@ -206,16 +211,19 @@ def parse_wrk(text: str) -> dict:
         return round(value / 1000 if unit == "us" else value * 1000 if unit == "s" else value, 2)
 
     rps = WRK_RE["rps"].search(text)
-    p50, p99 = WRK_RE["p50"].search(text), WRK_RE["p99"].search(text)
     non2xx = WRK_RE["errors"].search(text)
     sock = WRK_RE["socket_errors"].search(text)
-    return {
-        "rps": float(rps.group(1)) if rps else None,
-        "p50_ms": ms(p50) if p50 else None,
-        "p99_ms": ms(p99) if p99 else None,
-        "non_2xx": int(non2xx.group(1)) if non2xx else 0,
-        "socket_errors": sum(int(x) for x in sock.groups()) if sock else 0,
-    }
+    out: dict = {"rps": float(rps.group(1)) if rps else None}
+    for pct in (50, 75, 90, 99):
+        found = WRK_RE[f"p{pct}"].search(text)
+        out[f"p{pct}_ms"] = ms(found) if found else None
+    out.update(
+        {
+            "non_2xx": int(non2xx.group(1)) if non2xx else 0,
+            "socket_errors": sum(int(x) for x in sock.groups()) if sock else 0,
+        }
+    )
+    return out
 
 
 # Process names grouped into the components of the data path (every lab host is a container on
@@ -378,12 +386,12 @@ def bench_faults(lab: Lab) -> dict:
 # --- high availability -------------------------------------------------------------------------
 def writeload(lab: Lab, name: str, method: str, url_path: str, vip: str) -> None:
     """Start tools/writeload.py on the client against the virtual IP (stopped by stop_writeload)."""
-    lab.sh(CLIENT, f"rm -f /root/{name}.json /root/{name}.ready /root/{name}.stop")
+    lab.sh(CLIENT, f"rm -f /root/{name}.json /root/{name}.ready /root/{name}.stop /root/{name}.events")
     lab.sh(
         CLIENT,
         f"nohup python3 /usr/local/bin/webinfra-writeload --url https://{vip}{url_path} --method {method} "
         f"--prefix {name} --cafile /root/ca.pem --stop-file /root/{name}.stop --ready-file /root/{name}.ready "
-        f"--duration 300 > /root/{name}.json 2>/root/{name}.err &",
+        f"--events-file /root/{name}.events --duration 300 > /root/{name}.json 2>/root/{name}.err &",
     )
     deadline = time.time() + 30
     while lab.sh(CLIENT, f"test -e /root/{name}.ready", check=False).returncode != 0:
@@ -399,7 +407,22 @@ def stop_writeload(lab: Lab, name: str) -> dict:
         if time.time() > deadline:
             raise SystemExit(f"bench: the {name} load did not finish")
         time.sleep(0.5)
-    return json.loads(lab.sh(CLIENT, f"cat /root/{name}.json").stdout)
+    result = json.loads(lab.sh(CLIENT, f"cat /root/{name}.json").stdout)
+    events = lab.sh(CLIENT, f"cat /root/{name}.events", check=False).stdout
+    result["events"] = [json.loads(line) for line in events.splitlines() if line.strip()]
+    return result
+
+
+def timeline(events: list[dict], origin: float, marks: dict[str, float | None]) -> dict:
+    """Every request of a load as [start, duration, ok] in seconds from `origin` (the fault), with
+    the moments worth marking on a chart: what tools/charts.py draws."""
+    return {
+        "requests": [
+            [round(e["start"] - origin, 3), round(e["end"] - e["start"], 3), 1 if e["ok"] else 0]
+            for e in sorted(events, key=lambda e: e["start"])
+        ],
+        "marks": {name: round(at, 2) for name, at in marks.items() if at is not None},
+    }
 
 
 def holder(lab: Lab, vip: str) -> str | None:
@@ -461,11 +484,15 @@ def agent_leader(lab: Lab, host: str) -> str | None:
     return agent_status(lab, host).get("leader") or None
 
 
-def wait_synchronous(lab: Lab, leader: str, timeout: float = 60) -> bool:
-    """A leader that runs asynchronously is never replaced automatically: wait until it is not."""
+def wait_synchronous(lab: Lab, leader: str, others: list[str], timeout: float = 60) -> bool:
+    """A leader that runs asynchronously is never replaced automatically, nor by a replica whose
+    lag is unknown (just reconnected): wait until the leader runs semi-synchronously and every
+    other agent measured no lag."""
     deadline = time.time() + timeout
     while time.time() < deadline:
-        if agent_status(lab, leader).get("db", {}).get("semisync"):
+        if agent_status(lab, leader).get("db", {}).get("semisync") and all(
+            agent_status(lab, other).get("lag") == 0 for other in others
+        ):
             return True
         time.sleep(1)
     return False
@@ -481,7 +508,7 @@ def bench_auto_failover(lab: Lab, vip: str, trials: int) -> dict:
         if leader is None:
             raise SystemExit("bench: no database leader before the automatic failover trial")
         name = f"auto{trial}"
-        if not wait_synchronous(lab, leader):
+        if not wait_synchronous(lab, leader, [h for h in dbs if h != leader]):
             raise SystemExit(f"bench: the leader {leader} did not run semi-synchronously within 60 s")
         log(f"ha: automatic failover {trial}/{trials}: write load, freezing the leader {leader}")
         writeload(lab, name, "POST", "/api/notes", vip)
@@ -514,6 +541,11 @@ def bench_auto_failover(lab: Lab, vip: str, trials: int) -> dict:
             "lost_acknowledged_writes": len(lost),
             "double_writable_samples": sampler.double_writable(),
             "samples": len(sampler.samples),
+            "timeline": timeline(
+                res["events"],
+                frozen,
+                {"leader frozen": 0.0, "new leader writable": sampler.first_writable(new, frozen)},
+            ),
         }
         runs.append(one)
         log(
@@ -560,6 +592,7 @@ def bench_ha(inventory: str, trials: int = 5) -> dict:  # noqa: PLR0915 - one se
         log(f"ha: GET load on {vip}; stopping {master}'s container (the VRRP master)")
         writeload(lab, "lbfail", "GET", "/", vip)
         time.sleep(3)
+        stopped = time.time()
         run(["podman", "stop", "-t", "0", lab.container(master)])
         time.sleep(8)
         res = stop_writeload(lab, "lbfail")
@@ -569,6 +602,7 @@ def bench_ha(inventory: str, trials: int = 5) -> dict:  # noqa: PLR0915 - one se
             "max_gap_seconds": res["max_gap_s"],
             "failed": res["failed"],
             "requests": res["requests"],
+            "timeline": timeline(res["events"], stopped, {"VRRP master stopped": 0.0}),
         }
         log(f"ha: balancer failover: {res['max_gap_s']} s without service, {res['failed']} failed of {res['requests']}")
 
@@ -594,6 +628,7 @@ def bench_ha(inventory: str, trials: int = 5) -> dict:  # noqa: PLR0915 - one se
             "failed_writes": res["failed"],
             "acknowledged_writes": len(res["acked"]),
             "lost_acknowledged_writes": len(lost),
+            "timeline": timeline(res["events"], started, {"playbook started": 0.0, "playbook ended": playbook_seconds}),
         }
         log(
             f"ha: switchover: {res['max_gap_s']} s without an acknowledged write, "
@@ -604,6 +639,86 @@ def bench_ha(inventory: str, trials: int = 5) -> dict:  # noqa: PLR0915 - one se
     finally:
         log(f"ha: removing {lab.name}")
         lab_tool("down", "--lab", lab.name)
+
+
+# --- console -----------------------------------------------------------------------------------
+BROWSER_FLAGS = (
+    # Chromium as root in a machine with no display and no Internet (Debian's package).
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+)
+
+
+def ensure_browser() -> str:
+    """Debian's Chromium, installed with apt under the lab tool's host set-up lock when missing."""
+    found = shutil.which("chromium")
+    if found:
+        return found
+    sys.path.insert(0, str(ROOT / "tools"))
+    import lab as labtool  # noqa: PLC0415 - the lab tool's apt helpers, only when needed
+
+    with labtool.host_setup_lock("chromium"):
+        if shutil.which("chromium") is None:
+            prefix = [] if os.geteuid() == 0 else ["sudo", "-n"]
+            env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+            log("console: installing chromium (Debian's package) for the screenshot")
+            run([*prefix, *labtool.apt_command("update", "-q")], env=env, timeout=600)
+            run([*prefix, *labtool.apt_command("install", "-y", "-q", "chromium")], env=env, timeout=1200)
+    return shutil.which("chromium") or "chromium"
+
+
+def page_rows(html: str, section: str) -> list[list[str]]:
+    """The cells of each row of one section's table of the overview page (as rendered)."""
+    if f'<h2 id="{section}">' not in html:
+        return []
+    part = html.split(f'<h2 id="{section}">', 1)[1].split("</table>", 1)[0]
+    rows = re.findall(r"<tr[^>]*>(.*?)</tr>", part, re.S)
+    return [[re.sub(r"<[^>]+>", "", c).strip() for c in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)] for row in rows][
+        1:
+    ]
+
+
+def bench_console(url: str, png: Path) -> dict:
+    """Open the overview page in headless Chromium: its DOM (what it shows) and a screenshot."""
+    browser = ensure_browser()
+    version = run([browser, "--version"]).stdout.strip()
+    with tempfile.TemporaryDirectory() as profile:
+        dom = run([browser, *BROWSER_FLAGS, f"--user-data-dir={profile}", "--dump-dom", url], timeout=120).stdout
+    with tempfile.TemporaryDirectory() as profile:
+        run(
+            [
+                browser,
+                *BROWSER_FLAGS,
+                f"--user-data-dir={profile}",
+                "--window-size=1280,1500",
+                f"--screenshot={png}",
+                url,
+            ],
+            timeout=120,
+        )
+    out = {
+        "url": url,
+        "browser": version,
+        "screenshot": png.name if png.exists() else None,
+        "balancers": {row[0]: row[1:] for row in page_rows(dom, "balancers") if len(row) == 5},
+        "backends": {f"{row[0]}/{row[1]}": row[2] for row in page_rows(dom, "backends") if len(row) == 5},
+        "databases": {row[0]: row[1:] for row in page_rows(dom, "databases") if len(row) == 6},
+        "alerts_firing": [row[0] for row in page_rows(dom, "alerts") if len(row) == 3],
+        "backups": page_rows(dom, "backups"),
+    }
+    log(
+        f"console: {version}: {len(out['balancers'])} balancer(s), backends {out['backends']}, "
+        f"databases {{{', '.join(f'{k}: {v[1]}' for k, v in out['databases'].items())}}}, "
+        f"alerts firing {out['alerts_firing'] or 'none'}; screenshot {png}"
+    )
+    return out
 
 
 # --- replication -------------------------------------------------------------------------------
@@ -640,6 +755,14 @@ def percentile(values: list[float], pct: float) -> float | None:
         return None
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(pct / 100.0 * (len(ordered) - 1))))]
+
+
+SYSBENCH_INTERVAL = re.compile(r"^\[\s*([\d.]+)s\s*\] thds: \d+ tps: ([\d.]+) .*?lat \(ms,95%\): ([\d.]+)", re.M)
+
+
+def sysbench_intervals(text: str) -> list[list[float]]:
+    """[second, tps, 95th percentile latency ms] of each `--report-interval` line of sysbench."""
+    return [[float(at), float(tps), float(p95)] for at, tps, p95 in SYSBENCH_INTERVAL.findall(text)]
 
 
 def bench_account(lab: Lab, primary: str, client_addr: str, password: str) -> None:
@@ -684,12 +807,13 @@ def bench_replication(lab: Lab, seconds: int, threads: int) -> dict:
                 samples.update(json.loads(proc.stdout))
 
             sampler_thread = threading.Thread(target=sample, daemon=True)
+            sampler_started = time.time()
             sampler_thread.start()
             log(f"replication: sysbench oltp_write_only {seconds} s, {threads} threads; lag sampled every second ...")
             started = time.time()
             proc = lab.sh(
                 CLIENT,
-                f"sysbench oltp_write_only {common} --time={seconds} --report-interval=10 run",
+                f"sysbench oltp_write_only {common} --time={seconds} --report-interval=1 run",
                 timeout=seconds + 120,
             )
             sampler_thread.join(timeout=seconds * 4 + 120)
@@ -705,6 +829,13 @@ def bench_replication(lab: Lab, seconds: int, threads: int) -> dict:
                     "lag_sampling_interval_seconds": round(sampling_seconds, 2),
                     "lag_max_seconds": max(lags) if lags else None,
                     "lag_p99_seconds": percentile(lags, 99),
+                    # Over time, from the start of the run: the charts' data.
+                    "series": {
+                        "tps": sysbench_intervals(proc.stdout),
+                        "lag_start_seconds": round(sampler_started - started, 2),
+                        "lag_interval_seconds": round(sampling_seconds, 3),
+                        "lag": samples.get("samples", []),
+                    },
                 }
             )
             log("replication: waiting for the replica to catch up, then comparing checksums")
@@ -1035,6 +1166,14 @@ def markdown(report: dict) -> str:
             f"s) | max {x['lag_max_seconds']} s, p99 {x['lag_p99_seconds']} s |"
         )
         lines.append(f"| checksums primary = replica | {x['checksums_match']} |")
+    if "console" in r:
+        x = r["console"]
+        states = ", ".join(f"{k} {v}" for k, v in x["backends"].items())
+        roles = ", ".join(f"{k} {v[1]}" for k, v in x["databases"].items())
+        lines.append(
+            f"| overview page in {x['browser']} | backends: {states}; databases: {roles}; "
+            f"alerts firing: {', '.join(x['alerts_firing']) or 'none'}; screenshot {x['screenshot']} |"
+        )
     if "backup" in r:
         x = r["backup"]
         b, lag = x["backup"], x["archive_lag"]
@@ -1098,6 +1237,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(ROOT / "bench" / "results"))
     parser.add_argument("--ha-inventory", default=str(ROOT / "inventories" / "lab-ha"))
     parser.add_argument("--failover-trials", type=int, default=5)
+    parser.add_argument("--console-url", default="http://127.0.0.1:9090/consoles/webinfra.html")
     parser.add_argument("--backup-gib", type=float, default=1.0, help="size of the backup step's database")
     args = parser.parse_args(argv)
     steps = [s for s in args.only.split(",") if s]
@@ -1109,6 +1249,7 @@ def main(argv: list[str] | None = None) -> int:
     if not lab.ca.exists():
         raise SystemExit(f"bench: {lab.ca} is missing: run `make lab` first")
     started = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H%M%SZ")
+    Path(args.out).mkdir(parents=True, exist_ok=True)
     results: dict = {}
     if "deploy" in steps:
         results["deploy"] = bench_deploy(lab)
@@ -1120,6 +1261,8 @@ def main(argv: list[str] | None = None) -> int:
         results["faults"] = bench_faults(lab)
     if "replication" in steps:
         results["replication"] = bench_replication(lab, args.sysbench_seconds, args.sysbench_threads)
+    if "console" in steps:
+        results["console"] = bench_console(args.console_url, Path(args.out) / f"{started}-console.png")
     if "backup" in steps:
         results["backup"] = bench_backup(lab, args.backup_gib, args.sysbench_seconds, args.sysbench_threads)
     if "ha" in steps:

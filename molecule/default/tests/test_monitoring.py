@@ -94,6 +94,46 @@ def test_metrics_carry_the_stack_state():
     assert left and all(seconds > 14 * 86400 for seconds in left)
 
 
+def console_rows(body, section):
+    """The cells of each row of one section's table of the overview page."""
+    part = body.split(f'<h2 id="{section}">', 1)[1].split("</table>", 1)[0]
+    return [
+        [re.sub(r"<[^>]+>", "", cell).strip() for cell in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
+        for row in re.findall(r"<tr[^>]*>(.*?)</tr>", part, re.S)
+    ][1:]
+
+
+def test_the_overview_page_shows_every_tier_with_its_state():
+    """Prometheus serves the stack's overview page (its console template): every balancer with
+    its rates, every backend server UP on every balancer, which database is primary and that the
+    replicas replicate, the backups and the (empty) alert table."""
+
+    def page():
+        resp = http_get(host(MONITOR), f"http://{address(MONITOR)}:9090/consoles/webinfra.html")
+        assert resp["status"] == 200, resp
+        body = resp["body"]
+        backends = {(row[0], row[1]): row[2] for row in console_rows(body, "backends")}
+        return body if backends == {(lb, web): "UP" for lb in LBS for web in WEBS} else None
+
+    body = wait_for(page, timeout=60, interval=2)
+    assert body, console_rows(
+        http_get(host(MONITOR), f"http://{address(MONITOR)}:9090/consoles/webinfra.html")["body"], "backends"
+    )
+    balancers = {row[0]: row for row in console_rows(body, "balancers")}
+    assert set(balancers) == set(LBS)
+    for row in balancers.values():
+        assert row[1] == "up" and float(row[2]) >= 0 and float(row[3]) >= 0 and row[4] == str(len(WEBS)), row
+    databases = {row[0]: row for row in console_rows(body, "databases")}
+    assert set(databases) == {PRIMARY, *REPLICAS}
+    assert databases[PRIMARY][1:3] == ["answers", "primary (writable)"], databases[PRIMARY]
+    for replica in REPLICAS:
+        assert databases[replica][1:4] == ["answers", "replica (read-only)", "running"], databases[replica]
+        assert float(databases[replica][4]) >= 0
+    assert f"HA leader (etcd lease): {PRIMARY}" in re.sub(r"<[^>]+>", "", body)
+    assert console_rows(body, "backups")[0][2] in {"passed", "failed", "none yet"}
+    assert console_rows(body, "alerts") == [["none"]] or all(len(row) == 3 for row in console_rows(body, "alerts"))
+
+
 def test_replication_and_backend_alerts_fire_and_clear():
     """Stopping replication on a replica and the app on a web server fire their alerts (and
     reach Alertmanager) within the scenario's short `for`; both clear after the repair."""

@@ -21,12 +21,58 @@ Transfer/sec:    512.00KB
 
 
 def test_parse_wrk_reads_rate_percentiles_and_errors():
-    assert bench.parse_wrk(WRK) == {"rps": 2600.12, "p50_ms": 11.5, "p99_ms": 1200.0, "non_2xx": 7, "socket_errors": 3}
+    assert bench.parse_wrk(WRK) == {
+        "rps": 2600.12,
+        "p50_ms": 11.5,
+        "p75_ms": 14.0,
+        "p90_ms": 18.0,
+        "p99_ms": 1200.0,
+        "non_2xx": 7,
+        "socket_errors": 3,
+    }
 
 
 def test_parse_wrk_microseconds_and_clean_run():
     text = "     50%  850.00us\n     99%    2.10ms\nRequests/sec:  10.5\n"
-    assert bench.parse_wrk(text) == {"rps": 10.5, "p50_ms": 0.85, "p99_ms": 2.1, "non_2xx": 0, "socket_errors": 0}
+    assert bench.parse_wrk(text) == {
+        "rps": 10.5,
+        "p50_ms": 0.85,
+        "p75_ms": None,
+        "p90_ms": None,
+        "p99_ms": 2.1,
+        "non_2xx": 0,
+        "socket_errors": 0,
+    }
+
+
+def test_sysbench_intervals_are_read_per_second():
+    text = (
+        "[ 1s ] thds: 4 tps: 512.93 qps: 3086.58 (r/w/o: 0.00/2056.72/1029.86) lat (ms,95%): 12.08 err/s: 0.00\n"
+        "[ 2s ] thds: 4 tps: 498.00 qps: 2988.03 (r/w/o: 0.00/1992.02/996.01) lat (ms,95%): 13.46 err/s: 0.00\n"
+        "SQL statistics:\n    transactions: 1000 (500.00 per sec.)\n"
+    )
+    assert bench.sysbench_intervals(text) == [[1.0, 512.93, 12.08], [2.0, 498.0, 13.46]]
+
+
+def test_a_timeline_is_relative_to_the_fault_and_sorted():
+    events = [
+        {"start": 105.5, "end": 106.0, "ok": False, "error": "HTTP 503"},
+        {"start": 99.0, "end": 99.25, "ok": True, "error": None},
+    ]
+    assert bench.timeline(events, 100.0, {"fault": 0.0, "healed": 6.123, "never": None}) == {
+        "requests": [[-1.0, 0.25, 1], [5.5, 0.5, 0]],
+        "marks": {"fault": 0.0, "healed": 6.12},
+    }
+
+
+def test_page_rows_reads_the_rendered_overview_page():
+    html = (
+        '<h2 id="backends">Backends</h2><table><tr><th>balancer</th><th>server</th></tr>\n'
+        '<tr><td>lb-01</td><td>web-01</td><td class="ok">UP</td><td class="num">1.5</td><td>0.00</td></tr>'
+        "</table>"
+    )
+    assert bench.page_rows(html, "backends") == [["lb-01", "web-01", "UP", "1.5", "0.00"]]
+    assert bench.page_rows(html, "backups") == []
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,333 @@
+"""Charts of a `make bench` run, drawn from its measured data (tools/bench.py's JSON).
+
+    .venv/bin/python tools/charts.py bench/results/latest.json [--docs docs/images]
+
+Writes next to the results, named after the run (<time>-<chart>.png):
+  failover     every request of the loads through the virtual IP as a point (start time against
+               response time, green answered, red failed) for the balancer failover, the
+               switchover and each automatic database failover trial, the fault and the longest
+               stretch without an answer marked
+  lag          the replica's lag and sysbench's transactions per second over the replication run
+  datapath     requests per second and latency percentiles (p50..p99) through the balancer and
+               direct to one web server, for the static and the application page
+  deploy       site.yml times (fresh, no-op re-run, check) of every run in the results directory
+With --docs, the charts are also copied there as bench-<chart>.png (with the run's console
+screenshot), for docs/BENCHMARKS.md. The data handling is pure and unit-tested; drawing needs
+matplotlib (requirements-bench.txt, installed by `make bench`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+OK_COLOUR, FAILED_COLOUR, WINDOW_COLOUR = "#2e8b57", "#c62828", "#ffcc80"
+
+
+# --- data (pure) ---------------------------------------------------------------------------------
+def longest_outage(requests: list[list[float]]) -> tuple[float, float] | None:
+    """The longest stretch (from, to) without a successful answer between the first and the last
+    request of a timeline ([start, duration, ok] rows), counted from answer to answer; the end of
+    the load counts when it ended in failures. None when every stretch is shorter than the
+    longest single request (no outage)."""
+    answers = sorted(start + duration for start, duration, ok in requests if ok)
+    if not answers:
+        return None
+    last_end = max(start + duration for start, duration, _ok in requests)
+    marks = answers + ([last_end] if last_end > answers[-1] else [])
+    gaps = [(b - a, a, b) for a, b in zip(marks, marks[1:], strict=False)]
+    if not gaps:
+        return None
+    longest = max(duration for _start, duration, _ok in requests)
+    width, start, end = max(gaps)
+    return (start, end) if width > longest else None
+
+
+def failover_panels(report: dict) -> list[dict]:
+    """The failover timelines of a report, one panel each: title, rows (label, requests), marks."""
+    ha = report.get("results", {}).get("ha") or {}
+    panels = []
+    if "timeline" in (ha.get("lb_failover") or {}):
+        x = ha["lb_failover"]
+        panels.append(
+            {
+                "title": f"Balancer failover (GET via the virtual IP): {x['max_gap_seconds']} s without an answer, "
+                f"{x['failed']} of {x['requests']} failed",
+                "rows": [("GET", x["timeline"]["requests"])],
+                "marks": x["timeline"]["marks"],
+            }
+        )
+    if "timeline" in (ha.get("switchover") or {}):
+        x = ha["switchover"]
+        panels.append(
+            {
+                "title": f"Switchover (POST via the writer endpoint): {x['write_window_seconds']} s without an "
+                f"acknowledged write, {x['lost_acknowledged_writes']} of {x['acknowledged_writes']} lost",
+                "rows": [("POST", x["timeline"]["requests"])],
+                "marks": x["timeline"]["marks"],
+            }
+        )
+    trials = [t for t in (ha.get("auto_failover") or {}).get("trials", []) if "timeline" in t]
+    if trials:
+        x = ha["auto_failover"]
+        panels.append(
+            {
+                "title": f"Automatic database failover, leader frozen (POST): write window median "
+                f"{x['write_window_median_seconds']} s, worst {x['write_window_worst_seconds']} s, "
+                f"{x['lost_acknowledged_writes']} acknowledged writes lost",
+                "rows": [
+                    (f"trial {n}: {t['frozen']} -> {t['promoted']}", t["timeline"]["requests"])
+                    for n, t in enumerate(trials, 1)
+                ],
+                "marks": {"leader frozen": 0.0},
+                "row_marks": [t["timeline"]["marks"].get("new leader writable") for t in trials],
+            }
+        )
+    return panels
+
+
+def lag_series(report: dict) -> dict | None:
+    """Seconds from the start of the sysbench run against lag and tps (None when not measured)."""
+    x = (report.get("results", {}).get("replication") or {}).get("series")
+    if not x:
+        return None
+    start, step = x["lag_start_seconds"], x["lag_interval_seconds"] or 1.0
+    lag = [(round(start + i * step, 2), v) for i, v in enumerate(x["lag"]) if v is not None]
+    return {
+        "lag": lag,
+        "tps": [(at, tps) for at, tps, _p95 in x["tps"]],
+        "p95": [(at, p95) for at, _tps, p95 in x["tps"]],
+    }
+
+
+def datapath_table(report: dict) -> dict | None:
+    """{page: {where: {rps, p50_ms, p75_ms, p90_ms, p99_ms}}} of the data-path step."""
+    d = report.get("results", {}).get("datapath")
+    if not d:
+        return None
+    table: dict = {}
+    for key, value in d.items():
+        if isinstance(value, dict) and "rps" in value:
+            page, _sep, where = key.partition("_")
+            table.setdefault(page, {})[where] = value
+    return table
+
+
+def deploy_history(paths: list[Path]) -> list[dict]:
+    """The deploy figures of every results file that has them, oldest first."""
+    runs = []
+    for path in paths:
+        try:
+            report = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        deploy = report.get("results", {}).get("deploy")
+        if deploy and path.stem != "latest":
+            runs.append(
+                {
+                    "started": report["started"],
+                    **{key: deploy[key]["seconds"] for key in ("fresh", "noop_rerun", "check") if key in deploy},
+                }
+            )
+    return sorted(runs, key=lambda r: r["started"])
+
+
+# --- drawing -------------------------------------------------------------------------------------
+def _pyplot():
+    import matplotlib  # noqa: PLC0415 - only for drawing
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    return plt
+
+
+def draw_failover(panels: list[dict], path: Path) -> None:
+    plt = _pyplot()
+    heights = [1.6 + 0.9 * len(p["rows"]) for p in panels]
+    fig, axes = plt.subplots(len(panels), 1, figsize=(13, sum(heights)), gridspec_kw={"height_ratios": heights})
+    axes = axes if len(panels) > 1 else [axes]
+    for ax, panel in zip(axes, panels, strict=True):
+        labels = []
+        for row, (label, requests) in enumerate(panel["rows"]):
+            labels.append(label)
+            outage = longest_outage(requests)
+            if outage:
+                ax.add_patch(
+                    plt.Rectangle((outage[0], row), outage[1] - outage[0], 1, color=WINDOW_COLOUR, alpha=0.6, lw=0)
+                )
+            for ok, colour in ((1, OK_COLOUR), (0, FAILED_COLOUR)):
+                points = [(s, d) for s, d, good in requests if good == ok]
+                if points:
+                    # Each request at its start; its height in the row is its response time (capped at 3 s).
+                    ax.scatter(
+                        [s for s, _ in points],
+                        [row + 0.1 + 0.8 * min(d, 3.0) / 3.0 for _, d in points],
+                        s=6,
+                        color=colour,
+                        label=("answered" if ok else "failed") if row == 0 else None,
+                    )
+            for at in (panel.get("row_marks") or [])[row : row + 1]:
+                if at is not None:
+                    ax.plot([at, at], [row, row + 1], color="#1565c0", lw=2)
+        for name, at in panel["marks"].items():
+            ax.axvline(at, color="#444", ls="--", lw=1)
+            ax.text(at, len(panel["rows"]) + 0.05, " " + name, fontsize=8, va="bottom")
+        ax.set_ylim(0, len(panel["rows"]) + 0.45)
+        ax.set_yticks([i + 0.5 for i in range(len(labels))], labels, fontsize=8)
+        ax.set_title(panel["title"], fontsize=9, loc="left")
+        ax.set_xlabel("seconds from the fault (point height in a row: response time, 0-3 s)", fontsize=8)
+        ax.grid(axis="x", alpha=0.3)
+        handles, names = ax.get_legend_handles_labels()
+        if panel.get("row_marks"):
+            handles.append(plt.Line2D([], [], color="#1565c0", lw=2))
+            names.append("new leader writable")
+        handles.append(plt.Rectangle((0, 0), 1, 1, color=WINDOW_COLOUR, alpha=0.6))
+        names.append("longest time without an answer")
+        ax.legend(handles, names, fontsize=7, loc="upper left", bbox_to_anchor=(1.005, 1.0))
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def draw_lag(series: dict, path: Path) -> None:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(11, 3.6))
+    ax.plot([t for t, _ in series["tps"]], [v for _, v in series["tps"]], color="#1565c0", lw=1, label="sysbench tps")
+    ax.set_ylabel("transactions/s (primary)", color="#1565c0")
+    ax.set_xlabel("seconds from the start of sysbench oltp_write_only")
+    lag_ax = ax.twinx()
+    lag_ax.step(
+        [t for t, _ in series["lag"]],
+        [v for _, v in series["lag"]],
+        where="post",
+        color=FAILED_COLOUR,
+        lw=1.5,
+        label="replica lag (Seconds_Behind_Master, sampled every second)",
+    )
+    top = max([v for _, v in series["lag"]] + [1])
+    lag_ax.set_ylim(0, top * 1.5 + 1)
+    lag_ax.set_ylabel("replica lag (s)", color=FAILED_COLOUR)
+    lines = ax.get_legend_handles_labels()
+    more = lag_ax.get_legend_handles_labels()
+    ax.legend(lines[0] + more[0], lines[1] + more[1], fontsize=8, loc="lower right")
+    ax.set_title("Replica lag under write load", fontsize=10, loc="left")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def draw_datapath(table: dict, path: Path) -> None:
+    plt = _pyplot()
+    pages = [p for p in ("static", "app") if p in table]
+    fig, axes = plt.subplots(1, 1 + len(pages), figsize=(12, 3.8))
+    colours = {"balancer": "#1565c0", "direct": "#2e8b57", "balancer_one_backend": "#8e24aa"}
+    names = {
+        "balancer": "via balancer",
+        "direct": "direct to one web server",
+        "balancer_one_backend": "via balancer, that server only",
+    }
+    ax = axes[0]
+    bars, x = [], 0
+    for page in pages:
+        for where, result in table[page].items():
+            bars.append((x, result["rps"] or 0, colours.get(where, "#999"), f"{page}\n{names.get(where, where)}"))
+            x += 1
+        x += 0.5
+    ax.bar([b[0] for b in bars], [b[1] for b in bars], color=[b[2] for b in bars])
+    ax.set_xticks([b[0] for b in bars], [b[3] for b in bars], fontsize=6.5)
+    ax.set_ylabel("requests/s")
+    ax.set_title("Throughput", fontsize=10, loc="left")
+    for b in bars:
+        ax.text(b[0], b[1], f"{b[1]:.0f}", ha="center", va="bottom", fontsize=7)
+    for ax, page in zip(axes[1:], pages, strict=True):
+        for where, result in table[page].items():
+            pcts = [p for p in (50, 75, 90, 99) if result.get(f"p{p}_ms") is not None]
+            ax.plot(
+                pcts,
+                [result[f"p{p}_ms"] for p in pcts],
+                marker="o",
+                color=colours.get(where, "#999"),
+                label=names.get(where, where),
+            )
+        ax.set_xticks([50, 75, 90, 99], ["p50", "p75", "p90", "p99"])
+        ax.set_ylabel("latency (ms)")
+        ax.set_yscale("log")
+        ax.set_title(f"Latency percentiles, {page} page", fontsize=10, loc="left")
+        ax.legend(fontsize=7)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def draw_deploy(runs: list[dict], path: Path) -> None:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(runs) + 3), 3.6))
+    width = 0.27
+    for offset, (key, label, colour) in enumerate(
+        (
+            ("fresh", "fresh hosts", "#1565c0"),
+            ("noop_rerun", "no-op re-run", "#2e8b57"),
+            ("check", "--check", "#f9a825"),
+        )
+    ):
+        xs = [i + (offset - 1) * width for i in range(len(runs))]
+        values = [r.get(key) or 0 for r in runs]
+        ax.bar(xs, values, width, label=label, color=colour)
+        for x, v in zip(xs, values, strict=True):
+            ax.text(x, v, f"{v:.0f}", ha="center", va="bottom", fontsize=7)
+    ax.set_xticks(range(len(runs)), [r["started"].replace("T", "\n") for r in runs], fontsize=7)
+    ax.set_ylabel("site.yml seconds")
+    ax.set_title(
+        "Deploy times across bench runs (same machine; its speed varies from hour to hour)", fontsize=9, loc="left"
+    )
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
+    parser.add_argument("results", type=Path, help="a results JSON of tools/bench.py (bench/results/latest.json)")
+    parser.add_argument("--docs", type=Path, help="also copy the charts there as bench-<chart>.png")
+    args = parser.parse_args(argv)
+    report = json.loads(args.results.read_text())
+    out, stem = args.results.parent, report["started"]
+    written = {}
+    panels = failover_panels(report)
+    if panels:
+        written["failover"] = out / f"{stem}-failover.png"
+        draw_failover(panels, written["failover"])
+    series = lag_series(report)
+    if series and series["lag"]:
+        written["lag"] = out / f"{stem}-lag.png"
+        draw_lag(series, written["lag"])
+    table = datapath_table(report)
+    if table:
+        written["datapath"] = out / f"{stem}-datapath.png"
+        draw_datapath(table, written["datapath"])
+    runs = deploy_history(sorted(out.glob("*.json")))
+    if runs:
+        written["deploy"] = out / f"{stem}-deploy.png"
+        draw_deploy(runs, written["deploy"])
+    console = out / f"{stem}-console.png"
+    if console.exists():
+        written["console"] = console
+    for name, path in written.items():
+        print(f"charts: {name}: {path}")
+        if args.docs:
+            args.docs.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, args.docs / f"bench-{name}.png")
+    if not written:
+        print(f"charts: {args.results} holds no data to draw")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
