@@ -182,6 +182,32 @@ def test_replication_runs_over_tls_and_the_account_refuses_plain_connections():
     assert "TLSv1.3" in tls.stdout or "TLSv1.2" in tls.stdout
 
 
+def test_the_writer_endpoint_listens_on_the_private_address_only():
+    for name in groups()["loadbalancers"]:
+        port = hostvars(name).get("haproxy_db_writer_port", 3307)
+        listening = [line.split()[3] for line in host(name).check_output("ss -Hltn 'sport = :%s'", port).splitlines()]
+        assert listening == [f"{host(name).interface('eth0').addresses[0]}:{port}"]
+
+
+def test_the_replication_account_exists_for_the_database_hosts_only():
+    """One account per database host's address (any of them may become primary), none for other
+    hosts: the password does not open the server to a host that is not a database host (lb-01, the
+    backup host, may reach the port for the archive's own account)."""
+    addresses = {
+        host(name).check_output("getent hosts %s | cut -d' ' -f1", name).split()[0] for name in [PRIMARY, *REPLICAS]
+    }
+    for name in [PRIMARY, *REPLICAS]:
+        assert set(sql(name, "SELECT host FROM mysql.user WHERE user = 'repl'").split()) == addresses
+    password = hostvars(REPLICAS[0])["mysql_replication_password"]
+    outsider = groups()["backups"][0]
+    assert outsider not in [PRIMARY, *REPLICAS]
+    primary_addr = host(outsider).check_output("getent hosts %s | cut -d' ' -f1", PRIMARY).split()[0]
+    refused = host(outsider).run(
+        "mariadb --ssl --skip-ssl-verify-server-cert -h %s -u repl -p%s -N -e 'SELECT 1'", primary_addr, password
+    )
+    assert refused.rc != 0 and ("Access denied" in refused.stderr or "not allowed" in refused.stderr), refused
+
+
 @pytest.mark.parametrize("name", [PRIMARY, *REPLICAS])
 def test_database_listens_on_its_private_address_only_and_root_uses_the_socket(name):
     h = host(name)

@@ -145,6 +145,16 @@ def test_the_pair_shares_one_virtual_ip_and_the_writer_endpoint_follows_the_prim
     assert status == 201, body
 
 
+@pytest.mark.parametrize("name", ["lb-01", "lb-02"])
+def test_the_writer_endpoint_listens_on_the_private_address_and_the_virtual_ip_only(name):
+    """Never on every address of a balancer; the backup balancer listens on the virtual IP before
+    it holds it (bound with `transparent`), so it answers at once after a failover."""
+    port = hostvars(name).get("haproxy_db_writer_port", 3307)
+    listening = {line.split()[3] for line in host(name).check_output("ss -Hltn 'sport = :%s'", port).splitlines()}
+    private = host(name).interface("eth0").addresses[0]
+    assert listening == {f"{private}:{port}", f"{VIP}:{port}"}
+
+
 def health(tmp_path, *args):
     """Run the health playbook; returns (process, report)."""
     path = tmp_path / "health.json"
