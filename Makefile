@@ -97,9 +97,10 @@ lint: venv collection-link
 	@ruff format --check .
 	@echo "==> ansible-lint (production profile)"
 	@ansible-lint --offline --profile production
-	@echo "==> antsibull-changelog lint, docs/VARIABLES.md up to date"
+	@echo "==> antsibull-changelog lint, docs/VARIABLES.md up to date, antsibull-docs collection docs lint"
 	@antsibull-changelog lint
 	@python tools/variables_doc.py --check
+	@antsibull-docs lint-collection-docs --plugin-docs $(COLLECTION_LINK)
 
 sanity: venv
 	@echo "==> ansible-test sanity"

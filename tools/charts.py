@@ -163,8 +163,8 @@ def draw_failover(panels: list[dict], path: Path) -> None:
                 if points:
                     # Each request at its start; its height in the row is its response time (capped at 3 s).
                     ax.scatter(
-                        [s for s, _ in points],
-                        [row + 0.1 + 0.8 * min(d, 3.0) / 3.0 for _, d in points],
+                        [start for start, _duration in points],
+                        [row + 0.1 + 0.8 * min(d, 3.0) / 3.0 for _start, d in points],
                         s=6,
                         color=colour,
                         label=("answered" if ok else "failed") if row == 0 else None,
@@ -195,19 +195,25 @@ def draw_failover(panels: list[dict], path: Path) -> None:
 def draw_lag(series: dict, path: Path) -> None:
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(11, 3.6))
-    ax.plot([t for t, _ in series["tps"]], [v for _, v in series["tps"]], color="#1565c0", lw=1, label="sysbench tps")
+    ax.plot(
+        [at for at, _value in series["tps"]],
+        [value for _at, value in series["tps"]],
+        color="#1565c0",
+        lw=1,
+        label="sysbench tps",
+    )
     ax.set_ylabel("transactions/s (primary)", color="#1565c0")
     ax.set_xlabel("seconds from the start of sysbench oltp_write_only")
     lag_ax = ax.twinx()
     lag_ax.step(
-        [t for t, _ in series["lag"]],
-        [v for _, v in series["lag"]],
+        [at for at, _value in series["lag"]],
+        [value for _at, value in series["lag"]],
         where="post",
         color=FAILED_COLOUR,
         lw=1.5,
         label="replica lag (Seconds_Behind_Master, sampled every second)",
     )
-    top = max([v for _, v in series["lag"]] + [1])
+    top = max([value for _at, value in series["lag"]] + [1])
     lag_ax.set_ylim(0, top * 1.5 + 1)
     lag_ax.set_ylabel("replica lag (s)", color=FAILED_COLOUR)
     lines = ax.get_legend_handles_labels()

@@ -10,7 +10,7 @@ short_description: Judge the stack's health from the results the health playbook
 version_added: 0.6.0
 author: webinfra maintainers (@webinfra)
 description:
-  - Reads, for every host of the inventory, the results that P(webinfra.distributed.health#playbook)
+  - Reads, for every host of the inventory, the results that the playbook C(webinfra.distributed.health)
     registers (C(__health_lb) from M(webinfra.distributed.haproxy_info), C(__health_app) and
     C(__health_monitoring) from M(webinfra.distributed.health_check), C(__health_ha), the HA
     agent's C(/status) read by M(ansible.builtin.uri), C(__health_db) from
