@@ -51,6 +51,7 @@ except ImportError:  # pragma: no cover - Python 2 never runs the agent
     ThreadingHTTPServer = None
 
 from ansible_collections.webinfra.distributed.plugins.module_utils import backup as bk
+from ansible_collections.webinfra.distributed.plugins.module_utils import option_file
 from ansible_collections.webinfra.distributed.plugins.module_utils.daemon import log, sd_notify
 
 CHUNK = 1024 * 1024
@@ -500,7 +501,11 @@ def archive(cfg):
     write_atomic(
         options,
         "[client]\nuser=%s\npassword=%s\nssl-ca=%s\nssl-verify-server-cert\n"
-        % (account["user"], account["password"].replace("\\", "\\\\").replace('"', '\\"'), cfg["tls"]["ca"]),
+        % (
+            option_file.mysql_value(account["user"], "the archive account's name"),
+            option_file.mysql_value(account["password"], "the archive account's password"),
+            option_file.mysql_value(cfg["tls"]["ca"], "the CA file"),
+        ),
         0o600,
     )
     sd_notify("READY=1")

@@ -198,8 +198,9 @@ def test_app_accounts_are_least_privilege():
 @pytest.mark.parametrize("name", REPLICAS)
 def test_replica_refuses_application_writes(name):
     out = host(name).run(
-        "mariadb -h %s -u app_writer -pmolecule-writer-password webapp -e %s",
+        "mariadb -h %s -u app_writer -p%s webapp -e %s",
         host(name).interface("eth0").addresses[0],
+        hostvars(name)["mysql_replication_app_writer_password"],
         "INSERT INTO notes (body, written_by) VALUES ('x', 'test')",
     )
     assert out.rc != 0 and "read-only" in out.stderr.lower()

@@ -235,17 +235,30 @@ def test_no_secret_appears_in_the_ansible_output():
     log = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "ansible.log"
     text = log.read_text()
     assert "PLAY RECAP" in text and "mysql_replication" in text  # the converge output is there
-    secrets = [
-        hostvars(PRIMARY)[v]
-        for v in (
-            "mysql_replication_password",
-            "mysql_replication_app_writer_password",
-            "mysql_replication_app_reader_password",
-        )
-    ]
+    secrets = [hostvars(PRIMARY)[v] for v in PASSWORDS]
     for secret in secrets:
         assert secret not in text
     assert "PRIVATE KEY" not in text
+
+
+PASSWORDS = (
+    "mysql_replication_password",
+    "mysql_replication_app_writer_password",
+    "mysql_replication_app_reader_password",
+    "haproxy_stats_password",
+    "exporters_mysqld_password",
+    "backup_binlog_password",
+)
+
+
+def test_the_scenario_passwords_hold_what_option_files_and_shells_treat_specially():
+    """The other tests (replication, application writes, the exporter's metrics, the archive,
+    the statistics page) run with these passwords: each holds #, ;, both quotes and a space."""
+    for name in PASSWORDS:
+        password = hostvars(PRIMARY)[name]
+        assert all(c in password for c in "#;\"' "), name
+    cnf = host(PRIMARY).file("/etc/prometheus/mysqld-exporter.cnf").content_string
+    assert f"password=`{hostvars(PRIMARY)['exporters_mysqld_password']}`" in cnf
 
 
 def _cert(names, key, days=(-1, 30)):
