@@ -53,6 +53,31 @@ def test_client_reaches_only_80_and_443_on_the_balancer_and_nothing_else():
     assert seen == expected
 
 
+def listening_ports(name):
+    """Every TCP port the host listens on at an address other hosts can reach."""
+    ports = set()
+    for line in host(name).check_output("ss -Hltn").splitlines():
+        local = line.split()[3]
+        address, _sep, port = local.rpartition(":")
+        if not address.strip("[]").startswith(("127.", "::1")):
+            ports.add(int(port))
+    return ports
+
+
+def test_a_scan_of_every_listening_port_from_outside_the_admin_networks_finds_only_80_and_443():
+    """A connect scan from the client (on the private network, outside the admin and monitoring
+    networks) of every port any stack host listens on (read on the hosts themselves: the
+    exporters, Prometheus, Alertmanager, the statistics page, etcd, the HA agents, the writer
+    endpoint, the databases, SSH ...): only 80 and 443 of the balancers answer."""
+    listening = {name: listening_ports(name) for name in sorted(set(LBS + WEBS + [PRIMARY, *REPLICAS]))}
+    assert {80, 443} <= listening[LBS[0]] and 3306 in listening[PRIMARY] and 9100 in listening[PRIMARY]
+    targets = [f"{name}:{port}" for name, ports in listening.items() for port in sorted(ports | {80, 443})]
+    seen = probe(CLIENT, *targets)
+    reachable = sorted(t for t, state in seen.items() if state != "filtered")
+    assert reachable == sorted(f"{lb}:{port}" for lb in LBS for port in (80, 443)), seen
+    print(f"scanned {len(targets)} ports on {len(listening)} hosts from {CLIENT}: open {reachable}")
+
+
 def test_rules_follow_the_roles_of_the_hosts():
     # Positive controls: the hosts are up and the tiers reach each other where they must.
     from_lb = probe(ADMIN, *[f"{web}:443" for web in WEBS], *[f"{web}:22" for web in WEBS])
