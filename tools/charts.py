@@ -48,27 +48,25 @@ def longest_outage(requests: list[list[float]]) -> tuple[float, float] | None:
 def failover_panels(report: dict) -> list[dict]:
     """The failover timelines of a report, one panel each: title, rows (label, requests), marks."""
     ha = report.get("results", {}).get("ha") or {}
-    panels = []
-    if "timeline" in (ha.get("lb_failover") or {}):
-        x = ha["lb_failover"]
-        panels.append(
-            {
-                "title": f"Balancer failover (GET via the virtual IP): {x['max_gap_seconds']} s without an answer, "
-                f"{x['failed']} of {x['requests']} failed",
-                "rows": [("GET", x["timeline"]["requests"])],
-                "marks": x["timeline"]["marks"],
-            }
-        )
-    if "timeline" in (ha.get("switchover") or {}):
-        x = ha["switchover"]
-        panels.append(
-            {
-                "title": f"Switchover (POST via the writer endpoint): {x['write_window_seconds']} s without an "
-                f"acknowledged write, {x['lost_acknowledged_writes']} of {x['acknowledged_writes']} lost",
-                "rows": [("POST", x["timeline"]["requests"])],
-                "marks": x["timeline"]["marks"],
-            }
-        )
+    titles = {
+        "lb_failover": lambda x: (
+            f"Balancer failover (GET via the virtual IP): {x['max_gap_seconds']} s without an "
+            f"answer, {x['failed']} of {x['requests']} failed"
+        ),
+        "switchover": lambda x: (
+            f"Switchover (POST via the writer endpoint): {x['write_window_seconds']} s without an "
+            f"acknowledged write, {x['lost_acknowledged_writes']} of {x['acknowledged_writes']} lost"
+        ),
+    }
+    panels = [
+        {
+            "title": title(ha[key]),
+            "rows": [("GET" if key == "lb_failover" else "POST", ha[key]["timeline"]["requests"])],
+            "marks": ha[key]["timeline"]["marks"],
+        }
+        for key, title in titles.items()
+        if "timeline" in (ha.get(key) or {})
+    ]
     trials = [t for t in (ha.get("auto_failover") or {}).get("trials", []) if "timeline" in t]
     if trials:
         x = ha["auto_failover"]
