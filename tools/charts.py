@@ -201,6 +201,7 @@ def draw_lag(series: dict, path: Path) -> None:
         label="sysbench tps",
     )
     ax.set_ylabel("transactions/s (primary)", color="#1565c0")
+    ax.set_ylim(bottom=0)
     ax.set_xlabel("seconds from the start of sysbench oltp_write_only")
     lag_ax = ax.twinx()
     lag_ax.step(
