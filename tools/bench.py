@@ -685,10 +685,24 @@ def page_rows(html: str, section: str) -> list[list[str]]:
     ]
 
 
-def bench_console(url: str, png: Path) -> dict:
-    """Open the overview page in headless Chromium: its DOM (what it shows) and a screenshot."""
+def bench_console(lab: Lab, url: str, png: Path) -> dict:
+    """Open the overview page in headless Chromium: its DOM (what it shows) and a screenshot,
+    taken while a light GET load runs through the balancer (so the rates have something to show)."""
     browser = ensure_browser()
     version = run([browser, "--version"]).stdout.strip()
+    lb = lab.groups["loadbalancers"][0]
+    load = threading.Thread(
+        target=lambda: lab.sh(
+            CLIENT,
+            f"python3 /usr/local/bin/webinfra-loadgen --url https://{lb}/ --cafile /root/ca.pem --requests 100000 "
+            "--concurrency 2 --duration 45 > /dev/null",
+            timeout=120,
+            check=False,
+        ),
+        daemon=True,
+    )
+    load.start()
+    time.sleep(30)  # two scrapes and more inside the page's rate window
     with tempfile.TemporaryDirectory() as profile:
         dom = run([browser, *BROWSER_FLAGS, f"--user-data-dir={profile}", "--dump-dom", url], timeout=120).stdout
     with tempfile.TemporaryDirectory() as profile:
@@ -697,12 +711,13 @@ def bench_console(url: str, png: Path) -> dict:
                 browser,
                 *BROWSER_FLAGS,
                 f"--user-data-dir={profile}",
-                "--window-size=1280,1500",
+                "--window-size=1280,1000",
                 f"--screenshot={png}",
                 url,
             ],
             timeout=120,
         )
+    load.join(timeout=120)
     out = {
         "url": url,
         "browser": version,
@@ -1253,7 +1268,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict = {}
     if "deploy" in steps:
         results["deploy"] = bench_deploy(lab)
-    if set(steps) & {"datapath", "faults", "replication", "backup"}:
+    if set(steps) & {"datapath", "faults", "replication", "console", "backup"}:
         ensure_client(lab)
     if "datapath" in steps:
         results["datapath"] = bench_datapath(lab, args.wrk_seconds, args.wrk_connections)
@@ -1262,7 +1277,7 @@ def main(argv: list[str] | None = None) -> int:
     if "replication" in steps:
         results["replication"] = bench_replication(lab, args.sysbench_seconds, args.sysbench_threads)
     if "console" in steps:
-        results["console"] = bench_console(args.console_url, Path(args.out) / f"{started}-console.png")
+        results["console"] = bench_console(lab, args.console_url, Path(args.out) / f"{started}-console.png")
     if "backup" in steps:
         results["backup"] = bench_backup(lab, args.backup_gib, args.sysbench_seconds, args.sysbench_threads)
     if "ha" in steps:
