@@ -537,6 +537,7 @@ def bench_auto_failover(lab: Lab, vip: str, trials: int) -> dict:
             "promoted_after_seconds": round(sampler.first_writable(new, frozen), 1),
             "write_window_seconds": res["max_gap_s"],
             "failed_writes": res["failed"],
+            "errors": res["errors"],
             "acknowledged_writes": len(res["acked"]),
             "lost_acknowledged_writes": len(lost),
             "double_writable_samples": sampler.double_writable(),
