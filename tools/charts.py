@@ -10,7 +10,8 @@ Writes next to the results, named after the run (<time>-<chart>.png):
   lag          the replica's lag and sysbench's transactions per second over the replication run
   datapath     requests per second and latency percentiles (p50..p99) through the balancer and
                direct to one web server, for the static and the application page
-  deploy       site.yml times (fresh, no-op re-run, check) of every run in the results directory
+  deploy       site.yml times (fresh, no-op re-run, check) of the runs in --history (docs/deploy-history.json)
+               and of every run in the results directory
 With --docs, the charts are also copied there as bench-<chart>.png (with the run's console
 screenshot), for docs/BENCHMARKS.md. The data handling is pure and unit-tested; drawing needs
 matplotlib (requirements-bench.txt, installed by `make bench`).
@@ -113,8 +114,11 @@ def datapath_table(report: dict) -> dict | None:
     return table
 
 
-def deploy_history(paths: list[Path]) -> list[dict]:
-    """The deploy figures of every results file that has them, oldest first."""
+def deploy_history(paths: list[Path], earlier: list[dict] | None = None) -> list[dict]:
+    """The deploy figures of `earlier` runs (a history file's entries, in their order), then of
+    every results file that has them and is not among them, oldest first."""
+    earlier = list(earlier or [])
+    known = {run.get("started") for run in earlier}
     runs = []
     for path in paths:
         try:
@@ -129,7 +133,18 @@ def deploy_history(paths: list[Path]) -> list[dict]:
                     **{key: deploy[key]["seconds"] for key in ("fresh", "noop_rerun", "check") if key in deploy},
                 }
             )
-    return sorted(runs, key=lambda r: r["started"])
+    return earlier + sorted((r for r in runs if r["started"] not in known), key=lambda r: r["started"])
+
+
+def record_deploy(history: Path, report: dict) -> bool:
+    """Append the report's deploy figures to the history file (once); True when it was added."""
+    deploy = report.get("results", {}).get("deploy")
+    runs = json.loads(history.read_text()) if history.exists() else []
+    if not deploy or any(run.get("started") == report["started"] for run in runs):
+        return False
+    runs.append({"started": report["started"], **{k: deploy[k]["seconds"] for k in ("fresh", "noop_rerun", "check")}})
+    history.write_text("[\n" + ",\n".join("  " + json.dumps(run) for run in runs) + "\n]\n")
+    return True
 
 
 # --- drawing -------------------------------------------------------------------------------------
@@ -236,18 +251,27 @@ def draw_datapath(table: dict, path: Path) -> None:
         "balancer_one_backend": "via balancer, that server only",
     }
     ax = axes[0]
-    bars, x = [], 0
+    bars, groups, x = [], [], 0
     for page in pages:
+        start = x
         for where, result in table[page].items():
-            bars.append((x, result["rps"] or 0, colours.get(where, "#999"), f"{page}\n{names.get(where, where)}"))
+            bars.append((x, result["rps"] or 0, colours.get(where, "#999")))
             x += 1
-        x += 0.5
+        groups.append(((start + x - 1) / 2, f"{page} page"))
+        x += 0.6
     ax.bar([b[0] for b in bars], [b[1] for b in bars], color=[b[2] for b in bars])
-    ax.set_xticks([b[0] for b in bars], [b[3] for b in bars], fontsize=6.5)
+    ax.set_xticks([g[0] for g in groups], [g[1] for g in groups], fontsize=8)
+    ax.legend(
+        [plt.Rectangle((0, 0), 1, 1, color=colour) for colour in colours.values()],
+        [names[key] for key in colours],
+        fontsize=7,
+        loc="upper right",
+    )
     ax.set_ylabel("requests/s")
     ax.set_title("Throughput", fontsize=10, loc="left")
     for b in bars:
         ax.text(b[0], b[1], f"{b[1]:.0f}", ha="center", va="bottom", fontsize=7)
+    ax.set_ylim(0, max(b[1] for b in bars) * 1.35 + 1)
     for ax, page in zip(axes[1:], pages, strict=True):
         for where, result in table[page].items():
             pcts = [p for p in (50, 75, 90, 99) if result.get(f"p{p}_ms") is not None]
@@ -285,10 +309,13 @@ def draw_deploy(runs: list[dict], path: Path) -> None:
         ax.bar(xs, values, width, label=label, color=colour)
         for x, v in zip(xs, values, strict=True):
             ax.text(x, v, f"{v:.0f}", ha="center", va="bottom", fontsize=7)
-    ax.set_xticks(range(len(runs)), [r["started"].replace("T", "\n") for r in runs], fontsize=7)
+    labels = [r.get("label") or r["started"].replace("T", "\n") for r in runs]
+    ax.set_xticks(range(len(runs)), labels, fontsize=7)
     ax.set_ylabel("site.yml seconds")
     ax.set_title(
-        "Deploy times across bench runs (same machine; its speed varies from hour to hour)", fontsize=9, loc="left"
+        "site.yml on the lab across make bench runs\n(same machine, whose speed varies from hour to hour)",
+        fontsize=9,
+        loc="left",
     )
     ax.legend(fontsize=8)
     ax.grid(axis="y", alpha=0.3)
@@ -301,6 +328,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("results", type=Path, help="a results JSON of tools/bench.py (bench/results/latest.json)")
     parser.add_argument("--docs", type=Path, help="also copy the charts there as bench-<chart>.png")
+    parser.add_argument(
+        "--history",
+        type=Path,
+        help="earlier runs' deploy figures (JSON list), drawn first; with --docs, this run's are added to it",
+    )
     args = parser.parse_args(argv)
     report = json.loads(args.results.read_text())
     out, stem = args.results.parent, report["started"]
@@ -317,7 +349,10 @@ def main(argv: list[str] | None = None) -> int:
     if table:
         written["datapath"] = out / f"{stem}-datapath.png"
         draw_datapath(table, written["datapath"])
-    runs = deploy_history(sorted(out.glob("*.json")))
+    earlier = json.loads(args.history.read_text()) if args.history and args.history.exists() else []
+    runs = deploy_history(sorted(out.glob("*.json")), earlier)
+    if args.docs and args.history and record_deploy(args.history, report):
+        print(f"charts: this run's deploy figures added to {args.history}")
     if runs:
         written["deploy"] = out / f"{stem}-deploy.png"
         draw_deploy(runs, written["deploy"])

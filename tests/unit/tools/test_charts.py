@@ -101,3 +101,19 @@ def test_every_chart_is_drawn(tmp_path):
     for name in ("failover", "lag", "datapath", "deploy"):
         png = tmp_path / "docs" / f"bench-{name}.png"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
+
+
+def test_history_comes_first_and_a_published_run_is_recorded_once(tmp_path):
+    history = tmp_path / "history.json"
+    history.write_text(json.dumps([{"label": "stop 2", "fresh": 250.0, "noop_rerun": 130.0, "check": 130.0}]))
+    data = report()
+    (tmp_path / "run.json").write_text(json.dumps(data))
+    earlier = json.loads(history.read_text())
+    runs = charts.deploy_history([tmp_path / "run.json"], earlier)
+    assert [r.get("label") or r["started"] for r in runs] == ["stop 2", "2026-12-01T000000Z"]
+    assert charts.record_deploy(history, data) is True
+    assert charts.record_deploy(history, data) is False
+    recorded = json.loads(history.read_text())
+    assert recorded[-1] == {"started": "2026-12-01T000000Z", "fresh": 190.0, "noop_rerun": 50.0, "check": 52.0}
+    # Once recorded, the results file's run is not drawn twice.
+    assert len(charts.deploy_history([tmp_path / "run.json"], recorded)) == 2
