@@ -313,7 +313,8 @@ def draw_deploy(runs: list[dict], path: Path) -> None:
     ax.set_xticks(range(len(runs)), labels, fontsize=7)
     ax.set_ylabel("site.yml seconds")
     ax.set_title(
-        "site.yml on the lab across make bench runs\n(same machine, whose speed varies from hour to hour)",
+        "site.yml on the lab across make bench runs (each run on the machine of its day, whose\n"
+        "speed varies from hour to hour: compare figures within a run, trends across runs)",
         fontsize=9,
         loc="left",
     )
