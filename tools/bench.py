@@ -467,6 +467,20 @@ class ReadOnlySampler:
         return next((t - since for t, seen in self.samples if t >= since and seen.get(host)), None)
 
 
+def writer_states(lab: Lab, lb: str | None) -> dict[str, str]:
+    """{server: HAProxy status} of the writer endpoint's servers on balancer `lb`."""
+    if lb is None:
+        return {}
+    stat = "echo 'show stat' | socat -t 5 stdio UNIX-CONNECT:/run/haproxy/admin.sock"
+    proc = lab.sh(lb, stat, check=False)
+    name = lab.hostvars[lb].get("haproxy_db_writer_name", "db_writer")
+    return {
+        fields[1]: fields[17]
+        for fields in (line.split(",") for line in proc.stdout.splitlines())
+        if len(fields) > 17 and fields[0] == name and fields[1] not in ("FRONTEND", "BACKEND")
+    }
+
+
 def agent_status(lab: Lab, host: str) -> dict:
     """The host's HA agent /status ({} when it does not answer)."""
     read = (
@@ -523,6 +537,8 @@ def bench_auto_failover(lab: Lab, vip: str, trials: int) -> dict:
                 new = next((h for h in dbs if h != leader and sampler.first_writable(h, frozen) is not None), None)
             time.sleep(5)
             res = stop_writeload(lab, name)
+            # What the writer endpoint's balancer thought at the end of the load (the VIP holder).
+            endpoint = writer_states(lab, holder(lab, vip))
             run(["podman", "unpause", lab.container(leader)])
             time.sleep(5)
         if new is None:
@@ -538,6 +554,7 @@ def bench_auto_failover(lab: Lab, vip: str, trials: int) -> dict:
             "write_window_seconds": res["max_gap_s"],
             "failed_writes": res["failed"],
             "errors": res["errors"],
+            "writer_endpoint_at_end": endpoint,
             "acknowledged_writes": len(res["acked"]),
             "lost_acknowledged_writes": len(lost),
             "double_writable_samples": sampler.double_writable(),
