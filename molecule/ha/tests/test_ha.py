@@ -150,7 +150,7 @@ def test_the_writer_endpoint_listens_on_the_private_address_and_the_virtual_ip_o
     """Never on every address of a balancer; the backup balancer listens on the virtual IP before
     it holds it (bound with `transparent`), so it answers at once after a failover."""
     port = hostvars(name).get("haproxy_db_writer_port", 3307)
-    listening = {line.split()[3] for line in host(name).check_output("ss -Hltn 'sport = :%s'", port).splitlines()}
+    listening = {line.split()[3] for line in host(name).check_output("ss -Hltn 'sport = :%s'", str(port)).splitlines()}
     private = host(name).interface("eth0").addresses[0]
     assert listening == {f"{private}:{port}", f"{VIP}:{port}"}
 
