@@ -78,6 +78,17 @@ def test_a_scan_of_every_listening_port_from_outside_the_admin_networks_finds_on
     print(f"scanned {len(targets)} ports on {len(listening)} hosts from {CLIENT}: open {reachable}")
 
 
+def test_the_writer_endpoint_listens_on_the_private_address_only():
+    # Before the backend-transport test below, which applies the haproxy role alone (without
+    # site.yml's writer endpoint) to lb-01.
+    for name in groups()["loadbalancers"]:
+        port = hostvars(name).get("haproxy_db_writer_port", 3307)
+        listening = [
+            line.split()[3] for line in host(name).check_output("ss -Hltn 'sport = :%s'", str(port)).splitlines()
+        ]
+        assert listening == [f"{host(name).interface('eth0').addresses[0]}:{port}"]
+
+
 def test_rules_follow_the_roles_of_the_hosts():
     # Positive controls: the hosts are up and the tiers reach each other where they must.
     from_lb = probe(ADMIN, *[f"{web}:443" for web in WEBS], *[f"{web}:22" for web in WEBS])
@@ -206,15 +217,6 @@ def test_replication_runs_over_tls_and_the_account_refuses_plain_connections():
     )
     assert tls.rc == 0, tls.stderr
     assert "TLSv1.3" in tls.stdout or "TLSv1.2" in tls.stdout
-
-
-def test_the_writer_endpoint_listens_on_the_private_address_only():
-    for name in groups()["loadbalancers"]:
-        port = hostvars(name).get("haproxy_db_writer_port", 3307)
-        listening = [
-            line.split()[3] for line in host(name).check_output("ss -Hltn 'sport = :%s'", str(port)).splitlines()
-        ]
-        assert listening == [f"{host(name).interface('eth0').addresses[0]}:{port}"]
 
 
 def test_the_replication_account_exists_for_the_database_hosts_only():
