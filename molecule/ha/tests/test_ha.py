@@ -371,9 +371,11 @@ def test_a_second_failure_inside_the_failover_window_waits_and_alerts():
     # A leader whose replica has not caught up runs asynchronously and is never replaced
     # automatically: freeze it once it is synchronous again.
     assert wait_for(lambda: synchronous("db-02", "db-01"), timeout=30), (pstatus("db-02"), pstatus("db-01"))
+    left = STATE["failover_at"] + window - time.time()
+    assert left > 20, f"only {left:.0f} s of the failover window left before the freeze: raise it"
     assert podman("pause", f"{LAB}-db-02").returncode == 0
     try:
-        assert wait_for(lambda: metric("db-01", "webinfra_ha_failover_blocked") == 1, timeout=30)
+        assert wait_for(lambda: metric("db-01", "webinfra_ha_failover_blocked") == 1, timeout=30), pstatus("db-01")
         assert "failover happened" in pstatus("db-01").get("blocked", "")
         assert not writable("db-01")
         remaining = STATE["failover_at"] + window - time.time()
