@@ -337,20 +337,27 @@ def wait_state(lab: Lab, lb: str, server: str, state: str, since: float, timeout
     return None
 
 
-def bench_faults(lab: Lab) -> dict:
-    lb = lab.groups["loadbalancers"][0]
-    victim = lab.groups["webservers"][0]
-    lab.sh(CLIENT, "rm -f /root/load.json /root/load.ready /root/load.stop")
+def get_load(lab: Lab, lb: str, concurrency: int, seconds: int, tail: str) -> threading.Thread:
+    """GET load through balancer `lb` from the client (tools/loadgen.py), started in a thread."""
     load = threading.Thread(
         target=lambda: lab.sh(
             CLIENT,
             f"python3 /usr/local/bin/webinfra-loadgen --url https://{lb}/ --cafile /root/ca.pem --requests 100000 "
-            "--concurrency 4 --duration 40 --ready-file /root/load.ready > /root/load.json",
-            timeout=120,
+            f"--concurrency {concurrency} --duration {seconds} {tail}",
+            timeout=seconds + 80,
+            check=False,
         ),
         daemon=True,
     )
     load.start()
+    return load
+
+
+def bench_faults(lab: Lab) -> dict:
+    lb = lab.groups["loadbalancers"][0]
+    victim = lab.groups["webservers"][0]
+    lab.sh(CLIENT, "rm -f /root/load.json /root/load.ready /root/load.stop")
+    load = get_load(lab, lb, 4, 40, "--ready-file /root/load.ready > /root/load.json")
     deadline = time.time() + 30
     while lab.sh(CLIENT, "test -e /root/load.ready", check=False).returncode != 0:
         if time.time() > deadline:
@@ -709,17 +716,7 @@ def bench_console(lab: Lab, url: str, png: Path) -> dict:
     browser = ensure_browser()
     version = run([browser, "--version"]).stdout.strip()
     lb = lab.groups["loadbalancers"][0]
-    load = threading.Thread(
-        target=lambda: lab.sh(
-            CLIENT,
-            f"python3 /usr/local/bin/webinfra-loadgen --url https://{lb}/ --cafile /root/ca.pem --requests 100000 "
-            "--concurrency 2 --duration 45 > /dev/null",
-            timeout=120,
-            check=False,
-        ),
-        daemon=True,
-    )
-    load.start()
+    load = get_load(lab, lb, 2, 45, "> /dev/null")
     time.sleep(30)  # two scrapes and more inside the page's rate window
     with tempfile.TemporaryDirectory() as profile:
         dom = run([browser, *BROWSER_FLAGS, f"--user-data-dir={profile}", "--dump-dom", url], timeout=120).stdout
