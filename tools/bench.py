@@ -682,20 +682,11 @@ BROWSER_FLAGS = (
 
 
 def ensure_browser() -> str:
-    """Debian's Chromium, installed with apt under the lab tool's host set-up lock when missing."""
-    found = shutil.which("chromium")
-    if found:
-        return found
+    """Debian's Chromium, installed with the lab tool's apt helper (host set-up lock) when missing."""
     sys.path.insert(0, str(ROOT / "tools"))
-    import lab as labtool  # noqa: PLC0415 - the lab tool's apt helpers, only when needed
+    import lab as labtool  # noqa: PLC0415 - the lab tool's apt helper
 
-    with labtool.host_setup_lock("chromium"):
-        if shutil.which("chromium") is None:
-            prefix = [] if os.geteuid() == 0 else ["sudo", "-n"]
-            env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-            log("console: installing chromium (Debian's package) for the screenshot")
-            run([*prefix, *labtool.apt_command("update", "-q")], env=env, timeout=600)
-            run([*prefix, *labtool.apt_command("install", "-y", "-q", "chromium")], env=env, timeout=1200)
+    labtool.apt_install(lambda: [] if shutil.which("chromium") else ["chromium"], "chromium")
     return shutil.which("chromium") or "chromium"
 
 

@@ -34,6 +34,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 LABEL = "io.webinfra.managed"
@@ -136,21 +137,26 @@ def apt_command(*args: str) -> list[str]:
     return ["apt-get", "-o", f"DPkg::Lock::Timeout={APT_LOCK_TIMEOUT}", *args]
 
 
-def ensure_host_packages(python_venv: bool = False) -> None:
-    if not missing_host_packages(python_venv):
+def apt_install(missing: Callable[[], list[str]], what: str) -> None:
+    """Install the Debian packages `missing()` names, under the host set-up lock; `missing` is
+    asked again once the lock is held (another run may have installed them meanwhile)."""
+    if not missing():
         return
-    with host_setup_lock("host packages"):
-        # Another run may have installed them while this one waited.
-        missing = missing_host_packages(python_venv)
-        if not missing:
+    with host_setup_lock(what):
+        packages = missing()
+        if not packages:
             return
         prefix = [] if os.geteuid() == 0 else ["sudo", "-n"]
         if prefix and shutil.which("sudo") is None:
-            raise LabError(f"missing {', '.join(missing)} and not root: install them or run as root")
-        log(f"installing {', '.join(missing)} with apt-get")
+            raise LabError(f"missing {', '.join(packages)} and not root: install them or run as root")
+        log(f"installing {', '.join(packages)} with apt-get")
         env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
         run([*prefix, *apt_command("update", "-q")], capture=False, env=env)
-        run([*prefix, *apt_command("install", "-y", "-q", *missing)], capture=False, env=env)
+        run([*prefix, *apt_command("install", "-y", "-q", *packages)], capture=False, env=env)
+
+
+def ensure_host_packages(python_venv: bool = False) -> None:
+    apt_install(lambda: missing_host_packages(python_venv), "host packages")
 
 
 # ---------------------------------------------------------------------------------------------
