@@ -123,16 +123,18 @@ def writable(name):
     return sql(name, "SELECT @@GLOBAL.read_only") == "0"
 
 
-def writer_servers():
+def proxy_servers(proxy):
+    """{server: status} of one proxy on the balancer holding the virtual IP."""
     show = "echo 'show stat' | socat -t 5 stdio UNIX-CONNECT:/run/haproxy/admin.sock"
     stat = podman("exec", f"{LAB}-{holder()}", "sh", "-c", show).stdout.splitlines()
     header = stat[0].lstrip("# ").split(",")
     rows = [dict(zip(header, line.split(","), strict=False)) for line in stat[1:] if line]
-    return {
-        r["svname"]: r["status"]
-        for r in rows
-        if r["pxname"] == "db_writer" and r["svname"] not in ("FRONTEND", "BACKEND")
-    }
+    aggregates = ("FRONTEND", "BACKEND")
+    return {r["svname"]: r["status"] for r in rows if r["pxname"] == proxy and r["svname"] not in aggregates}
+
+
+def writer_servers():
+    return proxy_servers("db_writer")
 
 
 def test_the_pair_shares_one_virtual_ip_and_the_writer_endpoint_follows_the_primary():
@@ -333,6 +335,39 @@ def synchronous(leader, replica):
     Seconds_Behind_Master of the binlog's age until it catches up: a leader frozen in that moment
     is rightly not replaced (its replica's lag is unknown), which is not what these tests test."""
     return bool(pstatus(leader).get("db", {}).get("semisync")) and pstatus(replica).get("lag") == 0
+
+
+def test_a_frozen_read_replica_leaves_every_web_server_serving(client):
+    """The web servers read from db-02 (the first replica). Frozen, it accepts connections and
+    answers nothing: the application's health answer must not wait for it (the balancer would
+    take every web server out), and reads go to the writer endpoint until it answers again."""
+    webs = groups()["webservers"]
+    states = []
+    with Load(client, "GET", "/api/notes", "rr") as load:
+        wait_for(lambda: False, timeout=2)
+        assert podman("pause", f"{LAB}-db-02").returncode == 0
+        try:
+            for _ in range(8):
+                states.append(proxy_servers("webservers"))
+                wait_for(lambda: False, timeout=2)
+            during = http_get(client, f"https://{VIP}/api/notes")
+        finally:
+            assert podman("unpause", f"{LAB}-db-02").returncode == 0
+        result = load.stop()
+    report("Read replica frozen for 16 s (GET /api/notes)", result)
+    print(f"web servers on the balancer while frozen: {states}")
+    assert all(state == dict.fromkeys(webs, "UP") for state in states), states
+    assert during["status"] == 200 and during["headers"].get("x-db-read-fallback") == "writer", during
+    assert during["headers"]["x-db-host"] == "db-01", during
+    assert result["requests"] > 0 and result["failed"] == 0, result["errors"]
+    # Back: reads return to the replica; the replica catches up and runs semi-synchronously
+    # again before the failover tests start.
+    assert wait_for(lambda: replicates_from("db-02", "db-01"), timeout=40)
+    assert wait_for(lambda: synchronous("db-01", "db-02"), timeout=60), (pstatus("db-01"), pstatus("db-02"))
+    assert wait_for(
+        lambda: http_get(client, f"https://{VIP}/api/notes")["headers"].get("x-db-host") == "db-02", timeout=20
+    )
+    assert post_note(client, "after the frozen replica") == 201
 
 
 def test_automatic_failover_when_the_primary_freezes(client):

@@ -10,7 +10,16 @@ Routes:
 
 Database settings come from the environment (all optional; without DB_WRITE_HOST the database
 routes answer 503): DB_NAME, DB_WRITE_HOST, DB_WRITE_PORT, DB_WRITE_USER, DB_WRITE_PASSWORD,
-DB_READ_HOST, DB_READ_PORT, DB_READ_SOCKET, DB_READ_USER, DB_READ_PASSWORD.
+DB_READ_HOST, DB_READ_PORT, DB_READ_SOCKET, DB_READ_USER, DB_READ_PASSWORD, and
+DB_READ_FALLBACK_SECONDS (10).
+
+A read database that fails (refuses, or a frozen server that accepts the connection and never
+answers) is not a reason to fail reads, nor to take the web server out of the load balancer:
+reads go to the writer endpoint (with the read account) for DB_READ_FALLBACK_SECONDS, then the
+read database is tried again. The mark is a file in the service's private /tmp, so every worker
+process sees it. /healthz answers 200 within about a second whatever the databases do (each probe
+is bounded and both run at once), with "degraded" and the detail when a database fails: the
+balancer's check keeps a web server that can still serve its pages.
 
 Errors never reach the client with their text (it names internal addresses and accounts): the
 client gets an incident id, the application's log (gunicorn's, in the journal) the exception.
@@ -20,6 +29,9 @@ import json
 import os
 import socket
 import sys
+import tempfile
+import threading
+import time
 import uuid
 
 
@@ -36,33 +48,76 @@ HOST = socket.gethostname()
 RELEASE = os.environ.get("APP_RELEASE") or _label(".webinfra-release", "unknown")
 VERSION = os.environ.get("APP_VERSION") or _label(".webinfra-version", RELEASE)
 MAX_BODY = 1000
+# Seconds (connect, then each read or write) of an ordinary query, of a read on the read
+# database (a frozen one costs this once per fallback period), and of a health probe.
+TIMEOUTS = {"query": (2, 5), "read": (2, 2), "probe": (1, 1)}
+READ_DOWN_MARK = os.path.join(tempfile.gettempdir(), "webinfra-read-db-down")
 
 
-def _db_settings(role):
+def _db_settings(role, via_writer=False, timeouts="query"):
+    """PyMySQL settings of the "write" or "read" database; `via_writer`: the read account on the
+    writer endpoint (the fallback for reads)."""
     env = os.environ
     prefix = "DB_%s_" % role.upper()
     if not env.get("DB_WRITE_HOST"):
         return None
+    connect, read = TIMEOUTS[timeouts]
     settings = {
         "database": env.get("DB_NAME", "webapp"),
         "user": env.get(prefix + "USER", ""),
         "password": env.get(prefix + "PASSWORD", ""),
-        "connect_timeout": 2,
-        "read_timeout": 5,
-        "write_timeout": 5,
+        "connect_timeout": connect,
+        "read_timeout": read,
+        "write_timeout": read,
         "autocommit": True,
         "charset": "utf8mb4",
     }
+    if via_writer or not (env.get(prefix + "SOCKET") or env.get(prefix + "HOST")):
+        prefix = "DB_WRITE_"
     if env.get(prefix + "SOCKET"):
         settings["unix_socket"] = env[prefix + "SOCKET"]
     else:
-        settings["host"] = env.get(prefix + "HOST") or env["DB_WRITE_HOST"]
+        settings["host"] = env[prefix + "HOST"]
         settings["port"] = int(env.get(prefix + "PORT") or 3306)
     return settings
 
 
-def _connect(role):
-    settings = _db_settings(role)
+def _own_read_database():
+    """Whether reads have a database of their own (else they already use the writer endpoint)."""
+    env = os.environ
+    return bool(env.get("DB_READ_SOCKET") or env.get("DB_READ_HOST"))
+
+
+def _fallback_seconds():
+    try:
+        return max(0.0, float(os.environ.get("DB_READ_FALLBACK_SECONDS", "10")))
+    except ValueError:
+        return 10.0
+
+
+def read_database_down(now=None):
+    """True while the read database failed less than DB_READ_FALLBACK_SECONDS ago."""
+    try:
+        failed_at = os.stat(READ_DOWN_MARK).st_mtime
+    except OSError:
+        return False
+    return (time.time() if now is None else now) - failed_at < _fallback_seconds()
+
+
+def mark_read_database(down):
+    try:
+        if down:
+            with open(READ_DOWN_MARK, "a", encoding="utf-8"):
+                pass
+            os.utime(READ_DOWN_MARK)
+        else:
+            os.unlink(READ_DOWN_MARK)
+    except OSError:
+        pass
+
+
+def _connect(role, via_writer=False, timeouts="query"):
+    settings = _db_settings(role, via_writer, timeouts)
     if settings is None:
         raise RuntimeError("no database configured")
     import pymysql  # noqa: PLC0415 - optional dependency, only for the database routes
@@ -70,9 +125,16 @@ def _connect(role):
     return pymysql.connect(**settings)
 
 
-def _query(role, sql, args=None):
-    """(rows, server hostname) for `sql` on the write or read database."""
-    conn = _connect(role)
+def _failed_connection(exc):
+    """The server did not answer (refused, timed out, lost): not an error in the query."""
+    import pymysql  # noqa: PLC0415
+
+    return isinstance(exc, (pymysql.err.OperationalError, pymysql.err.InterfaceError, OSError))
+
+
+def _query(role, sql, args=None, via_writer=False, timeouts="query"):
+    """(rows, server hostname, last insert id) for `sql` on the write or read database."""
+    conn = _connect(role, via_writer, timeouts)
     try:
         with conn.cursor() as cur:
             cur.execute(sql, args)
@@ -83,6 +145,22 @@ def _query(role, sql, args=None):
         return rows, server, last_id
     finally:
         conn.close()
+
+
+def _read(sql, args=None):
+    """(rows, server, fallback) of a read: on the read database, or on the writer endpoint while
+    the read database is marked down or when it fails now (which marks it)."""
+    if _own_read_database() and not read_database_down():
+        try:
+            rows, server, _id = _query("read", sql, args, timeouts="read")
+            return rows, server, False
+        except Exception as exc:
+            if not _failed_connection(exc):
+                raise
+            _incident("read database (reads go to the writer endpoint)", exc)
+            mark_read_database(True)
+    rows, server, _id = _query("read", sql, args, via_writer=_own_read_database())
+    return rows, server, _own_read_database()
 
 
 def _incident(where, exc):
@@ -97,10 +175,34 @@ def _db_health(role):
     if _db_settings(role) is None:
         return {"ok": None, "detail": "not configured"}
     try:
-        _rows, server, _id = _query(role, "SELECT 1")
-        return {"ok": True, "server": server}
+        _rows, server, _id = _query(role, "SELECT 1", timeouts="probe")
+        answer = {"ok": True, "server": server}
+        if role == "read" and _own_read_database():
+            mark_read_database(False)
+        return answer
     except Exception as exc:  # noqa: BLE001 - reported, not raised
-        return {"ok": False, "detail": "%s (incident %s)" % (type(exc).__name__, _incident("healthz", exc))}
+        answer = {"ok": False, "detail": "%s (incident %s)" % (type(exc).__name__, _incident("healthz", exc))}
+        if role == "read" and _own_read_database():
+            mark_read_database(True)
+            answer["reads_from"] = "writer endpoint"
+        return answer
+
+
+def health():
+    """Both probes at once, each bounded by TIMEOUTS["probe"]: the answer comes in about a second
+    even when a database is frozen."""
+    results = {}
+    threads = [
+        threading.Thread(target=lambda r=role: results.__setitem__(r, _db_health(r)), daemon=True)
+        for role in ("write", "read")
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=sum(TIMEOUTS["probe"]) + 1)
+    db = {role: results.get(role, {"ok": False, "detail": "no answer in time"}) for role in ("write", "read")}
+    healthy = all(part["ok"] is not False for part in db.values())
+    return {"status": "ok" if healthy else "degraded", "host": HOST, "version": VERSION, "db": db}
 
 
 def _respond(start_response, status, body, content_type="application/json", extra=()):
@@ -139,6 +241,16 @@ def _read_body(environ):
     return raw
 
 
+def _read_answer(start_response, status, server, fallback, **body):
+    """A read's answer: the server that answered (X-DB-Host), and X-DB-Read-Fallback when the
+    read went to the writer endpoint because the read database failed."""
+    extra = [("X-DB-Host", server)]
+    if fallback:
+        extra.append(("X-DB-Read-Fallback", "writer"))
+        body["read_fallback"] = True
+    return _respond(start_response, status, {"db_host": server, **body}, extra=extra)
+
+
 def _notes(environ, start_response, path):
     method = environ.get("REQUEST_METHOD", "GET")
     try:
@@ -158,31 +270,19 @@ def _notes(environ, start_response, path):
         if method != "GET":
             return _respond(start_response, "405 Method Not Allowed", {"error": "GET or POST"})
         if path == "/api/notes":
-            rows, server, _id = _query(
-                "read", "SELECT id, body, written_by, created_at FROM notes ORDER BY id DESC LIMIT 50"
+            rows, server, fallback = _read(
+                "SELECT id, body, written_by, created_at FROM notes ORDER BY id DESC LIMIT 50"
             )
-            return _respond(
-                start_response,
-                "200 OK",
-                {"db_host": server, "notes": [_note(r) for r in rows]},
-                extra=[("X-DB-Host", server)],
-            )
+            return _read_answer(start_response, "200 OK", server, fallback, notes=[_note(r) for r in rows])
         note_id = path.rsplit("/", 1)[1]
         if not note_id.isdigit():
             return _respond(start_response, "404 Not Found", {"error": "no such note"})
-        rows, server, _id = _query(
-            "read", "SELECT id, body, written_by, created_at FROM notes WHERE id = %s", (int(note_id),)
+        rows, server, fallback = _read(
+            "SELECT id, body, written_by, created_at FROM notes WHERE id = %s", (int(note_id),)
         )
         if not rows:
-            return _respond(
-                start_response,
-                "404 Not Found",
-                {"error": "no such note", "db_host": server},
-                extra=[("X-DB-Host", server)],
-            )
-        return _respond(
-            start_response, "200 OK", {"db_host": server, "note": _note(rows[0])}, extra=[("X-DB-Host", server)]
-        )
+            return _read_answer(start_response, "404 Not Found", server, fallback, error="no such note")
+        return _read_answer(start_response, "200 OK", server, fallback, note=_note(rows[0]))
     except Exception as exc:  # noqa: BLE001 - the client gets an incident id, the log the reason
         body = {"error": "the database is unavailable", "incident": _incident(path, exc)}
         return _respond(start_response, "503 Service Unavailable", body)
@@ -191,10 +291,7 @@ def _notes(environ, start_response, path):
 def application(environ, start_response):
     path = environ.get("PATH_INFO", "/")
     if path == "/healthz":
-        db = {"write": _db_health("write"), "read": _db_health("read")}
-        healthy = all(part["ok"] is not False for part in db.values())
-        body = {"status": "ok" if healthy else "degraded", "host": HOST, "version": VERSION, "db": db}
-        return _respond(start_response, "200 OK", body)
+        return _respond(start_response, "200 OK", health())
     if path == "/api/info":
         body = {
             "host": HOST,
