@@ -55,8 +55,9 @@ lab: lab-up lab-deploy
 	@$(BIN)/python tools/lab.py probe --url https://127.0.0.1:8443/ --cafile $(LAB_INVENTORY)/.pki/ca.crt \
 	  --redirect-from http://127.0.0.1:8080/ --count 6 --expect 2 --notes
 	@echo "    Try: curl --cacert $(LAB_INVENTORY)/.pki/ca.crt https://127.0.0.1:8443/"
-	@echo "    Prometheus (every tier's metrics and the alerts): http://127.0.0.1:9090/"
-	@echo "    The stack's overview page (served by Prometheus): http://127.0.0.1:9090/consoles/webinfra.html"
+	@echo "    Prometheus (every tier's metrics and the alerts): https://127.0.0.1:9090/"
+	@echo "    The stack's overview page (served by Prometheus): https://127.0.0.1:9090/consoles/webinfra.html"
+	@echo "    (login: admin / lab-monitoring-password, monitoring_web_password in $(LAB_INVENTORY)/group_vars/all.yml)"
 
 lab-up: venv collection-link
 	@echo "==> Lab hosts (tools/lab.py up -i $(LAB_INVENTORY))"

@@ -9,7 +9,7 @@ from __future__ import annotations
 LAB_SECRETS = frozenset(
     f"{env}-{what}-password"
     for env in ("lab", "molecule")
-    for what in ("repl", "writer", "reader", "exporter", "stats")
+    for what in ("repl", "writer", "reader", "exporter", "stats", "binlog", "monitoring")
 )
 MIN_LENGTH = 12
 

@@ -21,8 +21,33 @@ def address(name):
     return host(name).interface("eth0").addresses[0]
 
 
+def basic(user, password):
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
+def monitor_get(port, path, headers=None):
+    """GET on Prometheus (9090) or Alertmanager (9093): HTTPS (verified against the internal
+    CA) with the web login unless `headers` are given."""
+    if headers is None:
+        headers = basic(hostvars(MONITOR)["monitoring_web_user"], hostvars(MONITOR)["monitoring_web_password"])
+    return http_get(host(MONITOR), f"https://{address(MONITOR)}:{port}{path}", headers)
+
+
+PLAIN = (
+    "import sys, urllib.request, urllib.error\n"
+    "try:\n    print(urllib.request.urlopen(sys.argv[1], timeout=5).status)\n"
+    "except urllib.error.HTTPError as e:\n    print(e.code)\n"
+    "except Exception as e:\n    print(type(e).__name__)\n"
+)
+
+
+def plain_http(client, url):
+    """What a plain-HTTP GET of `url` gets: a status, or the error's class name."""
+    return client.check_output("python3 -c %s %s", PLAIN, url)
+
+
 def prometheus(path):
-    resp = http_get(host(MONITOR), f"http://{address(MONITOR)}:9090{path}")
+    resp = monitor_get(9090, path)
     assert resp["status"] == 200, resp
     return json.loads(resp["body"])["data"]
 
@@ -109,16 +134,14 @@ def test_the_overview_page_shows_every_tier_with_its_state():
     replicas replicate, the backups and the (empty) alert table."""
 
     def page():
-        resp = http_get(host(MONITOR), f"http://{address(MONITOR)}:9090/consoles/webinfra.html")
+        resp = monitor_get(9090, "/consoles/webinfra.html")
         assert resp["status"] == 200, resp
         body = resp["body"]
         backends = {(row[0], row[1]): row[2] for row in console_rows(body, "backends")}
         return body if backends == {(lb, web): "UP" for lb in LBS for web in WEBS} else None
 
     body = wait_for(page, timeout=60, interval=2)
-    assert body, console_rows(
-        http_get(host(MONITOR), f"http://{address(MONITOR)}:9090/consoles/webinfra.html")["body"], "backends"
-    )
+    assert body, console_rows(monitor_get(9090, "/consoles/webinfra.html")["body"], "backends")
     balancers = {row[0]: row for row in console_rows(body, "balancers")}
     assert set(balancers) == set(LBS)
     for row in balancers.values():
@@ -144,7 +167,7 @@ def test_replication_and_backend_alerts_fire_and_clear():
         host(web).check_output("systemctl stop webapp")
         states = wait_for(lambda: wanted <= {k for k, v in firing().items() if v == "firing"}, timeout=90, interval=2)
         assert states, firing()
-        resp = http_get(host(MONITOR), f"http://{address(MONITOR)}:9093/api/v2/alerts")
+        resp = monitor_get(9093, "/api/v2/alerts")
         received = {a["labels"]["alertname"] for a in json.loads(resp["body"])}
         assert {"ReplicationStopped", "BackendServerDown"} <= received
     finally:
@@ -175,16 +198,35 @@ def test_mysqld_exporter_account_has_least_privilege():
     assert (cnf.user, cnf.group, cnf.mode) == ("root", "prometheus", 0o640)
 
 
-def test_stats_page_needs_the_password_and_an_admin_network():
+@pytest.mark.parametrize(("port", "path"), [(9090, "/api/v1/status/buildinfo"), (9093, "/api/v2/status")])
+def test_prometheus_and_alertmanager_answer_over_tls_to_the_login_only(port, path):
+    """Anyone who reached them could read every metric or silence the next outage's alerts."""
+    user = hostvars(MONITOR)["monitoring_web_user"]
+    assert monitor_get(port, path)["status"] == 200
+    assert monitor_get(port, path, {})["status"] == 401
+    assert monitor_get(port, path, basic(user, "wrong-password"))["status"] == 401
+    # Plain HTTP gets no answer from the application (Go's TLS server: 400, nothing else).
+    plain = plain_http(host(MONITOR), f"http://{address(MONITOR)}:{port}{path}")
+    assert plain == "400", plain
+    config = host(MONITOR).file("/etc/prometheus/web/web-config.yml")
+    assert (config.user, config.group, config.mode) == ("root", "prometheus", 0o640)
+    assert hostvars(MONITOR)["monitoring_web_password"] not in config.content_string
+    assert f"{user}: $2b$" in config.content_string
+    key = host(MONITOR).file("/etc/prometheus/web/key.pem")
+    assert (key.group, key.mode) == ("prometheus", 0o640)
+
+
+def test_stats_page_needs_the_password_an_admin_network_and_tls():
     lb = LBS[0]
-    url = f"http://{address(lb)}:8404/stats"
+    url = f"https://{address(lb)}:8404/stats"
     admin = host(lb)  # the scenario's admin network is lb-01's address
     assert http_get(admin, url)["status"] == 401
-    wrong = base64.b64encode(b"admin:wrong-password").decode()
-    assert http_get(admin, url, {"Authorization": f"Basic {wrong}"})["status"] == 401
-    good = base64.b64encode(f"admin:{hostvars(lb)['haproxy_stats_password']}".encode()).decode()
-    resp = http_get(admin, url, {"Authorization": f"Basic {good}"})
+    assert http_get(admin, url, basic("admin", "wrong-password"))["status"] == 401
+    resp = http_get(admin, url, basic("admin", hostvars(lb)["haproxy_stats_password"]))
     assert resp["status"] == 200 and "Statistics Report" in resp["body"]
+    # No plain HTTP: the password would cross the network readable.
+    plain = plain_http(admin, f"http://{address(lb)}:8404/stats")
+    assert not plain.isdigit(), plain
     # Only the hash is on the host, and the configuration is not world-readable.
     cfg = host(lb).file("/etc/haproxy/haproxy.cfg")
     assert hostvars(lb)["haproxy_stats_password"] not in cfg.content_string

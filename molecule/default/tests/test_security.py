@@ -278,12 +278,14 @@ PASSWORDS = (
     "haproxy_stats_password",
     "exporters_mysqld_password",
     "backup_binlog_password",
+    "monitoring_web_password",
 )
 
 
 def test_the_scenario_passwords_hold_what_option_files_and_shells_treat_specially():
     """The other tests (replication, application writes, the exporter's metrics, the archive,
-    the statistics page) run with these passwords: each holds #, ;, both quotes and a space."""
+    the statistics page, Prometheus' and Alertmanager's login) run with these passwords: each
+    holds #, ;, both quotes and a space."""
     for name in PASSWORDS:
         password = hostvars(PRIMARY)[name]
         assert all(c in password for c in "#;\"' "), name
