@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ansible_collections.webinfra.distributed.plugins.plugin_utils.secrets import LAB_SECRETS, weak_secrets
+from ansible_collections.webinfra.distributed.plugins.plugin_utils.secrets import weak_secrets
 
 
 def test_lab_defaults_short_and_empty_values_are_weak():
