@@ -64,6 +64,7 @@ DB_SETTINGS = {
     "reader_user": ("mysql_replication", "mysql_replication_app_reader_user"),
     "reader_password": ("mysql_replication", "mysql_replication_app_reader_password"),
     "semisync": ("mysql_replication", "mysql_replication_semisync"),
+    "tls": ("mysql_replication", "mysql_replication_tls"),
 }
 
 DB_SOCKET = "/run/mysqld/mysqld.sock"
@@ -345,6 +346,12 @@ def build(host, inputs, groups, hostvars, role_defaults):  # noqa: C901, PLR0912
 
     semisync = setting(primary, *DB_SETTINGS["semisync"]) if primary else False
     semisync = _bool(True if semisync is None else semisync, "mysql_replication_semisync")
+    # The servers' TLS (mysql_replication_tls): the application then connects over TLS (its
+    # accounts require it); a web server that hosts a replica reads through the unix socket,
+    # with a reader account for localhost that needs no TLS.
+    db_tls = setting(primary, *DB_SETTINGS["tls"]) if primary else False
+    db_tls = _bool(True if db_tls is None else db_tls, "mysql_replication_tls")
+    socket_reader = any(h in replicas for h in webservers)
 
     tiers = [
         name
@@ -407,6 +414,8 @@ def build(host, inputs, groups, hostvars, role_defaults):  # noqa: C901, PLR0912
             "port": port("db", primary or None),
             "agent_port": port("db_agent", primary or None),
             "semisync": semisync and len(db_hosts) > 1,
+            "tls": db_tls,
+            "socket_reader": socket_reader,
         },
         "db_writer": {"enabled": writer, "address": writer_address, "port": writer_port},
         # The database HA agents' etcd endpoints (empty: no automatic failover).

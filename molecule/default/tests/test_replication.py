@@ -198,12 +198,50 @@ def test_app_accounts_are_least_privilege():
 @pytest.mark.parametrize("name", REPLICAS)
 def test_replica_refuses_application_writes(name):
     out = host(name).run(
-        "mariadb -h %s -u app_writer -p%s webapp -e %s",
+        "mariadb --ssl --ssl-ca=/etc/mysql/tls/ca.pem -h %s -u app_writer -p%s webapp -e %s",
         host(name).interface("eth0").addresses[0],
         hostvars(name)["mysql_replication_app_writer_password"],
         "INSERT INTO notes (body, written_by) VALUES ('x', 'test')",
     )
     assert out.rc != 0 and "read-only" in out.stderr.lower()
+
+
+def test_application_accounts_require_tls_over_the_network():
+    """REQUIRE SSL: the server refuses any application connection over the network that is not
+    encrypted. Only the reader for localhost (the unix socket of a web server on a replica's
+    host) has none."""
+    accounts = sql(PRIMARY, "SELECT user, host, ssl_type FROM mysql.user WHERE user LIKE 'app\\_%'")
+    rows = {tuple(line.split("\t")) for line in accounts.splitlines() if line}
+    assert rows == {("app_writer", "%", "ANY"), ("app_reader", "%", "ANY"), ("app_reader", "localhost", "")}, rows
+    plain = (
+        "mariadb --skip-ssl -h %s -u app_writer -p%s webapp -NBe 'SELECT 1'",
+        host(PRIMARY).interface("eth0").addresses[0],
+        hostvars(PRIMARY)["mysql_replication_app_writer_password"],
+    )
+    refused = host(REPLICAS[0]).run(*plain)
+    assert refused.rc != 0 and "access denied" in refused.stderr.lower(), refused.stderr
+    encrypted = host(REPLICAS[0]).run(
+        plain[0].replace("--skip-ssl", "--ssl --ssl-ca=/etc/mysql/tls/ca.pem"), *plain[1:]
+    )
+    assert encrypted.rc == 0 and encrypted.stdout.strip() == "1", encrypted.stderr
+
+
+@pytest.mark.parametrize("name", WEBS)
+def test_the_application_connects_to_its_databases_over_tls(name):
+    """The application's own health probes report each connection's cipher: TLS to the writer
+    endpoint (passed through to the primary) and to a remote replica; the unix socket to a
+    replica on the same host stays local."""
+    read = "import urllib.request as u; print(u.urlopen('http://127.0.0.1:8000/healthz', timeout=5).read().decode())"
+    health = json.loads(host(name).check_output("python3 -c %s", read))
+    assert health["db"]["write"]["ok"] and health["db"]["write"]["tls"], health
+    assert health["db"]["read"]["ok"], health
+    if name in REPLICAS:
+        assert health["db"]["read"]["tls"] is None, health
+    else:
+        assert health["db"]["read"]["tls"], health
+    env = host(name).file("/etc/webapp/environment").content_string
+    assert 'DB_SSL_CA="/etc/webapp/db-ca.pem"' in env
+    assert host(name).file("/etc/webapp/db-ca.pem").content_string.strip() == ca_certificate().strip()
 
 
 # Re-runs the whole converge (2 minutes): on the other releases the idempotence step covers it.

@@ -184,3 +184,22 @@ def test_a_read_host_without_a_port_is_on_3306(monkeypatch, tmp_path):
     assert (app._db_settings("read")["host"], app._db_settings("read")["port"]) == ("10.0.0.3", 3306)
     fallback = app._db_settings("read", via_writer=True)
     assert (fallback["host"], fallback["port"], fallback["user"]) == ("127.0.0.1", 3307, "webapp_reader")
+
+
+def test_with_a_ca_every_network_connection_uses_tls_and_sockets_stay_plain(monkeypatch, tmp_path):
+    app = load_app(
+        monkeypatch,
+        tmp_path,
+        {
+            **WRITER,
+            "DB_WRITE_PORT": "3307",
+            "DB_READ_SOCKET": "/run/mysqld/mysqld.sock",
+            "DB_SSL_CA": "/etc/webapp/db-ca.pem",
+        },
+    )
+    tls = {"ca": "/etc/webapp/db-ca.pem", "check_hostname": False}
+    assert app._db_settings("write")["ssl"] == tls
+    assert app._db_settings("read", via_writer=True)["ssl"] == tls
+    assert "ssl" not in app._db_settings("read")
+    monkeypatch.delenv("DB_SSL_CA")
+    assert "ssl" not in app._db_settings("write")

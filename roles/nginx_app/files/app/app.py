@@ -10,8 +10,10 @@ Routes:
 
 Database settings come from the environment (all optional; without DB_WRITE_HOST the database
 routes answer 503): DB_NAME, DB_WRITE_HOST, DB_WRITE_PORT, DB_WRITE_USER, DB_WRITE_PASSWORD,
-DB_READ_HOST, DB_READ_PORT, DB_READ_SOCKET, DB_READ_USER, DB_READ_PASSWORD, and
-DB_READ_FALLBACK_SECONDS (10).
+DB_READ_HOST, DB_READ_PORT, DB_READ_SOCKET, DB_READ_USER, DB_READ_PASSWORD,
+DB_READ_FALLBACK_SECONDS (10), and DB_SSL_CA: with it, every connection over the network uses TLS
+and verifies the server's certificate against that CA (not its name: the writer endpoint passes
+the connection through to whichever server is primary); unix sockets stay local and plain.
 
 A read database that fails (refuses, or a frozen server that accepts the connection and never
 answers) is not a reason to fail reads, nor to take the web server out of the load balancer:
@@ -79,6 +81,8 @@ def _db_settings(role, via_writer=False, timeouts="query"):
     else:
         settings["host"] = env[prefix + "HOST"]
         settings["port"] = int(env.get(prefix + "PORT") or 3306)
+        if env.get("DB_SSL_CA"):
+            settings["ssl"] = {"ca": env["DB_SSL_CA"], "check_hostname": False}
     return settings
 
 
@@ -147,6 +151,20 @@ def _query(role, sql, args=None, via_writer=False, timeouts="query"):
         conn.close()
 
 
+def _probe(role):
+    """(server hostname, the connection's TLS cipher or "" when plain) of a bounded probe."""
+    conn = _connect(role, timeouts="probe")
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT @@hostname")
+            server = cur.fetchone()[0]
+            cur.execute("SHOW SESSION STATUS LIKE 'Ssl_cipher'")
+            row = cur.fetchone()
+        return server, (row[1] if row else "") or ""
+    finally:
+        conn.close()
+
+
 def _read(sql, args=None):
     """(rows, server, fallback) of a read: on the read database, or on the writer endpoint while
     the read database is marked down or when it fails now (which marks it)."""
@@ -175,8 +193,8 @@ def _db_health(role):
     if _db_settings(role) is None:
         return {"ok": None, "detail": "not configured"}
     try:
-        _rows, server, _id = _query(role, "SELECT 1", timeouts="probe")
-        answer = {"ok": True, "server": server}
+        server, cipher = _probe(role)
+        answer = {"ok": True, "server": server, "tls": cipher or None}
         if role == "read" and _own_read_database():
             mark_read_database(False)
         return answer

@@ -87,7 +87,14 @@ def test_seed_design_model():
     assert primary["play_groups"] == ["webinfra_stack", "webinfra_exporters", "webinfra_db"]
     assert lb["backend"] == {"tls": True, "port": 443}
     assert lb["db_writer"] == {"enabled": False, "address": "10.0.0.3", "port": 3306}
-    assert lb["db"] == {"groups": ["db_primary", "db_replicas"], "port": 3306, "agent_port": 3308, "semisync": True}
+    assert lb["db"] == {
+        "groups": ["db_primary", "db_replicas"],
+        "port": 3306,
+        "agent_port": 3308,
+        "semisync": True,
+        "tls": True,
+        "socket_reader": True,
+    }
     # The primary's web server reads from the first replica; the replica's reads its own socket.
     assert primary["app"]["env"] == {
         "DB_NAME": "webapp",
@@ -183,6 +190,19 @@ def test_semisync_follows_mysql_replication_semisync():
     groups, hostvars = seed_inventory()
     groups["db_replicas"] = []
     assert model("lb-01", {}, groups, hostvars)["db"]["semisync"] is False
+
+
+def test_database_tls_follows_mysql_replication_tls_and_socket_readers_the_topology():
+    groups, hostvars = seed_inventory(**{"web-01": {"mysql_replication_tls": False}})
+    assert model("lb-01", {}, groups, hostvars)["db"]["tls"] is False
+    # Separate database hosts: no web server reads through a unix socket.
+    groups, hostvars = seed_inventory()
+    groups["all"] += ["db-01", "db-02"]
+    groups["db_primary"], groups["db_replicas"] = ["db-01"], ["db-02"]
+    hostvars["db-01"] = {"ansible_facts": {"default_ipv4": {"address": "10.0.0.5"}}, **SECRETS}
+    hostvars["db-02"] = {"ansible_facts": {"default_ipv4": {"address": "10.0.0.6"}}, **SECRETS}
+    db = model("web-01", {}, groups, hostvars)["db"]
+    assert db["tls"] is True and db["socket_reader"] is False
 
 
 @pytest.mark.parametrize(
