@@ -347,7 +347,7 @@ def test_a_frozen_read_replica_leaves_every_web_server_serving(client):
         wait_for(lambda: False, timeout=2)
         assert podman("pause", f"{LAB}-db-02").returncode == 0
         try:
-            for _ in range(8):
+            for _sample in range(8):
                 states.append(proxy_servers("webservers"))
                 wait_for(lambda: False, timeout=2)
             during = http_get(client, f"https://{VIP}/api/notes")
