@@ -29,7 +29,9 @@ def monitor_get(port, path, headers=None):
     """GET on Prometheus (9090) or Alertmanager (9093): HTTPS (verified against the internal
     CA) with the web login unless `headers` are given."""
     if headers is None:
-        headers = basic(hostvars(MONITOR)["monitoring_web_user"], hostvars(MONITOR)["monitoring_web_password"])
+        headers = basic(
+            hostvars(MONITOR).get("monitoring_web_user", "admin"), hostvars(MONITOR)["monitoring_web_password"]
+        )
     return http_get(host(MONITOR), f"https://{address(MONITOR)}:{port}{path}", headers)
 
 
@@ -201,7 +203,7 @@ def test_mysqld_exporter_account_has_least_privilege():
 @pytest.mark.parametrize(("port", "path"), [(9090, "/api/v1/status/buildinfo"), (9093, "/api/v2/status")])
 def test_prometheus_and_alertmanager_answer_over_tls_to_the_login_only(port, path):
     """Anyone who reached them could read every metric or silence the next outage's alerts."""
-    user = hostvars(MONITOR)["monitoring_web_user"]
+    user = hostvars(MONITOR).get("monitoring_web_user", "admin")
     assert monitor_get(port, path)["status"] == 200
     assert monitor_get(port, path, {})["status"] == 401
     assert monitor_get(port, path, basic(user, "wrong-password"))["status"] == 401
