@@ -6,7 +6,10 @@ Run after `make lab` (it uses the lab's inventory, hosts and internal CA):
 
 Steps (each prints its progress and its figures):
   deploy       re-creates the lab hosts (images present), times site.yml on the fresh hosts, a
-               no-op re-run and a --check run, with the changed count of each
+               no-op re-run and a --check run, with the changed count of each, next to two
+               floors: one trivial module run on every host (ping), and one apt transaction per
+               host of the packages the fresh deploy installed, all hosts at once (on hosts
+               re-created for it); then a second fresh deploy; the ratios to the floors
   datapath     wrk from a client container: requests/s and latency p50/p99 through HAProxy and
                direct to one web server, for a static page and an application page
   faults       bounded load through the balancer while one web server's application is killed
@@ -183,17 +186,96 @@ class Hole:
 
 
 # --- deploy ------------------------------------------------------------------------------------
-def bench_deploy(lab: Lab) -> dict:
+APT_HISTORY = "/var/log/apt/history.log"
+
+
+def requested_packages(history: str) -> list[str]:
+    """The packages apt installed on request (not as dependencies), from history.log's text."""
+    names = set()
+    for line in history.splitlines():
+        if line.startswith("Install: "):
+            for name, detail in re.findall(r"(\S+) \(([^)]*)\)", line[len("Install: ") :]):
+                if "automatic" not in detail:
+                    names.add(name.split(":", 1)[0])
+    return sorted(names)
+
+
+def recreate(lab: Lab) -> None:
     log("deploy: re-creating the lab hosts (images present)")
     lab_tool("down", "--lab", lab.name)
     lab_tool("up", "-i", lab.inventory)
+
+
+def history_size(lab: Lab, host: str) -> int:
+    return int(lab.sh(host, f"stat -c %s {APT_HISTORY} 2>/dev/null || echo 0").stdout.split()[0])
+
+
+def apt_floor(lab: Lab, packages: dict[str, list[str]]) -> float:
+    """Wall seconds of one apt transaction per host (the index update, then every package the
+    deploy installed there), all hosts at once: the floor of a fresh deploy."""
+    script = (
+        "export DEBIAN_FRONTEND=noninteractive; apt-get update -qq"
+        " && apt-get install -y -qq --no-install-recommends -o Dpkg::Options::=--force-confold {} > /dev/null"
+    )
+    started = time.time()
+    workers = [
+        threading.Thread(target=lab.sh, args=(host, script.format(" ".join(names))), kwargs={"timeout": 1800})
+        for host, names in packages.items()
+        if names
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    return time.time() - started
+
+
+def module_floor(lab: Lab) -> float:
+    """Wall seconds of one trivial module run (ping) on every host, as site.yml reaches them:
+    the floor of a re-run (Ansible's start-up, connections, one module run per host)."""
+    started = time.time()
+    run([lab.bin("ansible"), "-i", lab.inventory, "all", "-m", "ansible.builtin.ping"], cwd=ROOT)
+    return time.time() - started
+
+
+def bench_deploy(lab: Lab) -> dict:
+    """site.yml fresh, re-run and --check, next to their floors measured in the same run: one
+    apt transaction per host of the packages the fresh deploy installed (on hosts re-created
+    for it) and one trivial module run on every host; then a second fresh deploy (which leaves
+    the lab deployed for the other steps)."""
+    recreate(lab)
+    hosts = sorted(lab.hostvars)
+    sizes = {host: history_size(lab, host) for host in hosts}
     site = str(ROOT / "site.yml")
-    out = {}
+    out: dict = {}
     for key, args in (("fresh", [site]), ("noop_rerun", [site]), ("check", [site, "--check"])):
         log(f"deploy: site.yml {key.replace('_', ' ')} ...")
         seconds, changed, _output = lab.playbook(*args)
         out[key] = {"seconds": round(seconds, 1), "changed": changed}
         log(f"deploy: {key}: {seconds:.1f} s, changed={changed}")
+    floor = module_floor(lab)
+    out["module_floor"] = {"seconds": round(floor, 1)}
+    log(f"deploy: floor of a re-run (ansible all -m ping): {floor:.1f} s")
+    packages = {
+        host: requested_packages(lab.sh(host, f"tail -c +{sizes[host] + 1} {APT_HISTORY}").stdout) for host in hosts
+    }
+    if not any(packages.values()):
+        raise SystemExit(f"bench: no package installs found in {APT_HISTORY} after the fresh deploy")
+    recreate(lab)
+    floor = apt_floor(lab, packages)
+    out["apt_floor"] = {"seconds": round(floor, 1), "packages": {h: len(p) for h, p in packages.items()}}
+    log(f"deploy: floor of a fresh deploy (one apt transaction per host, all at once): {floor:.1f} s; {packages}")
+    recreate(lab)
+    log("deploy: site.yml fresh (second sample; leaves the lab deployed) ...")
+    seconds, changed, _output = lab.playbook(site)
+    out["fresh_again"] = {"seconds": round(seconds, 1), "changed": changed}
+    log(f"deploy: fresh again: {seconds:.1f} s, changed={changed}")
+    fresh = min(out["fresh"]["seconds"], out["fresh_again"]["seconds"])
+    out["ratios"] = {
+        "fresh_to_apt_floor": round(fresh / out["apt_floor"]["seconds"], 2),
+        "noop_to_module_floor": round(out["noop_rerun"]["seconds"] / out["module_floor"]["seconds"], 2),
+    }
+    log(f"deploy: ratios {out['ratios']}")
     return out
 
 
@@ -1126,6 +1208,27 @@ def judge(results: dict) -> dict:
     return verdict
 
 
+def deploy_lines(d: dict) -> list[str]:
+    """The deploy step's rows of the results table."""
+    lines = [
+        f"| {label} | {d[key]['seconds']} s, changed={d[key]['changed']} |"
+        for key, label in (
+            ("fresh", "site.yml on fresh hosts"),
+            ("noop_rerun", "site.yml no-op re-run"),
+            ("check", "site.yml --check"),
+        )
+    ]
+    if "apt_floor" in d:
+        lines += [
+            f"| site.yml on fresh hosts, second sample | {d['fresh_again']['seconds']} s |",
+            f"| floor: one apt transaction per host, all hosts at once | {d['apt_floor']['seconds']} s |",
+            f"| floor: one trivial module run on every host | {d['module_floor']['seconds']} s |",
+            f"| fresh deploy / its floor (the faster sample) | {d['ratios']['fresh_to_apt_floor']} |",
+            f"| no-op re-run / its floor | {d['ratios']['noop_to_module_floor']} |",
+        ]
+    return lines
+
+
 def markdown(report: dict) -> str:
     m, r = report["machine"], report["results"]
     lines = [
@@ -1138,12 +1241,7 @@ def markdown(report: dict) -> str:
         "|---|---|",
     ]
     if "deploy" in r:
-        for key, label in (
-            ("fresh", "site.yml on fresh hosts"),
-            ("noop_rerun", "site.yml no-op re-run"),
-            ("check", "site.yml --check"),
-        ):
-            lines.append(f"| {label} | {r['deploy'][key]['seconds']} s, changed={r['deploy'][key]['changed']} |")
+        lines += deploy_lines(r["deploy"])
     if "datapath" in r:
         d = r["datapath"]
         for page in ("static", "app"):

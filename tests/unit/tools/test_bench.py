@@ -119,3 +119,38 @@ def test_the_backup_step_is_reported():
     text = bench.markdown(report)
     assert "| full backup of 1.10 GB (web-02 to lb-01) | 20.0 s, 55.0 MB/s, 300 MB stored |" in text
     assert "p50 0.1 s, p99 0.3 s, max 0.4 s" in text and "42.0 s, 4000 of 4000 rows" in text
+
+
+HISTORY = """
+Start-Date: 2026-12-01  00:10:01
+Requested-By: root
+Install: nginx:amd64 (1.26.3-3), libnginx-mod-stream:amd64 (1.26.3-3, automatic), gunicorn:all (23.0.0-1)
+End-Date: 2026-12-01  00:10:09
+
+Start-Date: 2026-12-01  00:11:00
+Commandline: apt-get install -y mariadb-server
+Install: mariadb-server:amd64 (1:11.8.3-0+deb13u1), galera-4:amd64 (26.4.22-1, automatic)
+Upgrade: libc6:amd64 (2.41-11, 2.41-12)
+End-Date: 2026-12-01  00:11:30
+"""
+
+
+def test_the_packages_a_deploy_requested_are_read_from_apt_history():
+    assert bench.requested_packages(HISTORY) == ["gunicorn", "mariadb-server", "nginx"]
+    assert bench.requested_packages("") == []
+
+
+def test_deploy_rows_show_the_floors_and_ratios():
+    deploy = {
+        "fresh": {"seconds": 130.0, "changed": 136},
+        "noop_rerun": {"seconds": 40.0, "changed": 0},
+        "check": {"seconds": 35.0, "changed": 0},
+        "fresh_again": {"seconds": 128.0, "changed": 136},
+        "apt_floor": {"seconds": 64.0, "packages": {"lb-01": 9}},
+        "module_floor": {"seconds": 4.0},
+        "ratios": {"fresh_to_apt_floor": 2.0, "noop_to_module_floor": 10.0},
+    }
+    rows = bench.deploy_lines(deploy)
+    assert "| floor: one apt transaction per host, all hosts at once | 64.0 s |" in rows
+    assert "| no-op re-run / its floor | 10.0 |" in rows
+    assert len(bench.deploy_lines({k: deploy[k] for k in ("fresh", "noop_rerun", "check")})) == 3
