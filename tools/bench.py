@@ -118,9 +118,13 @@ class Lab:
         out = self.sh(host, "ip -4 -o addr show eth0 | awk '{print $4}' | cut -d/ -f1").stdout.strip()
         return out.splitlines()[0]
 
-    def playbook(self, *args: str) -> tuple[float, int, str]:
-        """(seconds, total changed, output) of an ansible-playbook run against the lab."""
+    def playbook(self, *args: str, timeline: Path | None = None) -> tuple[float, int, str]:
+        """(seconds, total changed, output) of an ansible-playbook run against the lab; with
+        `timeline`, every task's timings go to that file (tools/callbacks/webinfra_timeline.py)."""
         env = dict(os.environ, ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1")
+        if timeline is not None:
+            env["WEBINFRA_TIMELINE"] = str(timeline)
+            env["ANSIBLE_CALLBACK_PLUGINS"] = str(ROOT / "tools" / "callbacks")
         started = time.time()
         proc = run([self.bin("ansible-playbook"), "-i", self.inventory, *args], check=False, env=env)
         elapsed = time.time() - started
@@ -238,6 +242,50 @@ def module_floor(lab: Lab) -> float:
     return time.time() - started
 
 
+def task_category(task: dict) -> str:
+    """Where a task's time counts: packages, handlers (restarts, reloads), waits, facts and
+    includes, or other module runs."""
+    action = task["action"].rsplit(".", 1)[-1]
+    if task["handler"]:
+        return "handlers"
+    if action in ("apt", "package", "apt_repository"):
+        return "packages"
+    if action in ("gather_facts", "setup", "include_role", "include_tasks", "import_role", "group_by", "meta"):
+        return "facts and includes"
+    if action in ("wait_for", "pause") or task["name"].lower().startswith("wait"):
+        return "waits"
+    return "other module runs"
+
+
+def where_time_goes(timeline: dict, top: int = 15) -> dict:
+    """Seconds of a playbook run per play, per kind of task and for the longest tasks. Plays and
+    tasks run one after the other (linear strategy): a task lasts until the next one starts."""
+    tasks, plays = timeline["tasks"], timeline["plays"]
+    end = timeline["seconds"]
+    walls = []
+    for i, task in enumerate(tasks):
+        stop = tasks[i + 1]["start"] if i + 1 < len(tasks) else end
+        walls.append(max(0.0, stop - task["start"]))
+    play_seconds = []
+    for i, play in enumerate(plays):
+        stop = plays[i + 1]["start"] if i + 1 < len(plays) else end
+        play_seconds.append({"name": play["name"], "seconds": round(stop - play["start"], 1)})
+    categories: dict[str, float] = {}
+    for task, wall in zip(tasks, walls, strict=True):
+        key = task_category(task)
+        categories[key] = categories.get(key, 0.0) + wall
+    longest = sorted(zip(walls, tasks, strict=True), key=lambda pair: -pair[0])[:top]
+    return {
+        "seconds": round(end, 1),
+        "plays": play_seconds,
+        "categories": {k: round(v, 1) for k, v in sorted(categories.items(), key=lambda kv: -kv[1])},
+        "longest_tasks": [
+            {"name": t["name"], "seconds": round(w, 1), "hosts": sorted(t["hosts"]), "category": task_category(t)}
+            for w, t in longest
+        ],
+    }
+
+
 def bench_deploy(lab: Lab) -> dict:
     """site.yml fresh, re-run and --check, next to their floors measured in the same run: one
     apt transaction per host of the packages the fresh deploy installed (on hosts re-created
@@ -248,11 +296,18 @@ def bench_deploy(lab: Lab) -> dict:
     sizes = {host: history_size(lab, host) for host in hosts}
     site = str(ROOT / "site.yml")
     out: dict = {}
+    work = ROOT / "bench" / "results" / ".work"
+    work.mkdir(parents=True, exist_ok=True)
     for key, args in (("fresh", [site]), ("noop_rerun", [site]), ("check", [site, "--check"])):
         log(f"deploy: site.yml {key.replace('_', ' ')} ...")
-        seconds, changed, _output = lab.playbook(*args)
+        timeline = work / f"timeline-{key}.json"
+        seconds, changed, _output = lab.playbook(*args, timeline=timeline)
         out[key] = {"seconds": round(seconds, 1), "changed": changed}
+        if key != "check":
+            out[key]["breakdown"] = where_time_goes(json.loads(timeline.read_text()))
         log(f"deploy: {key}: {seconds:.1f} s, changed={changed}")
+        if "breakdown" in out[key]:
+            log(f"deploy: {key}: by kind {out[key]['breakdown']['categories']}")
     floor = module_floor(lab)
     out["module_floor"] = {"seconds": round(floor, 1)}
     log(f"deploy: floor of a re-run (ansible all -m ping): {floor:.1f} s")

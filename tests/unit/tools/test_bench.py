@@ -154,3 +154,33 @@ def test_deploy_rows_show_the_floors_and_ratios():
     assert "| floor: one apt transaction per host, all hosts at once | 64.0 s |" in rows
     assert "| no-op re-run / its floor | 10.0 |" in rows
     assert len(bench.deploy_lines({k: deploy[k] for k in ("fresh", "noop_rerun", "check")})) == 3
+
+
+def test_where_the_time_goes_per_play_kind_and_task():
+    timeline = {
+        "seconds": 20.0,
+        "plays": [{"name": "checks", "start": 0.0}, {"name": "web", "start": 5.0}],
+        "tasks": [
+            {"name": "Gathering Facts", "action": "gather_facts", "handler": False, "start": 0.1, "hosts": {}},
+            {
+                "name": "Install nginx",
+                "action": "ansible.builtin.apt",
+                "handler": False,
+                "start": 5.0,
+                "hosts": {"w": [14.0, "changed"]},
+            },
+            {"name": "Wait until ready", "action": "ansible.builtin.uri", "handler": False, "start": 14.0, "hosts": {}},
+            {
+                "name": "Restart nginx",
+                "action": "ansible.builtin.systemd_service",
+                "handler": True,
+                "start": 16.0,
+                "hosts": {},
+            },
+        ],
+    }
+    out = bench.where_time_goes(timeline, top=2)
+    assert out["plays"] == [{"name": "checks", "seconds": 5.0}, {"name": "web", "seconds": 15.0}]
+    assert out["categories"] == {"packages": 9.0, "facts and includes": 4.9, "handlers": 4.0, "waits": 2.0}
+    assert [t["name"] for t in out["longest_tasks"]] == ["Install nginx", "Gathering Facts"]
+    assert out["longest_tasks"][0]["hosts"] == ["w"]
