@@ -390,10 +390,24 @@ def test_automatic_failover_when_the_primary_freezes(client):
 
 
 def test_the_resumed_old_primary_fences_itself_and_rejoins_as_a_replica():
+    """The resumed db-01 turns read-only at once and replicates from db-02. A transaction that
+    db-01 had written to its binary log but not yet sent when it froze (never acknowledged to
+    its client: semi-sync) is on db-01 only: its agent then reports it errant and keeps it out,
+    and the runbook's answer, rebuild.yml, makes it a replica again."""
     with Sampler() as sampler:
         assert podman("unpause", f"{LAB}-db-01").returncode == 0
         assert wait_for(lambda: sampler.first("db-01", False) is not None, timeout=20), sampler.samples[-5:]
-        assert wait_for(lambda: replicates_from("db-01", "db-02"), timeout=30)
+        rejoined = wait_for(
+            lambda: replicates_from("db-01", "db-02") or bool(pstatus("db-01").get("errant")), timeout=30
+        )
+        assert rejoined, pstatus("db-01")
+        errant = "" if replicates_from("db-01", "db-02") else pstatus("db-01").get("errant")
+        if errant:
+            print(f"\ndb-01 held a transaction db-02 never received ({errant}): rebuild.yml")
+            assert writer_servers().get("db-01") == "DOWN"
+            proc = run_playbook("playbooks/rebuild.yml", "-e", "host=db-01")
+            assert proc.returncode == 0, playbook_digest(proc)
+            assert wait_for(lambda: replicates_from("db-01", "db-02"), timeout=60), pstatus("db-01")
     assert sampler.double_writable() == [], sampler.double_writable()
     assert writable("db-02") and not writable("db-01")
     assert writer_servers().get("db-01") == "DOWN"
