@@ -176,7 +176,9 @@ def test_without_a_read_database_of_their_own_reads_use_the_writer_endpoint(monk
     status, data = call(app, "/api/notes")
     assert status.startswith("200") and "read_fallback" not in json.loads(data)
     assert app._db_settings("read")["port"] == 3307 and app._db_settings("read")["user"] == "webapp_reader"
-    assert servers.calls == ["read"]
+    assert app._db_settings("read") == app._db_settings("read", via_writer=True)
+    # One query, on the writer endpoint: no read database is tried first.
+    assert servers.calls == ["writer"]
 
 
 def test_a_read_host_without_a_port_is_on_3306(monkeypatch, tmp_path):

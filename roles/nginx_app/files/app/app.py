@@ -74,7 +74,7 @@ def _db_settings(role, via_writer=False, timeouts="query"):
         "autocommit": True,
         "charset": "utf8mb4",
     }
-    if via_writer or not (env.get(prefix + "SOCKET") or env.get(prefix + "HOST")):
+    if via_writer or (role == "read" and not _own_read_database()):
         prefix = "DB_WRITE_"
     if env.get(prefix + "SOCKET"):
         settings["unix_socket"] = env[prefix + "SOCKET"]
@@ -177,7 +177,7 @@ def _read(sql, args=None):
                 raise
             _incident("read database (reads go to the writer endpoint)", exc)
             mark_read_database(True)
-    rows, server, _id = _query("read", sql, args, via_writer=_own_read_database())
+    rows, server, _id = _query("read", sql, args, via_writer=True)
     return rows, server, _own_read_database()
 
 
@@ -190,20 +190,20 @@ def _incident(where, exc):
 
 
 def _db_health(role):
+    """A bounded probe; for a read database of its own, it also sets or clears the down mark."""
     if _db_settings(role) is None:
         return {"ok": None, "detail": "not configured"}
+    own_read = role == "read" and _own_read_database()
     try:
         server, cipher = _probe(role)
         answer = {"ok": True, "server": server, "tls": cipher or None}
-        if role == "read" and _own_read_database():
-            mark_read_database(False)
-        return answer
     except Exception as exc:  # noqa: BLE001 - reported, not raised
         answer = {"ok": False, "detail": "%s (incident %s)" % (type(exc).__name__, _incident("healthz", exc))}
-        if role == "read" and _own_read_database():
-            mark_read_database(True)
+        if own_read:
             answer["reads_from"] = "writer endpoint"
-        return answer
+    if own_read:
+        mark_read_database(not answer["ok"])
+    return answer
 
 
 def health():
