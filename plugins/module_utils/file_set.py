@@ -30,6 +30,9 @@ def normalise(entries):
         validate = entry.get("validate")
         if validate is not None and (state != "file" or "%s" not in validate):
             raise ValueError("%s: validate is for a file and must contain %%s (the new content's path)" % where)
+        replace = entry.get("replace")
+        if replace is False and state != "file":
+            raise ValueError("%s: replace is for a file" % where)
         if state == "absent" and any(entry.get(key) is not None for key in ("owner", "group", "mode")):
             raise ValueError("%s: an absent entry takes no owner, group or mode" % where)
         out.append(
@@ -41,6 +44,7 @@ def normalise(entries):
                 "group": entry.get("group"),
                 "mode": entry.get("mode") or ("0755" if state == "directory" else "0644"),
                 "validate": validate,
+                "replace": True if replace is None else bool(replace),
             }
         )
     return out
@@ -62,6 +66,8 @@ def content_changes(entries):
             continue
         after = entry["content"].encode("utf-8")
         before = read_bytes(entry["path"])
+        if before is not None and not entry["replace"]:
+            continue
         if before != after:
             changes.append((entry, before, after))
     return changes

@@ -74,6 +74,13 @@ options:
             where the new content's path goes (for example V(nginx -t -q -c %s)). Run without a
             shell. Not run when the content is unchanged, nor in check mode.
         type: str
+      replace:
+        description:
+          - V(false) writes the content only when the file does not exist yet (a first version
+            that another program keeps up to date afterwards, such as a certificate renewed by
+            ACME); owner, group and mode are still enforced.
+        type: bool
+        default: true
 """
 
 EXAMPLES = r"""
@@ -135,6 +142,7 @@ def main():
                     "group": {"type": "str"},
                     "mode": {"type": "str"},
                     "validate": {"type": "str"},
+                    "replace": {"type": "bool", "default": True},
                 },
             }
         },

@@ -85,6 +85,7 @@ def test_a_file_in_a_missing_directory_is_refused(run_module, tmp_path):
         ([{"path": "/etc/x", "content": "1", "validate": "true"}], "validate is for a file and must contain %s"),
         ([{"path": "/etc/d", "state": "directory", "validate": "t %s"}], "validate is for a file"),
         ([{"path": "/etc/x", "state": "absent", "mode": "0600"}], "an absent entry takes no owner, group or mode"),
+        ([{"path": "/etc/d", "state": "directory", "replace": False}], "files[0] (/etc/d): replace is for a file"),
     ],
 )
 def test_bad_entries_name_the_entry(entries, message):
@@ -98,6 +99,22 @@ def test_content_changes_ignores_directories_and_equal_files(tmp_path):
     (tmp_path / "f").write_text("x")
     entries = normalise([{"path": str(tmp_path), "state": "directory"}, {"path": str(tmp_path / "f"), "content": "x"}])
     assert content_changes(entries) == []
+
+
+def test_replace_false_writes_a_missing_file_and_keeps_an_existing_one(run_module, tmp_path):
+    kept, created = tmp_path / "site.pem", tmp_path / "new.pem"
+    kept.write_text("renewed by ACME\n")
+    kept.chmod(0o644)
+    spec = [
+        {"path": str(kept), "content": "first version\n", "mode": "0600", "replace": False},
+        {"path": str(created), "content": "first version\n", "mode": "0600", "replace": False},
+    ]
+    outcome, result = run_module(files, {"files": spec})
+    assert outcome == "exit" and result["changed_paths"] == [str(kept), str(created)]
+    assert kept.read_text() == "renewed by ACME\n" and oct(kept.stat().st_mode & 0o777) == "0o600"
+    assert created.read_text() == "first version\n"
+    outcome, result = run_module(files, {"files": spec})
+    assert outcome == "exit" and not result["changed"]
 
 
 # A checker that accepts a file whose content says "good" (grep exits 1 otherwise).
