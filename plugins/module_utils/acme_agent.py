@@ -94,8 +94,8 @@ def uncovered(names, wanted):
     """The wanted names a certificate for `names` does not cover (one-label wildcards count)."""
     have = [n.lower() for n in names]
     missing = []
-    for name in wanted:
-        name = name.lower()
+    for wanted_name in wanted:
+        name = wanted_name.lower()
         parent = name.split(".", 1)[1] if "." in name else ""
         if name not in have and ("*." + parent) not in have:
             missing.append(name)
@@ -301,8 +301,8 @@ def ensure(host, cfg, force=False):
         result["peers"][peer["name"]] = answer
         if answer.get("error"):
             failed.append("%s: %s" % (peer["name"], answer["error"]))
-    result["changed"] = result["renewed"] or result["installed"] or any(
-        a.get("installed") for a in result["peers"].values()
+    result["changed"] = (
+        result["renewed"] or result["installed"] or any(a.get("installed") for a in result["peers"].values())
     )
     if failed:
         result["error"] = "the certificate did not reach every balancer: " + "; ".join(failed)

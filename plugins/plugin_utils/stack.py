@@ -34,6 +34,7 @@ DEFAULTS = {
     "webinfra_app_env": {},
     "webinfra_app_system_packages": [],
     "webinfra_lab": False,
+    "webinfra_acme": False,
 }
 
 # Ports that cross tiers: model key -> (role, variable). The value is the variable where the
@@ -53,6 +54,8 @@ PORTS = {
     "etcd_client": ("etcd", "etcd_client_port"),
     "etcd_peer": ("etcd", "etcd_peer_port"),
     "backup_agent": ("backup", "backup_agent_port"),
+    "acme_http": ("acme", "acme_http_port"),
+    "ssh": ("firewall", "firewall_ssh_port"),
 }
 
 # Database settings the web servers' application needs: read from the primary's variables,
@@ -262,10 +265,20 @@ def build(host, inputs, groups, hostvars, role_defaults):  # noqa: C901, PLR0912
     in_backup = host in backup_hosts
     db_groups = [primary_group, replica_group]
 
+    # ACME (the acme role): the first balancer asks for the certificate; every balancer's HAProxy
+    # sends HTTP-01 challenges to its lego, and it pushes the certificate to the others over SSH.
+    acme = _bool(cfg["webinfra_acme"], "webinfra_acme") and bool(loadbalancers)
+    issuer = loadbalancers[0] if acme else ""
+    challenge = f"{addresses[issuer]}:{port('acme_http', issuer)}" if acme else ""
+
     # This host's firewall openings beyond its tier's own: sources are inventory groups or networks.
     rules = []
     if in_lb:
         rules.append({"port": port("haproxy_stats", host), "from": admin, "comment": "haproxy-stats"})
+    if acme and host == issuer:
+        rules.append({"port": port("acme_http", host), "from": ["loadbalancers"], "comment": "acme-http-01"})
+    if acme and in_lb and host != issuer:
+        rules.append({"port": port("ssh", host), "from": [f"{addresses[issuer]}/32"], "comment": "acme-push"})
     if in_db and etcd_hosts:
         # The HA agent: /primary for the writer endpoint, /status for the other agents, /metrics.
         agent_from = [g for g in ["loadbalancers", *db_groups] if g in groups]
@@ -426,5 +439,8 @@ def build(host, inputs, groups, hostvars, role_defaults):  # noqa: C901, PLR0912
         # Backups (empty hosts: none): the repositories and the port of their agents.
         "backup": {"enabled": bool(backup_hosts), "group": backup_group, "hosts": backup_hosts},
         "firewall_rules": rules,
+        # ACME certificates for the site (issuer: the balancer that asks; challenge: where its lego
+        # answers HTTP-01, for every balancer's HAProxy).
+        "acme": {"enabled": acme, "issuer": issuer, "challenge": challenge},
         "app": {"env": app_env, "packages": _unique(APP_PACKAGES + [str(p) for p in packages])},
     }

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import datetime
 import io
 import json
 import subprocess
 from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from ansible_collections.webinfra.distributed.plugins.module_utils import acme_agent as agent
 
@@ -31,15 +36,8 @@ def make_cert(tmp_path: Path, names, days=30, tag="a") -> tuple[str, str]:
 
 
 def expired_cert(names, days) -> tuple[str, str]:
-    import datetime
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
     key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])])
     cert = (
         x509.CertificateBuilder()
@@ -52,7 +50,9 @@ def expired_cert(names, days) -> tuple[str, str]:
         .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), critical=False)
         .sign(key, hashes.SHA256())
     )
-    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
     return cert.public_bytes(serialization.Encoding.PEM).decode(), key_pem.decode()
 
 
@@ -153,7 +153,7 @@ def test_pem_helpers(tmp_path):
     assert len(certs) == 1 and "PRIVATE KEY" in found_key
     assert "\n\n" not in agent.bundle(certs, found_key)
     expected = subprocess.run(
-        ["openssl", "x509", "-noout", "-fingerprint", "-sha256"], input=crt, capture_output=True, text=True
+        ["openssl", "x509", "-noout", "-fingerprint", "-sha256"], input=crt, capture_output=True, text=True, check=True
     ).stdout
     assert agent.fingerprint(crt) == expected.strip().split("=", 1)[1]
     with pytest.raises(agent.AcmeError, match="exactly one private key"):
