@@ -176,8 +176,8 @@ def test_first_ensure_issues_installs_updates_haproxy_at_run_time_and_pushes_to_
     assert oct(Path(cfg["site_pem"]).stat().st_mode & 0o777) == "0o600"
     assert host.runtime_calls[0].startswith(f"set ssl cert {cfg['site_pem']} <<\n-----BEGIN CERTIFICATE-----")
     assert host.runtime_calls[1] == f"commit ssl cert {cfg['site_pem']}"
-    assert not any(argv[:2] == ["systemctl", "reload"] for argv, _ in host.calls)
-    ssh = next(argv for argv, _ in host.calls if argv[0] == "ssh")
+    assert not any(argv[:2] == ["systemctl", "reload"] for argv, _env in host.calls)
+    ssh = next(argv for argv, _env in host.calls if argv[0] == "ssh")
     assert "root@10.0.0.3" in ssh and "StrictHostKeyChecking=yes" in ssh
     lego_env = next(env for argv, env in host.calls if argv[0] == "lego")
     assert lego_env["LEGO_CA_CERTIFICATES"] == cfg["ca_file"]
@@ -239,7 +239,7 @@ def test_a_failed_runtime_update_falls_back_to_a_reload(tmp_path, cfg):
     crt, key = make_cert(tmp_path, NAMES)
     host = host_for(tmp_path, cfg, runtime_answers=["Unknown command\n"])
     assert agent.receive(host, cfg, crt + key)["installed"]
-    assert any(argv == ["systemctl", "reload", "haproxy"] for argv, _ in host.calls)
+    assert any(argv == ["systemctl", "reload", "haproxy"] for argv, _env in host.calls)
 
 
 def test_a_peer_that_fails_is_reported_and_fails_the_run(tmp_path, cfg):
