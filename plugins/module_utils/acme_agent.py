@@ -242,7 +242,8 @@ def update_running(host, cfg, new):
         if "success" not in answer.lower():
             host.runtime(cfg["socket"], "abort ssl cert %s" % path)
             raise AcmeError("commit ssl cert: %s" % answer.strip()[:300])
-    except Exception:  # pylint: disable=broad-except - any runtime failure: the file is in place, reload
+    # Any runtime failure: the file is in place, a (hitless) reload loads it.
+    except Exception:  # pylint: disable=broad-except
         host.run(["systemctl", "reload", "haproxy"])
 
 
@@ -335,6 +336,10 @@ def load_config(path):
     return cfg
 
 
+def _emit(result, out=None):
+    (out or sys.stdout).write(json.dumps(result, sort_keys=True) + "\n")
+
+
 def main(argv=None, host=None, stdin=None):
     parser = argparse.ArgumentParser(prog="webinfra-acme")
     parser.add_argument("command", choices=["ensure", "receive", "status"])
@@ -351,11 +356,11 @@ def main(argv=None, host=None, stdin=None):
         else:
             result = status(host, cfg)
     except AcmeError as exc:
-        print(json.dumps({"error": str(exc)}))
+        _emit({"error": str(exc)})
         return 1
-    print(json.dumps(result, sort_keys=True))
+    _emit(result)
     return 1 if result.get("error") else 0
 
 
 if __name__ == "__main__":  # python3 -m ...acme_agent COMMAND CONFIG (timer, site.yml, ssh)
-    sys.exit(main())
+    raise SystemExit(main())

@@ -229,8 +229,8 @@ def test_a_bundle_that_does_not_fit_is_refused_before_anything_changes(tmp_path,
 
 
 def test_a_key_of_another_certificate_is_refused(tmp_path, cfg):
-    crt, _ = make_cert(tmp_path, NAMES, tag="one")
-    _, other_key = make_cert(tmp_path, NAMES, tag="two")
+    crt, _key = make_cert(tmp_path, NAMES, tag="one")
+    _crt, other_key = make_cert(tmp_path, NAMES, tag="two")
     with pytest.raises(agent.AcmeError, match="does not match its private key"):
         agent.receive(host_for(tmp_path, cfg), cfg, crt + other_key)
 
