@@ -35,6 +35,7 @@ DEFAULTS = {
     "webinfra_app_system_packages": [],
     "webinfra_lab": False,
     "webinfra_acme": False,
+    "webinfra_exporters_tls": False,
 }
 
 # Ports that cross tiers: model key -> (role, variable). The value is the variable where the
@@ -442,5 +443,7 @@ def build(host, inputs, groups, hostvars, role_defaults):  # noqa: C901, PLR0912
         # ACME certificates for the site (issuer: the balancer that asks; challenge: where its lego
         # answers HTTP-01, for every balancer's HAProxy).
         "acme": {"enabled": acme, "issuer": issuer, "challenge": challenge},
+        # HTTPS on the exporters and HAProxy's metrics endpoint, and Prometheus scraping them so.
+        "exporters": {"tls": _bool(cfg["webinfra_exporters_tls"], "webinfra_exporters_tls")},
         "app": {"env": app_env, "packages": _unique(APP_PACKAGES + [str(p) for p in packages])},
     }

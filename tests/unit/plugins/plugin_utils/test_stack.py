@@ -328,3 +328,10 @@ def test_acme_names_the_issuer_its_challenge_address_and_opens_what_it_needs():
     assert model("lb-01")["acme"] == {"enabled": False, "issuer": "", "challenge": ""}
     with pytest.raises(StackError, match="webinfra_acme must be true or false"):
         model("lb-01", {"webinfra_acme": "maybe"})
+
+
+def test_exporters_tls_is_one_setting_for_the_exporters_haproxy_and_prometheus():
+    assert model("lb-01")["exporters"] == {"tls": False}
+    assert model("web-01", {"webinfra_exporters_tls": "true"})["exporters"] == {"tls": True}
+    with pytest.raises(StackError, match="webinfra_exporters_tls must be true or false"):
+        model("lb-01", {"webinfra_exporters_tls": "sometimes"})
