@@ -192,6 +192,25 @@ def test_exporters_listen_on_the_private_address_only(name):
         assert f"0.0.0.0:{port} " not in listening and f"*:{port} " not in listening, listening
 
 
+def test_exporters_answer_over_tls_only_with_a_certificate_for_their_address():
+    """webinfra_exporters_tls (on in this scenario): every exporter and HAProxy's metrics endpoint
+    answers HTTPS verified against the internal CA (and their address, as Prometheus verifies it);
+    plain HTTP gets no metrics."""
+    monitor = host(MONITOR)
+    endpoints = [(name, 9100) for name in STACK] + [(name, 9113) for name in WEBS]
+    endpoints += [(name, 9104) for name in [PRIMARY, *REPLICAS]] + [(name, 8405) for name in LBS]
+    for name, port in endpoints:
+        url = f"{address(name)}:{port}/metrics"
+        resp = http_get(monitor, f"https://{url}")
+        assert resp["status"] == 200 and "# TYPE" in resp["body"], (name, port, resp["status"])
+        plain = plain_http(monitor, f"http://{url}")
+        assert plain != "200", (name, port, plain)
+    key = host(WEBS[0]).file("/etc/prometheus/exporters-tls/key.pem")
+    assert (key.user, key.group, key.mode) == ("root", "prometheus", 0o640)
+    config = monitor.file("/etc/prometheus/prometheus.yml").content_string
+    assert config.count("exporters-ca.pem") >= 4 and "scheme: https" in config
+
+
 def test_mysqld_exporter_account_has_least_privilege():
     grants = sql(PRIMARY, "SHOW GRANTS FOR 'exporter'@'localhost'")
     assert "PROCESS" in grants and "SLAVE MONITOR" in grants
