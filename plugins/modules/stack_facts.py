@@ -73,7 +73,8 @@ ansible_facts:
           C(backend) (C(tls), C(port)), C(vip), C(monitoring), C(admin_networks),
           C(monitoring_ui_networks), C(db) (C(groups), C(port), C(agent_port), C(semisync)),
           C(db_writer) (C(enabled), C(address), C(port)), C(firewall_rules) (C(port), C(from),
-          C(comment)), C(acme) (C(enabled), C(issuer), C(challenge)), C(exporters) (C(tls)) and C(app) (C(env), C(packages)).
+          C(comment)), C(acme) (C(enabled), C(issuer), C(challenge)), C(exporters) (C(tls)) and
+          C(app) (C(env), C(packages)).
       type: dict
       returned: always
 """
