@@ -2,7 +2,7 @@
 
 Run after `make lab` (it uses the lab's inventory, hosts and internal CA):
 
-    make bench            # or: .venv/bin/python tools/bench.py [--only deploy,datapath,faults,replication,ha]
+    make bench            # or: .venv/bin/python tools/bench.py [--only deploy,datapath,faults,replication,ha,scaling]
 
 Steps (each prints its progress and its figures):
   deploy       re-creates the lab hosts (images present), times site.yml on the fresh hosts, a
@@ -36,6 +36,9 @@ Steps (each prints its progress and its figures):
                (playbooks/restore.yml, a scratch restore) and its table checksums; a rebuild of
                the replica streamed from the primary (playbooks/rebuild.yml) with the primary's
                disk growth; a restore drill on the backup host
+  scaling      labs of 2, 4 and 6 web servers with 1 replica, and 2 with 2 (each web server
+               hosting a database, as in the lab), created for the step and removed after it:
+               site.yml fresh and no-op, each next to the module floor of that lab
 
 Results: bench/results/<UTC time>.json and .md, and bench/results/latest.{json,md}; the charts
 (tools/charts.py, run by `make bench`) and the console screenshot as bench/results/<time>-*.png.
@@ -64,7 +67,11 @@ from pathlib import Path
 from urllib.parse import quote
 
 ROOT = Path(__file__).resolve().parents[1]
-STEPS = ("deploy", "datapath", "faults", "replication", "console", "backup", "ha")
+STEPS = ("deploy", "datapath", "faults", "replication", "console", "backup", "ha", "scaling")
+# The scaling step's lab shapes: (web servers, database replicas among them). Each web server
+# hosts a database, as in the lab (web-01 the primary, the next ones replicas).
+SCALING_SHAPES = ((2, 1), (4, 1), (6, 1), (2, 2))
+SCALING_LAB = "webinfra-scale"
 CLIENT = "bench-client"
 TARGETS = {
     "noop_rerun_seconds_max": 60,
@@ -332,6 +339,87 @@ def bench_deploy(lab: Lab) -> dict:
     }
     log(f"deploy: ratios {out['ratios']}")
     return out
+
+
+# --- scaling ----------------------------------------------------------------------------------
+def scale_inventory(webs: int, replicas: int, lab_vars: str) -> dict[str, str]:
+    """Files of an inventory like the lab's with `webs` web servers, each hosting a database:
+    web-01 the primary, the next `replicas` ones replicas (the others read from the primary);
+    etcd on lb-01 and the first two web servers, backups and monitoring on lb-01, nothing
+    published (the lab may run beside it). `lab_vars` is the lab's group_vars/all.yml."""
+    if webs < 2 or not 1 <= replicas < webs:
+        raise ValueError(f"a shape needs 2 or more web servers and 1 to {webs - 1} replicas, not {webs}/{replicas}")
+    web_names = [f"web-{i:02d}" for i in range(1, webs + 1)]
+
+    def members(names: list[str]) -> dict:
+        return {"hosts": {n: None for n in names}}
+
+    hosts = {
+        "all": {
+            "children": {
+                "loadbalancers": {"hosts": {"lb-01": {"ansible_host": f"{SCALING_LAB}-lb-01"}}},
+                "webservers": {"hosts": {n: {"ansible_host": f"{SCALING_LAB}-{n}"} for n in web_names}},
+                "db_primary": members(web_names[:1]),
+                "db_replicas": members(web_names[1 : 1 + replicas]),
+                "etcd": members(["lb-01", *web_names[:2]]),
+                "backups": members(["lb-01"]),
+                "monitoring": members(["lb-01"]),
+            }
+        }
+    }
+    overrides = {"webinfra_lab_name": SCALING_LAB, "haproxy_https_redirect_port": 443}
+    return {
+        "hosts.yml": "---\n" + json.dumps(hosts, indent=2) + "\n",
+        "group_vars/all/00-lab.yml": lab_vars,
+        "group_vars/all/10-scale.yml": "---\n" + json.dumps(overrides, indent=2) + "\n",
+    }
+
+
+def bench_scaling(shapes=SCALING_SHAPES) -> dict:
+    """site.yml fresh and no-op on labs of growing size, each next to its module floor (one
+    trivial module run on every host): does a host more cost time, or run beside the others?"""
+    lab_vars = (ROOT / "inventories" / "lab" / "group_vars" / "all.yml").read_text()
+    work = ROOT / "bench" / "results" / ".work"
+    rows = []
+    for webs, replicas in shapes:
+        inventory = work / f"scale-{webs}w{replicas}r"
+        shutil.rmtree(inventory, ignore_errors=True)
+        for name, text in scale_inventory(webs, replicas, lab_vars).items():
+            (inventory / name).parent.mkdir(parents=True, exist_ok=True)
+            (inventory / name).write_text(text)
+        lab = Lab(str(inventory))
+        log(f"scaling: {webs} web servers, {replicas} replica(s): {len(lab.hostvars)} hosts")
+        lab_tool("down", "--lab", SCALING_LAB)
+        lab_tool("up", "-i", str(inventory))
+        try:
+            fresh, fresh_changed, _output = lab.playbook(str(ROOT / "site.yml"))
+            noop, noop_changed, _output = lab.playbook(str(ROOT / "site.yml"))
+            floor = module_floor(lab)
+        finally:
+            lab_tool("down", "--lab", SCALING_LAB)
+        row = {
+            "webs": webs,
+            "replicas": replicas,
+            "hosts": len(lab.hostvars),
+            "fresh_seconds": round(fresh, 1),
+            "fresh_changed": fresh_changed,
+            "noop_seconds": round(noop, 1),
+            "noop_changed": noop_changed,
+            "module_floor_seconds": round(floor, 1),
+        }
+        log(f"scaling: {row}")
+        rows.append(row)
+    return {"shapes": rows}
+
+
+def scaling_lines(d: dict) -> list[str]:
+    """The scaling step's rows of the results table."""
+    return [
+        f"| site.yml, {r['webs']} web servers, {r['replicas']} replica(s) ({r['hosts']} hosts) | "
+        f"fresh {r['fresh_seconds']} s (changed={r['fresh_changed']}), no-op {r['noop_seconds']} s "
+        f"(changed={r['noop_changed']}), module floor {r['module_floor_seconds']} s |"
+        for r in d["shapes"]
+    ]
 
 
 # --- data path ---------------------------------------------------------------------------------
@@ -1284,7 +1372,7 @@ def deploy_lines(d: dict) -> list[str]:
     return lines
 
 
-def markdown(report: dict) -> str:
+def markdown(report: dict) -> str:  # noqa: PLR0915 - one table, a block per step
     m, r = report["machine"], report["results"]
     lines = [
         f"# webinfra benchmark - {report['started']}",
@@ -1297,6 +1385,8 @@ def markdown(report: dict) -> str:
     ]
     if "deploy" in r:
         lines += deploy_lines(r["deploy"])
+    if "scaling" in r:
+        lines += scaling_lines(r["scaling"])
     if "datapath" in r:
         d = r["datapath"]
         for page in ("static", "app"):
@@ -1400,7 +1490,7 @@ def markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - the steps in order
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("-i", "--inventory", default=str(ROOT / "inventories" / "lab"))
     parser.add_argument("--only", default=",".join(STEPS), help=f"comma-separated subset of {','.join(STEPS)}")
@@ -1420,7 +1510,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown step(s) {sorted(unknown)}; allowed: {', '.join(STEPS)}")
 
     lab = Lab(args.inventory)
-    if not lab.ca.exists():
+    if set(steps) - {"ha", "scaling"} and not lab.ca.exists():
         raise SystemExit(f"bench: {lab.ca} is missing: run `make lab` first")
     started = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H%M%SZ")
     Path(args.out).mkdir(parents=True, exist_ok=True)
@@ -1441,6 +1531,8 @@ def main(argv: list[str] | None = None) -> int:
         results["backup"] = bench_backup(lab, args.backup_gib, args.sysbench_seconds, args.sysbench_threads)
     if "ha" in steps:
         results["ha"] = bench_ha(args.ha_inventory, args.failover_trials)
+    if "scaling" in steps:
+        results["scaling"] = bench_scaling()
     report = {"started": started, "debian": lab.debian, "machine": machine(), "results": results}
     report["targets_met"] = judge(results)
     out = Path(args.out)

@@ -1,5 +1,6 @@
 import bench
 import pytest
+import yaml
 
 WRK = """\
 Running 20s test @ https://lb-01/
@@ -184,3 +185,38 @@ def test_where_the_time_goes_per_play_kind_and_task():
     assert out["categories"] == {"packages": 9.0, "facts and includes": 4.9, "handlers": 4.0, "waits": 2.0}
     assert [t["name"] for t in out["longest_tasks"]] == ["Install nginx", "Gathering Facts"]
     assert out["longest_tasks"][0]["hosts"] == ["w"]
+
+
+def test_a_scaling_shape_is_the_lab_with_more_web_servers_each_hosting_a_database():
+    files = bench.scale_inventory(4, 2, "---\nwebinfra_lab_name: webinfra-lab\n")
+    hosts = yaml.safe_load(files["hosts.yml"])["all"]["children"]
+    assert list(hosts["webservers"]["hosts"]) == ["web-01", "web-02", "web-03", "web-04"]
+    assert list(hosts["db_primary"]["hosts"]) == ["web-01"] and list(hosts["db_replicas"]["hosts"]) == [
+        "web-02",
+        "web-03",
+    ]
+    assert hosts["loadbalancers"]["hosts"]["lb-01"] == {"ansible_host": "webinfra-scale-lb-01"}
+    assert "webinfra_lab_publish" not in files["hosts.yml"]
+    assert yaml.safe_load(files["group_vars/all/10-scale.yml"])["webinfra_lab_name"] == "webinfra-scale"
+    with pytest.raises(ValueError, match="1 to 1 replicas"):
+        bench.scale_inventory(2, 2, "")
+    rows = bench.scaling_lines(
+        {
+            "shapes": [
+                {
+                    "webs": 2,
+                    "replicas": 1,
+                    "hosts": 3,
+                    "fresh_seconds": 120.0,
+                    "fresh_changed": 140,
+                    "noop_seconds": 40.0,
+                    "noop_changed": 0,
+                    "module_floor_seconds": 1.2,
+                }
+            ]
+        }
+    )
+    assert rows == [
+        "| site.yml, 2 web servers, 1 replica(s) (3 hosts) | fresh 120.0 s (changed=140), no-op 40.0 s "
+        "(changed=0), module floor 1.2 s |"
+    ]
