@@ -2,7 +2,7 @@
 
 Run after `make lab` (it uses the lab's inventory, hosts and internal CA):
 
-    make bench            # or: .venv/bin/python tools/bench.py [--only deploy,datapath,faults,replication,ha,scaling]
+    make bench            # or: .venv/bin/python tools/bench.py [--only deploy,mitogen,...]
 
 Steps (each prints its progress and its figures):
   deploy       re-creates the lab hosts (images present), times site.yml on the fresh hosts, a
@@ -36,6 +36,8 @@ Steps (each prints its progress and its figures):
                (playbooks/restore.yml, a scratch restore) and its table checksums; a rebuild of
                the replica streamed from the primary (playbooks/rebuild.yml) with the primary's
                disk growth; a restore drill on the backup host
+  mitogen      site.yml with Ansible's linear strategy and with Mitogen's (requirements-bench.txt),
+               alternately: two no-op re-runs each, then one fresh deploy each on re-created hosts
   scaling      labs of 2, 4 and 6 web servers with 1 replica, and 2 with 2 (each web server
                hosting a database, as in the lab), created for the step and removed after it:
                site.yml fresh and no-op, each next to the module floor of that lab
@@ -67,7 +69,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 ROOT = Path(__file__).resolve().parents[1]
-STEPS = ("deploy", "datapath", "faults", "replication", "console", "backup", "ha", "scaling")
+STEPS = ("deploy", "mitogen", "datapath", "faults", "replication", "console", "backup", "ha", "scaling")
 # The scaling step's lab shapes: (web servers, database replicas among them). Each web server
 # hosts a database, as in the lab (web-01 the primary, the next ones replicas).
 SCALING_SHAPES = ((2, 1), (4, 1), (6, 1), (2, 2))
@@ -125,10 +127,12 @@ class Lab:
         out = self.sh(host, "ip -4 -o addr show eth0 | awk '{print $4}' | cut -d/ -f1").stdout.strip()
         return out.splitlines()[0]
 
-    def playbook(self, *args: str, timeline: Path | None = None) -> tuple[float, int, str]:
+    def playbook(
+        self, *args: str, timeline: Path | None = None, extra_env: dict | None = None
+    ) -> tuple[float, int, str]:
         """(seconds, total changed, output) of an ansible-playbook run against the lab; with
         `timeline`, every task's timings go to that file (tools/callbacks/webinfra_timeline.py)."""
-        env = dict(os.environ, ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1")
+        env = dict(os.environ, ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1", **(extra_env or {}))
         if timeline is not None:
             env["WEBINFRA_TIMELINE"] = str(timeline)
             env["ANSIBLE_CALLBACK_PLUGINS"] = str(ROOT / "tools" / "callbacks")
@@ -339,6 +343,58 @@ def bench_deploy(lab: Lab) -> dict:
     }
     log(f"deploy: ratios {out['ratios']}")
     return out
+
+
+# --- Mitogen ----------------------------------------------------------------------------------
+def mitogen_env() -> dict[str, str]:
+    """Environment that runs ansible-playbook with Mitogen's linear strategy (requirements-bench.txt)."""
+    try:
+        import ansible_mitogen  # noqa: PLC0415 - optional, installed by `make bench`
+    except ImportError as exc:
+        raise SystemExit("bench: mitogen is not installed: pip install -r requirements-bench.txt") from exc
+    plugins = Path(ansible_mitogen.__file__).parent / "plugins" / "strategy"
+    return {"ANSIBLE_STRATEGY_PLUGINS": str(plugins), "ANSIBLE_STRATEGY": "mitogen_linear"}
+
+
+def bench_mitogen(lab: Lab, rounds: int = 2) -> dict:
+    """site.yml with Ansible's linear strategy and with Mitogen's, alternately: no-op re-runs
+    `rounds` times each on the deployed lab, then one fresh deploy each on re-created hosts
+    (the Mitogen one leaves the lab deployed)."""
+    site = str(ROOT / "site.yml")
+    env = mitogen_env()
+    runs: dict[str, list[dict]] = {"linear": [], "mitogen": []}
+    for _round in range(rounds):
+        for name, extra in (("linear", None), ("mitogen", env)):
+            seconds, changed, _output = lab.playbook(site, extra_env=extra)
+            runs[name].append({"seconds": round(seconds, 1), "changed": changed})
+            log(f"mitogen: no-op re-run, {name}: {seconds:.1f} s, changed={changed}")
+    fresh = {}
+    for name, extra in (("linear", None), ("mitogen", env)):
+        recreate(lab)
+        seconds, changed, _output = lab.playbook(site, extra_env=extra)
+        fresh[name] = {"seconds": round(seconds, 1), "changed": changed}
+        log(f"mitogen: fresh deploy, {name}: {seconds:.1f} s, changed={changed}")
+    noop = {name: round(min(r["seconds"] for r in rows), 1) for name, rows in runs.items()}
+    return {
+        "noop_runs": runs,
+        "noop_best": noop,
+        "fresh": fresh,
+        "ratios": {
+            "noop_mitogen_to_linear": round(noop["mitogen"] / noop["linear"], 2),
+            "fresh_mitogen_to_linear": round(fresh["mitogen"]["seconds"] / fresh["linear"]["seconds"], 2),
+        },
+    }
+
+
+def mitogen_lines(d: dict) -> list[str]:
+    return [
+        f"| site.yml no-op re-run, linear / Mitogen (best of {len(d['noop_runs']['linear'])}) | "
+        f"{d['noop_best']['linear']} s / {d['noop_best']['mitogen']} s "
+        f"(ratio {d['ratios']['noop_mitogen_to_linear']}) |",
+        f"| site.yml on fresh hosts, linear / Mitogen | {d['fresh']['linear']['seconds']} s / "
+        f"{d['fresh']['mitogen']['seconds']} s (ratio {d['ratios']['fresh_mitogen_to_linear']}; changed "
+        f"{d['fresh']['linear']['changed']} / {d['fresh']['mitogen']['changed']}) |",
+    ]
 
 
 # --- scaling ----------------------------------------------------------------------------------
@@ -1385,6 +1441,8 @@ def markdown(report: dict) -> str:  # noqa: PLR0915 - one table, a block per ste
     ]
     if "deploy" in r:
         lines += deploy_lines(r["deploy"])
+    if "mitogen" in r:
+        lines += mitogen_lines(r["mitogen"])
     if "scaling" in r:
         lines += scaling_lines(r["scaling"])
     if "datapath" in r:
@@ -1517,6 +1575,8 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - the steps in 
     results: dict = {}
     if "deploy" in steps:
         results["deploy"] = bench_deploy(lab)
+    if "mitogen" in steps:
+        results["mitogen"] = bench_mitogen(lab)
     if set(steps) & {"datapath", "faults", "replication", "console", "backup"}:
         ensure_client(lab)
     if "datapath" in steps:

@@ -220,3 +220,19 @@ def test_a_scaling_shape_is_the_lab_with_more_web_servers_each_hosting_a_databas
         "| site.yml, 2 web servers, 1 replica(s) (3 hosts) | fresh 120.0 s (changed=140), no-op 40.0 s "
         "(changed=0), module floor 1.2 s |"
     ]
+
+
+def test_the_mitogen_rows_compare_both_strategies():
+    rows = bench.mitogen_lines(
+        {
+            "noop_runs": {
+                "linear": [{"seconds": 40.0, "changed": 0}] * 2,
+                "mitogen": [{"seconds": 20.0, "changed": 0}],
+            },
+            "noop_best": {"linear": 40.0, "mitogen": 20.0},
+            "fresh": {"linear": {"seconds": 120.0, "changed": 140}, "mitogen": {"seconds": 100.0, "changed": 140}},
+            "ratios": {"noop_mitogen_to_linear": 0.5, "fresh_mitogen_to_linear": 0.83},
+        }
+    )
+    assert rows[0] == "| site.yml no-op re-run, linear / Mitogen (best of 2) | 40.0 s / 20.0 s (ratio 0.5) |"
+    assert "120.0 s / 100.0 s (ratio 0.83; changed 140 / 140)" in rows[1]
