@@ -325,6 +325,46 @@ def draw_deploy(runs: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
+def scaling_series(report: dict) -> dict | None:
+    """The scaling step's shapes: one replica (the curve over the number of hosts) and the others."""
+    shapes = ((report.get("results") or {}).get("scaling") or {}).get("shapes") or []
+    if not shapes:
+        return None
+    curve = sorted((s for s in shapes if s["replicas"] == 1), key=lambda s: s["hosts"])
+    return {"curve": curve, "others": [s for s in shapes if s["replicas"] != 1]}
+
+
+def draw_scaling(series: dict, path: Path) -> None:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 3.8))
+    curve = series["curve"]
+    for key, label, colour in (
+        ("fresh_seconds", "fresh hosts", "#1565c0"),
+        ("noop_seconds", "no-op re-run", "#2e8b57"),
+        ("module_floor_seconds", "one module run on every host", "#9e9e9e"),
+    ):
+        xs, ys = [s["hosts"] for s in curve], [s[key] for s in curve]
+        ax.plot(xs, ys, marker="o", label=label, color=colour)
+        for x, y in zip(xs, ys, strict=True):
+            ax.annotate(f"{y:.0f}", (x, y), textcoords="offset points", xytext=(0, 5), ha="center", fontsize=7)
+        for other in series["others"]:
+            ax.scatter([other["hosts"]], [other[key]], marker="s", color=colour)
+    ax.set_xticks(
+        [s["hosts"] for s in curve] + [o["hosts"] for o in series["others"]],
+        [f"{s['hosts']}\n({s['webs']} web)" for s in curve]
+        + [f"\n\n{o['replicas']} replicas" for o in series["others"]],
+        fontsize=7,
+    )
+    ax.set_xlabel("hosts (one balancer; every web server hosts a database)")
+    ax.set_ylabel("site.yml seconds")
+    ax.set_title("site.yml as the lab grows (lines: 1 replica; squares: 2 replicas)", fontsize=9, loc="left")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("results", type=Path, help="a results JSON of tools/bench.py (bench/results/latest.json)")
@@ -350,6 +390,10 @@ def main(argv: list[str] | None = None) -> int:
     if table:
         written["datapath"] = out / f"{stem}-datapath.png"
         draw_datapath(table, written["datapath"])
+    scaling = scaling_series(report)
+    if scaling:
+        written["scaling"] = out / f"{stem}-scaling.png"
+        draw_scaling(scaling, written["scaling"])
     earlier = json.loads(args.history.read_text()) if args.history and args.history.exists() else []
     runs = deploy_history(sorted(out.glob("*.json")), earlier)
     if args.docs and args.history and record_deploy(args.history, report):

@@ -117,3 +117,21 @@ def test_history_comes_first_and_a_published_run_is_recorded_once(tmp_path):
     assert recorded[-1] == {"started": "2026-12-01T000000Z", "fresh": 190.0, "noop_rerun": 50.0, "check": 52.0}
     # Once recorded, the results file's run is not drawn twice.
     assert len(charts.deploy_history([tmp_path / "run.json"], recorded)) == 2
+
+
+def test_the_scaling_curve_is_the_one_replica_shapes_by_host_count():
+    shape = {"fresh_seconds": 100.0, "noop_seconds": 40.0, "module_floor_seconds": 1.0}
+    report = {
+        "results": {
+            "scaling": {
+                "shapes": [
+                    {"webs": 4, "replicas": 1, "hosts": 5, **shape},
+                    {"webs": 2, "replicas": 1, "hosts": 3, **shape},
+                    {"webs": 2, "replicas": 2, "hosts": 3, **shape},
+                ]
+            }
+        }
+    }
+    series = charts.scaling_series(report)
+    assert [s["hosts"] for s in series["curve"]] == [3, 5] and [o["replicas"] for o in series["others"]] == [2]
+    assert charts.scaling_series({"results": {}}) is None
