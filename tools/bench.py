@@ -38,7 +38,7 @@ Steps (each prints its progress and its figures):
                disk growth; a restore drill on the backup host
   mitogen      site.yml with Ansible's linear strategy and with Mitogen's (requirements-bench.txt),
                alternately: two no-op re-runs each, then one fresh deploy each on re-created hosts
-  scaling      labs of 2, 4 and 6 web servers with 1 replica, and 2 with 2 (each web server
+  scaling      labs of 2, 4 and 6 web servers with 1 replica, and 4 with 2 (each web server
                hosting a database, as in the lab), created for the step and removed after it:
                site.yml fresh and no-op, each next to the module floor of that lab
 
@@ -72,7 +72,7 @@ ROOT = Path(__file__).resolve().parents[1]
 STEPS = ("deploy", "mitogen", "datapath", "faults", "replication", "console", "backup", "ha", "scaling")
 # The scaling step's lab shapes: (web servers, database replicas among them). Each web server
 # hosts a database, as in the lab (web-01 the primary, the next ones replicas).
-SCALING_SHAPES = ((2, 1), (4, 1), (6, 1), (2, 2))
+SCALING_SHAPES = ((2, 1), (4, 1), (6, 1), (4, 2))
 SCALING_LAB = "webinfra-scale"
 CLIENT = "bench-client"
 TARGETS = {

@@ -349,12 +349,15 @@ def draw_scaling(series: dict, path: Path) -> None:
             ax.annotate(f"{y:.0f}", (x, y), textcoords="offset points", xytext=(0, 5), ha="center", fontsize=7)
         for other in series["others"]:
             ax.scatter([other["hosts"]], [other[key]], marker="s", color=colour)
-    ax.set_xticks(
-        [s["hosts"] for s in curve] + [o["hosts"] for o in series["others"]],
-        [f"{s['hosts']}\n({s['webs']} web)" for s in curve]
-        + [f"\n\n{o['replicas']} replicas" for o in series["others"]],
-        fontsize=7,
-    )
+    ax.set_xticks([s["hosts"] for s in curve], [f"{s['hosts']}\n({s['webs']} web)" for s in curve], fontsize=7)
+    for other in series["others"]:
+        ax.annotate(
+            f"{other['replicas']} replicas: fresh {other['fresh_seconds']:.0f}, no-op {other['noop_seconds']:.0f}",
+            (other["hosts"], other["fresh_seconds"]),
+            textcoords="offset points",
+            xytext=(8, -14),
+            fontsize=7,
+        )
     ax.set_xlabel("hosts (one balancer; every web server hosts a database)")
     ax.set_ylabel("site.yml seconds")
     ax.set_title("site.yml as the lab grows (lines: 1 replica; squares: 2 replicas)", fontsize=9, loc="left")
