@@ -389,12 +389,21 @@ def test_automatic_failover_when_the_primary_freezes(client):
     assert pstatus("db-02")["leader"] == "db-02"
 
 
+# A frozen host resumes with its server as it was: writable, until its agent's lease guard
+# (every 0.1 s) fences it. Nothing on a frozen host can act earlier (Patroni needs a watchdog
+# that resets the host for that); the writer endpoint keeps it out meanwhile (its check has had
+# it DOWN since the freeze) and the agent answers /primary with 503 from the first request.
+RESUMED_WRITABLE_BOUND = 1.0
+
+
 def test_the_resumed_old_primary_fences_itself_and_rejoins_as_a_replica():
-    """The resumed db-01 turns read-only at once and replicates from db-02. A transaction that
-    db-01 had written to its binary log but not yet sent when it froze (never acknowledged to
-    its client: semi-sync) is on db-01 only: its agent then reports it errant and keeps it out,
-    and the runbook's answer, rebuild.yml, makes it a replica again."""
+    """The resumed db-01 turns read-only within RESUMED_WRITABLE_BOUND of resuming (measured,
+    printed) and replicates from db-02. A transaction that db-01 had written to its binary log but
+    not yet sent when it froze (never acknowledged to its client: semi-sync) is on db-01 only: its
+    agent then reports it errant and keeps it out, and the runbook's answer, rebuild.yml, makes it
+    a replica again."""
     with Sampler() as sampler:
+        resumed_at = time.time()
         assert podman("unpause", f"{LAB}-db-01").returncode == 0
         assert wait_for(lambda: sampler.first("db-01", False) is not None, timeout=20), sampler.samples[-5:]
         rejoined = wait_for(
@@ -408,7 +417,10 @@ def test_the_resumed_old_primary_fences_itself_and_rejoins_as_a_replica():
             proc = run_playbook("playbooks/rebuild.yml", "-e", "host=db-01")
             assert proc.returncode == 0, playbook_digest(proc)
             assert wait_for(lambda: replicates_from("db-01", "db-02"), timeout=60), pstatus("db-01")
-    assert sampler.double_writable() == [], sampler.double_writable()
+    after = [round(t - resumed_at, 2) for t in sampler.double_writable()]
+    print(f"\ndb-01 read-only {sampler.first('db-01', False) - resumed_at:.2f} s after it resumed; samples with")
+    print(f"two writable servers, seconds after the resume: {after}")
+    assert all(t <= RESUMED_WRITABLE_BOUND for t in after), after
     assert writable("db-02") and not writable("db-01")
     assert writer_servers().get("db-01") == "DOWN"
 
