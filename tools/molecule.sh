@@ -29,7 +29,12 @@ run() {
   shift
   local log=$logs/$name.log started=$SECONDS rc=0
   echo "[$(stamp)] start  $name"
-  (export MOLECULE_EPHEMERAL_DIRECTORY=$PWD/.cache/molecule-ephemeral/$name; "$@") >"$log" 2>&1 || rc=$?
+  # Every log line carries the time it was written: where a run spends its time (create,
+  # converge, idempotence, verify) reads off its log.
+  (export MOLECULE_EPHEMERAL_DIRECTORY=$PWD/.cache/molecule-ephemeral/$name; "$@") 2>&1 \
+    | python3 -u -c 'import sys, time
+for line in sys.stdin:
+    sys.stdout.write(time.strftime("%H:%M:%S ") + line)' >"$log" || rc=$?
   if [ "$rc" -eq 0 ]; then
     echo "[$(stamp)] passed $name in $((SECONDS - started)) s: $(grep -aE '[0-9]+ passed' "$log" | tail -1 | sed -E 's/\x1b\[[0-9;]*m//g; s/^[^=]*=+ *//; s/ *=+ *$//')"
   else
@@ -125,7 +130,7 @@ if [ -f "$logs/FAILED" ]; then
   # first lines of their assertion messages (pytest's "E" lines), or its last Ansible failure.
   while read -r name; do
     echo "==> FAILED run $name: what failed"
-    sed -E 's/\x1b\[[0-9;]*m//g; s/^ *│ ?//' "$logs/$name.log" \
+    sed -E 's/\x1b\[[0-9;]*m//g; s/^[0-9:]{8} //; s/^ *│ ?//' "$logs/$name.log" \
       | grep -aE '^(FAILED|ERROR) |^E  |fatal: |failed: \[' | head -40 | cut -c1-400 | sed -E 's/^/    | /'
   done <"$logs/FAILED"
 fi
