@@ -270,7 +270,9 @@ def build(host, inputs, groups, hostvars, role_defaults):  # noqa: C901, PLR0912
     # sends HTTP-01 challenges to its lego, and it pushes the certificate to the others over SSH.
     acme = _bool(cfg["webinfra_acme"], "webinfra_acme") and bool(loadbalancers)
     issuer = loadbalancers[0] if acme else ""
-    challenge = f"{addresses[issuer]}:{port('acme_http', issuer)}" if acme else ""
+    challenge_address = addresses[issuer] if acme else ""
+    challenge_port = port("acme_http", issuer) if acme else 0
+    challenge = f"{challenge_address}:{challenge_port}" if acme else ""
 
     # This host's firewall openings beyond its tier's own: sources are inventory groups or networks.
     rules = []
@@ -441,8 +443,14 @@ def build(host, inputs, groups, hostvars, role_defaults):  # noqa: C901, PLR0912
         "backup": {"enabled": bool(backup_hosts), "group": backup_group, "hosts": backup_hosts},
         "firewall_rules": rules,
         # ACME certificates for the site (issuer: the balancer that asks; challenge: where its lego
-        # answers HTTP-01, for every balancer's HAProxy).
-        "acme": {"enabled": acme, "issuer": issuer, "challenge": challenge},
+        # answers HTTP-01, for every balancer's HAProxy, also as its address and port for lego).
+        "acme": {
+            "enabled": acme,
+            "issuer": issuer,
+            "challenge": challenge,
+            "challenge_address": challenge_address,
+            "challenge_port": challenge_port,
+        },
         # HTTPS on the exporters and HAProxy's metrics endpoint, and Prometheus scraping them so.
         "exporters": {"tls": _bool(cfg["webinfra_exporters_tls"], "webinfra_exporters_tls")},
         "app": {"env": app_env, "packages": _unique(APP_PACKAGES + [str(p) for p in packages])},

@@ -321,11 +321,27 @@ def test_acme_names_the_issuer_its_challenge_address_and_opens_what_it_needs():
     hostvars = {**hostvars, "lb-02": {"ansible_facts": {"default_ipv4": {"address": "10.0.0.5"}}}}
     inputs = {"webinfra_acme": True, "webinfra_vip": "10.0.0.100"}
     issuer, peer = model("lb-01", inputs, groups, hostvars), model("lb-02", inputs, groups, hostvars)
-    assert issuer["acme"] == peer["acme"] == {"enabled": True, "issuer": "lb-01", "challenge": "10.0.0.2:8402"}
+    assert (
+        issuer["acme"]
+        == peer["acme"]
+        == {
+            "enabled": True,
+            "issuer": "lb-01",
+            "challenge": "10.0.0.2:8402",
+            "challenge_address": "10.0.0.2",
+            "challenge_port": 8402,
+        }
+    )
     assert rules(issuer)["acme-http-01"] == (8402, ["loadbalancers"]) and "acme-push" not in rules(issuer)
     assert rules(peer)["acme-push"] == (22, ["10.0.0.2/32"]) and "acme-http-01" not in rules(peer)
     assert "acme-push" not in rules(model("web-01", inputs, groups, hostvars))
-    assert model("lb-01")["acme"] == {"enabled": False, "issuer": "", "challenge": ""}
+    assert model("lb-01")["acme"] == {
+        "enabled": False,
+        "issuer": "",
+        "challenge": "",
+        "challenge_address": "",
+        "challenge_port": 0,
+    }
     with pytest.raises(StackError, match="webinfra_acme must be true or false"):
         model("lb-01", {"webinfra_acme": "maybe"})
 
