@@ -23,7 +23,7 @@ export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.cache/collections
 export ANSIBLE_FORCE_COLOR ?= 1
 export PY_COLORS ?= 1
 
-.PHONY: help venv collection-link lab lab-up lab-deploy lab-status lab-down bench test lint sanity unit build-check molecule release clean
+.PHONY: help venv collection-link lab lab-up lab-deploy lab-status lab-down bench test lint sanity unit build-check molecule molecule-mitogen release clean
 
 help:
 	@echo "make lab       - create the lab hosts and deploy the stack (https://127.0.0.1:8443/)"
@@ -122,6 +122,12 @@ build-check: venv
 molecule: venv collection-link
 	@echo "==> Molecule: default on Debian $(firstword $(DEBIAN_RELEASES)) | default on Debian $(wordlist 2,9,$(DEBIAN_RELEASES)), then $(MOLECULE_SCENARIOS)"
 	@DEBIAN_RELEASES="$(DEBIAN_RELEASES)" MOLECULE_SCENARIOS="$(MOLECULE_SCENARIOS)" tools/molecule.sh
+
+# The same Molecule runs with Mitogen's strategy for every Ansible run (an optional accelerator,
+# docs/BENCHMARKS.md): e.g. make molecule-mitogen DEBIAN_RELEASES=13 MOLECULE_SCENARIOS=ha
+molecule-mitogen: venv $(VENV)/.bench-installed collection-link
+	@echo "==> Molecule with Mitogen's strategy: default on Debian $(DEBIAN_RELEASES), then $(MOLECULE_SCENARIOS)"
+	@WEBINFRA_MITOGEN=1 DEBIAN_RELEASES="$(DEBIAN_RELEASES)" MOLECULE_SCENARIOS="$(MOLECULE_SCENARIOS)" tools/molecule.sh
 
 # A release of the version in galaxy.yml (the one version source): changelog release (the
 # fragments become CHANGELOG.rst), a commit, the artifact built and checked, tag v<version>.

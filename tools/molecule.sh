@@ -100,6 +100,17 @@ lane2() {
 }
 
 started=$SECONDS
+# WEBINFRA_MITOGEN=1 (make molecule-mitogen): every Ansible run of the scenarios, the tests' own
+# playbook runs included, uses Mitogen's strategy (requirements-bench.txt). Mitogen's SSH command
+# line enforces host keys whenever Ansible checks them: off for the labs' throw-away containers.
+if [ "${WEBINFRA_MITOGEN:-0}" = 1 ]; then
+  if ! plugins=$(python3 -c 'import ansible_mitogen, os; print(os.path.dirname(ansible_mitogen.__file__) + "/plugins/strategy")'); then
+    echo "Molecule: WEBINFRA_MITOGEN=1 needs mitogen (pip install -r requirements-bench.txt -c constraints.txt)"
+    exit 1
+  fi
+  export ANSIBLE_STRATEGY_PLUGINS=$plugins ANSIBLE_STRATEGY=mitogen_linear ANSIBLE_HOST_KEY_CHECKING=False
+  echo "[$(stamp)] every Ansible run uses Mitogen's strategy ($plugins)"
+fi
 # Host packages (podman, runc, debootstrap, ssh) and the base images of every release, once and
 # before the lanes start: on a new machine both lanes would otherwise install packages and build
 # the same image at the same moment (tools/lab.py also serializes them under a lock).
