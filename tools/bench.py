@@ -437,6 +437,19 @@ def scale_inventory(webs: int, replicas: int, lab_vars: str) -> dict[str, str]:
     }
 
 
+def parse_shapes(text: str) -> tuple[tuple[int, int], ...]:
+    """--scaling-shapes: comma-separated WEBSxREPLICAS (for example 2x1,4x2)."""
+    shapes = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        match = re.fullmatch(r"(\d+)x(\d+)", item)
+        if not match or int(match.group(2)) < 1 or int(match.group(2)) >= int(match.group(1)):
+            raise SystemExit(
+                f"bench: --scaling-shapes: '{item}' is not WEBSxREPLICAS with 1 <= REPLICAS < WEBS (for example 4x2)"
+            )
+        shapes.append((int(match.group(1)), int(match.group(2))))
+    return tuple(shapes)
+
+
 def bench_scaling(shapes=SCALING_SHAPES) -> dict:
     """site.yml fresh and no-op on labs of growing size, each next to its module floor (one
     trivial module run on every host): does a host more cost time, or run beside the others?"""
@@ -1565,6 +1578,11 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - the steps in 
     parser.add_argument("--out", default=str(ROOT / "bench" / "results"))
     parser.add_argument("--ha-inventory", default=str(ROOT / "inventories" / "lab-ha"))
     parser.add_argument("--failover-trials", type=int, default=5)
+    parser.add_argument(
+        "--scaling-shapes",
+        default=",".join(f"{w}x{r}" for w, r in SCALING_SHAPES),
+        help="the scaling step's labs, WEBSxREPLICAS, comma-separated",
+    )
     parser.add_argument("--console-url", default="https://127.0.0.1:9090/consoles/webinfra.html")
     parser.add_argument("--backup-gib", type=float, default=1.0, help="size of the backup step's database")
     args = parser.parse_args(argv)
@@ -1598,7 +1616,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - the steps in 
     if "ha" in steps:
         results["ha"] = bench_ha(args.ha_inventory, args.failover_trials)
     if "scaling" in steps:
-        results["scaling"] = bench_scaling()
+        results["scaling"] = bench_scaling(parse_shapes(args.scaling_shapes))
     report = {"started": started, "debian": lab.debian, "machine": machine(), "results": results}
     report["targets_met"] = judge(results)
     out = Path(args.out)

@@ -236,3 +236,11 @@ def test_the_mitogen_rows_compare_both_strategies():
     )
     assert rows[0] == "| site.yml no-op re-run, linear / Mitogen (best of 2) | 40.0 s / 20.0 s (ratio 0.5) |"
     assert "120.0 s / 100.0 s (ratio 0.83; changed 140 / 140)" in rows[1]
+
+
+def test_scaling_shapes_are_parsed_and_a_bad_one_is_named():
+    assert bench.parse_shapes("2x1, 4x2") == ((2, 1), (4, 2))
+    assert bench.parse_shapes(",".join(f"{w}x{r}" for w, r in bench.SCALING_SHAPES)) == bench.SCALING_SHAPES
+    for bad in ("4", "2x2", "3x0", "ax1"):
+        with pytest.raises(SystemExit, match=f"'{bad}' is not WEBSxREPLICAS"):
+            bench.parse_shapes(bad)
