@@ -29,6 +29,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -69,6 +70,8 @@ NUDGE_INTERVAL = 10  # seconds between two statements that make an idle leader's
 HURRY_INTERVAL = 0.1  # seconds between rounds of a switchover's target
 SWITCHOVER_MAX_AGE = 60  # seconds after which a switchover request is stale
 SWITCHOVER_ACK_WAIT = 5  # seconds the leader waits for the target to see a switchover request
+ABORT_FENCE_WAIT = 1.0  # seconds the watchdog's handler waits for its fence before exiting
+EXIT_WATCHDOG = 1  # the exit status after systemd's watchdog signal (systemd: watchdog, FAILURE)
 
 
 # --- pure decisions (unit-tested) -----------------------------------------------------------
@@ -477,6 +480,10 @@ class Agent:
         self.lease = None
         self.renewed_at = None
         self.lock = threading.Lock()
+        # One fence at a time on fence_db (the guard thread, the main loop past the deadline, the
+        # watchdog's abort): a PyMySQL connection used by two threads at once breaks, and a broken
+        # fence ends in the last resort (the server killed).
+        self.fence_lock = threading.Lock()
         self.state = {"role": "starting", "leader": None, "db": {"ok": False}, "errant": "", "paused": False}
         self.counters = {"failovers": 0, "fences": 0, "switchovers": 0, "silent_replicas_cut": 0}
         self.last_lag = None
@@ -542,6 +549,13 @@ class Agent:
         writable because this agent held the lease (`last_resort`) is killed when that fails; a
         server that does not accept connections takes no writes and starts read-only."""
         db = db or self.db
+        if db is self.fence_db:
+            with self.fence_lock:
+                self._fence(reason, db, last_resort)
+        else:
+            self._fence(reason, db, last_resort)
+
+    def _fence(self, reason, db, last_resort):
         db_state = self.state.get("db", {})
         if db_state.get("ok") and db_state.get("read_only"):
             return
@@ -713,6 +727,18 @@ class Agent:
             self.lease = None
         self.set_state(role="replica", leader=None)
         self.fence(reason, db=self.fence_db, last_resort=True)
+
+    def abort(self, reason):
+        """The agent is about to be killed (systemd's watchdog, after a hang or when its frozen
+        host resumes): fence now. Left to the unit's ExecStopPost, the fence would wait for the
+        process to be gone and a client to start, seconds on a loaded host."""
+        self.running = False
+        with self.lock:
+            held = self.lease is not None
+        if held:
+            self.drop_lease(reason)
+        else:
+            self.fence(reason, db=self.fence_db)
 
     def guard(self):
         """Fence as soon as the lease deadline passes, whatever the renewal calls are waiting on
@@ -1102,6 +1128,20 @@ def make_handler(agent):
     return Handler
 
 
+def on_watchdog(agent, wait=ABORT_FENCE_WAIT, exit_now=os._exit):
+    """systemd's watchdog signal (SIGABRT): fence, then exit at once. The fence runs in a thread
+    of its own: the handler runs in the main thread, which it may have interrupted inside a fence
+    or holding the agent's lock. A fence that takes longer than `wait` is left to ExecStopPost
+    (TimeoutAbortSec in the unit kills an agent whose handler never runs)."""
+    worker = threading.Thread(
+        target=agent.abort, args=("systemd's watchdog fired (no WATCHDOG=1 for the watchdog interval)",)
+    )
+    worker.daemon = True
+    worker.start()
+    worker.join(wait)
+    exit_now(EXIT_WATCHDOG)
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     path = argv[0] if argv else "/etc/webinfra/ha-agent.json"
@@ -1127,6 +1167,7 @@ def main(argv=None):
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGABRT, lambda _signum, _frame: on_watchdog(agent))
     log(
         "webinfra-ha-agent %s: cluster %s, ttl %s s, loop %s s"
         % (cfg["name"], cfg["cluster"], cfg["ttl"], cfg["loop_wait"])

@@ -1,4 +1,6 @@
 import json
+import threading
+import time
 
 import pytest
 
@@ -608,3 +610,67 @@ def test_end_stale_dump_threads_kills_every_dump_thread_and_waits_until_they_are
     monkeypatch.setattr(ha.time, "sleep", lambda _s: None)
     assert sorted(db.end_stale_dump_threads()) == ["10.0.0.8:40000", "10.0.0.9:41000"]
     assert sorted(cur.killed) == [7, 9] and cur.threads == {}
+
+
+class SlowFenceDb(FakeDb):
+    """A fence that takes a while and notices a second thread on the same connection."""
+
+    def __init__(self, name, gtid=""):
+        super().__init__(name, gtid)
+        self.busy, self.overlaps = False, 0
+
+    def fence(self):
+        if self.busy:
+            self.overlaps += 1
+        self.busy = True
+        time.sleep(0.05)
+        self.busy = False
+        return super().fence()
+
+
+def test_fences_on_the_fencing_connection_run_one_at_a_time():
+    clock, store, agents = cluster()
+    rounds(clock, agents, 3)
+    leader = agents["db-01"]
+    leader.fence_db = leader.db = SlowFenceDb("db-01", "0-1-5")
+    leader.db.read_only = False
+    threads = [threading.Thread(target=leader.drop_lease, args=("test",)) for _thread in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # The first fence made the server read-only; the others saw it and did not fence again.
+    assert leader.db.overlaps == 0 and leader.db.fences == 1 and leader.db.read_only
+
+
+def test_the_watchdog_signal_fences_the_leader_then_exits():
+    clock, store, agents = cluster()
+    rounds(clock, agents, 3)
+    leader = agents["db-01"]
+    exits = []
+    ha.on_watchdog(leader, wait=5, exit_now=exits.append)
+    assert exits == [ha.EXIT_WATCHDOG]
+    assert leader.db.read_only and leader.lease is None and not leader.running
+    assert leader.answers()["primary"] is False
+
+
+def test_the_watchdog_signal_exits_after_its_wait_when_a_fence_hangs():
+    clock, store, agents = cluster()
+    rounds(clock, agents, 3)
+    leader = agents["db-01"]
+    release = threading.Event()
+    leader.fence_db.fence = lambda: release.wait(10)
+    exits, started = [], time.monotonic()
+    ha.on_watchdog(leader, wait=0.2, exit_now=exits.append)
+    waited = time.monotonic() - started
+    release.set()
+    assert exits == [ha.EXIT_WATCHDOG] and waited < 2
+
+
+def test_the_watchdog_signal_on_a_replica_leaves_its_read_only_server_alone():
+    clock, store, agents = cluster()
+    rounds(clock, agents, 3)
+    replica = agents["db-02"]
+    fences = replica.db.fences
+    ha.on_watchdog(replica, wait=5, exit_now=lambda code: None)
+    assert replica.db.read_only and replica.db.fences == fences
