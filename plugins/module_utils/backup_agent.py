@@ -56,6 +56,10 @@ from ansible_collections.webinfra.distributed.plugins.module_utils.daemon import
 
 CHUNK = 1024 * 1024
 STATUS_TIMEOUT = 5
+# A rebuild whose source streams another backup (a scheduled one, another replica's copy: new
+# replicas seeded in the same run) waits for it, asking every BUSY_POLL seconds, this long.
+BUSY_WAIT = 900
+BUSY_POLL = 2
 # The archiver's server id towards the primary (a replica with the same id would be cut off).
 DEFAULT_ARCHIVER_SERVER_ID = 4000000000
 # A restore or a rebuild writes a new id here: backups continue a chain only within one.
@@ -119,17 +123,43 @@ def peer_name(cert):
     return ""
 
 
+class Busy(bk.BackupError):
+    """The source answered 409: it is streaming another backup."""
+
+
 def get(cfg, address, path, timeout=STATUS_TIMEOUT):
     """The response of another agent (HTTPS, this host's certificate; the peer's is checked
-    against the internal CA and its address); an answer other than 200 raises BackupError."""
+    against the internal CA and its address); an answer other than 200 raises BackupError (Busy
+    for 409: a backup is running there)."""
     conn = HTTPSConnection(address, int(cfg["port"]), timeout=timeout, context=client_context(cfg))
     conn.request("GET", path)
     answer = conn.getresponse()
     if answer.status != 200:
         body = answer.read().decode("utf-8", "replace")
         conn.close()
-        raise bk.BackupError("%s:%s%s answered %s: %s" % (address, cfg["port"], path, answer.status, body[:300]))
+        error = Busy if answer.status == 409 else bk.BackupError
+        raise error("%s:%s%s answered %s: %s" % (address, cfg["port"], path, answer.status, body[:300]))
     return answer
+
+
+def when_free(request, address, wait, poll=BUSY_POLL, clock=time.monotonic, sleep=time.sleep):
+    """request() again while its source answers Busy, for at most `wait` seconds (nothing was
+    received before a 409: trying again is safe)."""
+    deadline = clock() + wait
+    told = False
+    while True:
+        try:
+            return request()
+        except Busy:
+            if clock() + poll > deadline:
+                raise bk.BackupError(
+                    "%s streamed another backup for over %d s (a scheduled backup, another rebuild): "
+                    "try again when it is done" % (address, wait)
+                ) from None
+            if not told:
+                log("%s streams another backup: waiting for it (at most %d s)" % (address, wait))
+                told = True
+            sleep(poll)
 
 
 def get_json(cfg, address, path, timeout=STATUS_TIMEOUT):
@@ -760,7 +790,7 @@ def stream_copy(cfg, address, work):
     os.makedirs(target)
     mbstream = subprocess.Popen(["mbstream", "-x", "-C", target], stdin=subprocess.PIPE)  # noqa: S603,S607
     try:
-        report = receive_stream(cfg, address, 0, mbstream.stdin)
+        report = when_free(lambda: receive_stream(cfg, address, 0, mbstream.stdin), address, BUSY_WAIT)
     finally:
         mbstream.stdin.close()
         if mbstream.wait() != 0:

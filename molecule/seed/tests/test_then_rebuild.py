@@ -87,7 +87,8 @@ def test_a_replica_whose_binary_logs_were_purged_is_rebuilt_and_replicates():
     sampler.start()
     started = time.time()
     try:
-        proc = rebuild("-e", f"host={REPLICA}")
+        # From the backup explicitly: `auto` would stream from the other, healthy replica.
+        proc = rebuild("-e", f"host={REPLICA}", "-e", "rebuild_source=backup")
     finally:
         done.set()
         sampler.join()
