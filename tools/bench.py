@@ -1186,10 +1186,7 @@ def bench_replication(lab: Lab, seconds: int, threads: int) -> dict:
     return out
 
 
-BACKUP_AGENT = (
-    "PYTHONPATH=/usr/local/lib/webinfra-backup python3 -m "
-    "ansible_collections.webinfra.distributed.plugins.module_utils.backup_agent"
-)
+BACKUP_AGENT = "/usr/local/sbin/webinfra-backup"
 
 
 def archive_lag(lab: Lab, primary: str, backup_host: str, seconds: int) -> list[float]:

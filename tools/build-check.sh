@@ -43,6 +43,14 @@ for src in "$root"/plugins/modules/*.py; do
   "$bin/ansible-doc" -t module "webinfra.distributed.$name" >/dev/null
   grep -q "webinfra.distributed.$name" <<<"$modules" || { echo "build-check: module $name missing" >&2; exit 1; }
 done
+# The installed collection builds the host agents' artifact on its own (its version from
+# MANIFEST.json), and every agent's command runs from it with nothing but the standard library.
+pyz=$(XDG_CACHE_HOME="$out/cache" "$bin/ansible" localhost -c local -o -m ansible.builtin.debug \
+  -a "msg={{ lookup('webinfra.distributed.agents_artifact') }}" | sed -n 's/.*"msg": "\([^"]*\)".*/\1/p')
+[ -f "$pyz" ] || { echo "build-check: the agents' artifact was not built from the installed collection" >&2; exit 1; }
+for entry in webinfra-ha-agent webinfra-backup webinfra-acme; do
+  "$bin/python" -I "$pyz" "$entry" --version
+done
 # The site playbook resolves from the installed collection.
 for playbook in site switchover failover health restore rebuild; do
   "$bin/ansible-playbook" --syntax-check -i localhost, "webinfra.distributed.$playbook" >/dev/null

@@ -1,4 +1,4 @@
-"""Make `ansible_collections.webinfra.distributed` importable from a checkout (make links it)."""
+"""Make `ansible_collections.webinfra.distributed` (make links it) and the agents importable from a checkout."""
 
 import itertools
 import sys
@@ -14,8 +14,10 @@ if not link.exists():
     link.symlink_to(ROOT)
 if str(COLLECTIONS) not in sys.path:
     sys.path.insert(0, str(COLLECTIONS))
-if str(ROOT / "tools") not in sys.path:
-    sys.path.insert(0, str(ROOT / "tools"))
+# The host agents' package (agents/webinfra_agents) and the tools are imported by name.
+for extra in (ROOT / "tools", ROOT / "agents"):
+    if str(extra) not in sys.path:
+        sys.path.insert(0, str(extra))
 
 
 @pytest.fixture

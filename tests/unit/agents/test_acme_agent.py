@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from ansible_collections.webinfra.distributed.plugins.module_utils import acme_agent as agent
+from webinfra_agents.acme import agent
 
 NAMES = ["www.example.test", "example.test"]
 

@@ -1,7 +1,7 @@
 import pytest
 
-from ansible_collections.webinfra.distributed.plugins.module_utils import backup as bk
-from ansible_collections.webinfra.distributed.plugins.module_utils import backup_agent as agent
+from webinfra_agents.backup import agent
+from webinfra_agents.backup import archive as bk
 
 
 class FakeTime:

@@ -3,9 +3,7 @@
 """What the collection's long-running services share (the HA agent, the backup agent): a
 log line to the journal (stderr) and systemd's readiness and watchdog notifications."""
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
+from __future__ import annotations
 
 import os
 import socket

@@ -19,9 +19,7 @@ compressed with zstd) and `meta.json`; ids are UTC times (YYYYmmddTHHMMSSZ) so t
 by age. Archived binary logs live in `<repository>/binlog/<server_id>/`, as the server wrote them.
 """
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
+from __future__ import annotations
 
 import calendar
 import re

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from ansible_collections.webinfra.distributed.plugins.module_utils import etcd
+from webinfra_agents.ha import etcd
 
 
 def test_prefix_end_and_base64():

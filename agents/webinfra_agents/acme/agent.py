@@ -22,9 +22,7 @@ http_listen, ca_file, renew_days, site_pem, haproxy_cfg, socket, peers ([{name, 
 ssh_key, known_hosts, lego.
 """
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
+from __future__ import annotations
 
 import argparse
 import base64
@@ -142,7 +140,7 @@ def plan(current_names, domains):
     return "renew"
 
 
-class Host(object):
+class Host:
     """What the agent does to its host, behind one object the tests replace."""
 
     def run(self, argv, stdin=None, env=None, check=True):
@@ -150,9 +148,8 @@ class Host(object):
             argv,
             input=stdin,
             env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            universal_newlines=True,
+            capture_output=True,
+            text=True,
             check=False,
         )
         if check and proc.returncode != 0:
@@ -163,7 +160,7 @@ class Host(object):
         try:
             with open(path) as handle:
                 return handle.read()
-        except (IOError, OSError):
+        except OSError:
             return None
 
     def write(self, path, text):
@@ -360,7 +357,3 @@ def main(argv=None, host=None, stdin=None):
         return 1
     _emit(result)
     return 1 if result.get("error") else 0
-
-
-if __name__ == "__main__":  # python3 -m ...acme_agent COMMAND CONFIG (timer, site.yml, ssh)
-    raise SystemExit(main())

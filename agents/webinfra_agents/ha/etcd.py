@@ -9,9 +9,7 @@ Each call tries the endpoints in turn (the last one that answered first) and rai
 when none answered within the timeout.
 """
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
+from __future__ import annotations
 
 import base64
 import http.client

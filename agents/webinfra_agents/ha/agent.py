@@ -24,9 +24,7 @@ The pure functions at the top decide; the Agent class does the I/O (PyMySQL, etc
 gateway, an HTTP endpoint with /primary, /replica, /health, /status and /metrics).
 """
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
+from __future__ import annotations
 
 import json
 import os
@@ -35,16 +33,11 @@ import subprocess
 import sys
 import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-try:
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-except ImportError:  # pragma: no cover - Python 2 is not supported by the agent
-    BaseHTTPRequestHandler = object
-    ThreadingHTTPServer = None
-
-from ansible_collections.webinfra.distributed.plugins.module_utils import etcd as etcd_api
 from ansible_collections.webinfra.distributed.plugins.module_utils import gtid, promotion, replication
-from ansible_collections.webinfra.distributed.plugins.module_utils.daemon import log, sd_notify
+from webinfra_agents.ha import etcd as etcd_api
+from webinfra_agents.kit.daemon import log, sd_notify
 
 DEFAULTS = {
     "cluster": "webinfra",
@@ -1181,7 +1174,3 @@ def main(argv=None):
         log("fencing at stop failed: %s" % exc)
     server.shutdown()
     return 0
-
-
-if __name__ == "__main__":  # python3 -m ...ha_agent /etc/webinfra/ha-agent.json (the systemd unit)
-    raise SystemExit(main())

@@ -25,9 +25,7 @@ xbstream in frames, see backup.frame). On a repository: GET /catalog and GET /fi
 stored backups and archived binary logs, for a restore target).
 """
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
+from __future__ import annotations
 
 import argparse
 import hashlib
@@ -41,18 +39,13 @@ import sys
 import tempfile
 import threading
 import time
+from http.client import HTTPSConnection
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, quote, urlparse
 
-try:
-    from http.client import HTTPSConnection
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-    from urllib.parse import parse_qs, quote, urlparse
-except ImportError:  # pragma: no cover - Python 2 never runs the agent
-    BaseHTTPRequestHandler = object
-    ThreadingHTTPServer = None
-
-from ansible_collections.webinfra.distributed.plugins.module_utils import backup as bk
 from ansible_collections.webinfra.distributed.plugins.module_utils import option_file
-from ansible_collections.webinfra.distributed.plugins.module_utils.daemon import log, sd_notify
+from webinfra_agents.backup import archive as bk
+from webinfra_agents.kit.daemon import log, sd_notify
 
 CHUNK = 1024 * 1024
 STATUS_TIMEOUT = 5
@@ -1167,7 +1160,3 @@ def main(argv=None):
     except bk.BackupError as exc:
         log("webinfra-backup %s: %s" % (args.command, exc))
         return 1
-
-
-if __name__ == "__main__":  # python3 -m ...backup_agent COMMAND CONFIG (the systemd units, restore.yml)
-    raise SystemExit(main())

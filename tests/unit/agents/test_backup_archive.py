@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from ansible_collections.webinfra.distributed.plugins.module_utils import backup as bk
+from webinfra_agents.backup import archive as bk
 
 INFO = """uuid = 072b0483-ecd4-11f1-a428-da811a0987d4
 tool_version = 11.8.9-MariaDB

@@ -4,8 +4,8 @@ import time
 
 import pytest
 
-from ansible_collections.webinfra.distributed.plugins.module_utils import etcd as etcd_api
-from ansible_collections.webinfra.distributed.plugins.module_utils import ha_agent as ha
+from webinfra_agents.ha import agent as ha
+from webinfra_agents.ha import etcd as etcd_api
 
 CFG = {"ttl": 10, "loop_wait": 1, "max_lag": 30, "failover_window": 300, "semisync": True}
 
