@@ -320,6 +320,24 @@ def build(host, inputs, groups, hostvars, role_defaults):  # noqa: C901, PLR0912
             rules.append({"port": port("prometheus", host), "from": ui, "comment": "prometheus"})
             rules.append({"port": port("alertmanager", host), "from": ui, "comment": "alertmanager"})
 
+    def endpoints(hosts, key):
+        """Each host's endpoint for a port key: its address and the port it serves itself."""
+        return [{"name": h, "address": addresses[h], "port": port(key, h)} for h in hosts]
+
+    # The writer endpoint's servers: every database host at its own database port.
+    db_servers = endpoints(db_hosts, "db") if writer else []
+    # What Prometheus scrapes (on the monitoring hosts): every exporter at the port its own host
+    # serves, the same numbers the exporters listen on and the firewall rules above open.
+    monitoring_targets = {}
+    if monitoring and in_mon:
+        monitoring_targets = {
+            "node": endpoints(stack_hosts, "node_exporter"),
+            "haproxy": endpoints(loadbalancers, "haproxy_metrics"),
+            "nginx": endpoints(webservers, "nginx_exporter"),
+            "mysqld": endpoints(db_hosts, "mysqld_exporter"),
+            "ha_agent": endpoints(db_hosts, "db_agent") if etcd_hosts else [],
+        }
+
     # The application's environment on a web server: how it reaches the databases, then
     # webinfra_app_env, then nginx_app_env as the inventory sets it (the most specific wins).
     app_env = {}
@@ -434,6 +452,11 @@ def build(host, inputs, groups, hostvars, role_defaults):  # noqa: C901, PLR0912
             "socket_reader": socket_reader,
         },
         "db_writer": {"enabled": writer, "address": writer_address, "port": writer_port},
+        # The database hosts behind the writer endpoint (name, address, port); empty without it.
+        "db_servers": db_servers,
+        # Prometheus' scrape targets by job (node, haproxy, nginx, mysqld, ha_agent), each a list
+        # of name, address and port; empty on hosts that are no monitoring host.
+        "monitoring_targets": monitoring_targets,
         # The database HA agents' etcd endpoints (empty: no automatic failover).
         "etcd": {
             "enabled": bool(etcd_hosts),

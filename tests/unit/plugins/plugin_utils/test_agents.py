@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from webinfra_agents import ENTRY_POINTS
 
 from ansible_collections.webinfra.distributed.plugins.plugin_utils import agents
+from webinfra_agents import ENTRY_POINTS
 
 ROOT = Path(__file__).resolve().parents[4]
 UTILS = "ansible_collections/webinfra/distributed/plugins/module_utils"
@@ -58,7 +58,11 @@ def test_a_second_build_reuses_the_file(artifact):
 def test_every_entry_point_runs_from_the_artifact_alone(artifact, name, tmp_path):
     # -I: no PYTHONPATH, no user site, no current directory: only the zip and the standard library.
     out = subprocess.run(
-        [sys.executable, "-I", str(artifact), name, "--version"], capture_output=True, text=True, cwd=tmp_path
+        [sys.executable, "-I", str(artifact), name, "--version"],
+        check=False,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == f"{name} {artifact.stem.removeprefix('webinfra-agents-')}"
@@ -68,6 +72,7 @@ def test_the_agents_import_from_the_artifact(artifact, tmp_path):
     code = "import webinfra_agents.ha.agent, webinfra_agents.backup.agent, webinfra_agents.acme.agent"
     out = subprocess.run(
         [sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, {str(artifact)!r}); {code}"],
+        check=False,
         capture_output=True,
         text=True,
         cwd=tmp_path,
@@ -76,7 +81,7 @@ def test_the_agents_import_from_the_artifact(artifact, tmp_path):
 
 
 def test_an_unknown_command_is_refused_with_the_list(artifact):
-    out = subprocess.run([sys.executable, "-I", str(artifact), "nope"], capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-I", str(artifact), "nope"], check=False, capture_output=True, text=True)
     assert out.returncode == 2
     assert all(name in out.stderr for name in ENTRY_POINTS)
 

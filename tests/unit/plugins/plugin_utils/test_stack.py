@@ -157,6 +157,48 @@ def test_ports_come_from_the_inventory_of_the_host_that_serves_them():
     assert model("web-02", {}, groups, hostvars)["app"]["env"]["DB_WRITE_PORT"] == "3400"
 
 
+MOVED = {
+    "exporters_node_port": 9101,
+    "exporters_nginx_port": 9114,
+    "exporters_mysqld_port": 9105,
+    "haproxy_metrics_port": 8406,
+    "mysql_replication_port": 3316,
+}
+
+
+def test_a_moved_port_moves_the_firewall_the_scrape_and_the_backend_together():
+    """Each cross-tier port set once in the inventory: the serving host's firewall opens it,
+    Prometheus scrapes it and the writer endpoint's servers use it; no second default."""
+    groups, hostvars = seed_inventory(**{h: dict(MOVED) for h in ("lb-01", "web-01", "web-02")})
+    inputs = {"webinfra_vip": "10.0.0.100"}
+    lb = model("lb-01", inputs, groups, hostvars)
+    web = model("web-01", inputs, groups, hostvars)
+    assert rules(lb)["node-exporter"][0] == 9101 and rules(lb)["haproxy-metrics"][0] == 8406
+    assert rules(web)["nginx-exporter"][0] == 9114 and rules(web)["mysqld-exporter"][0] == 9105
+    assert rules(web)["db-writer-endpoint"][0] == 3316
+    targets = {job: {(t["name"], t["address"], t["port"]) for t in ts} for job, ts in lb["monitoring_targets"].items()}
+    assert targets["node"] == {("lb-01", "10.0.0.2", 9101), ("web-01", "10.0.0.3", 9101), ("web-02", "10.0.0.4", 9101)}
+    assert targets["haproxy"] == {("lb-01", "10.0.0.2", 8406)}
+    assert targets["nginx"] == {("web-01", "10.0.0.3", 9114), ("web-02", "10.0.0.4", 9114)}
+    assert targets["mysqld"] == {("web-01", "10.0.0.3", 9105), ("web-02", "10.0.0.4", 9105)}
+    assert targets["ha_agent"] == set()  # no etcd: no HA agents
+    assert lb["db_servers"] == [
+        {"name": "web-01", "address": "10.0.0.3", "port": 3316},
+        {"name": "web-02", "address": "10.0.0.4", "port": 3316},
+    ]
+    # Only the monitoring hosts carry the targets; without a writer endpoint there are no servers.
+    assert web["monitoring_targets"] == {} and model("lb-01", {}, groups, hostvars)["db_servers"] == []
+
+
+def test_a_port_moved_on_one_host_only_is_scraped_there_only():
+    groups, hostvars = seed_inventory(**{"web-02": {"exporters_node_port": 9200}})
+    groups["etcd"] = ["lb-01", "web-01", "web-02"]
+    lb = model("lb-01", {}, groups, hostvars)
+    ports = {t["name"]: t["port"] for t in lb["monitoring_targets"]["node"]}
+    assert ports == {"lb-01": 9100, "web-01": 9100, "web-02": 9200}
+    assert [t["port"] for t in lb["monitoring_targets"]["ha_agent"]] == [3308, 3308]
+
+
 def test_app_env_from_webinfra_app_env_then_nginx_app_env_in_the_inventory():
     groups, hostvars = seed_inventory(**{"web-01": {"nginx_app_env": {"APP_KEY": "k", "DB_NAME": "other"}}})
     inputs = {"webinfra_app_env": {"FEATURE": "on", "APP_KEY": "x"}}
