@@ -36,6 +36,7 @@ class ActionModule(ActionBase):
     ARGUMENT_SPEC = {
         "inputs": {"type": "dict", "default": {}},
         "fact": {"type": "str", "default": "webinfra_stack"},
+        "partial": {"type": "bool", "default": False},
     }
 
     def run(self, tmp=None, task_vars=None):
@@ -50,6 +51,7 @@ class ActionModule(ActionBase):
                 task_vars["groups"],
                 task_vars["hostvars"],
                 role_defaults(),
+                partial=args["partial"],
             )
         except StackError as exc:
             raise AnsibleActionFail(f"stack: {exc}") from exc

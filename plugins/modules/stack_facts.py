@@ -41,6 +41,16 @@ options:
     description: Name of the fact to set.
     type: str
     default: webinfra_stack
+  partial:
+    description:
+      - A host of the stack whose private address is unknown (unreachable, without
+        C(webinfra_private_address)) is listed in C(unaddressed) with the address C("") instead of
+        refusing the model.
+      - For playbooks that only read the model while a host may be down (failover, health, the
+        playbooks that import C(playbooks/model.yml)); never to configure hosts from it.
+    type: bool
+    default: false
+    version_added: 0.10.0
 notes:
   - The fact holds the application's database passwords, so the task's result is hidden once it
     succeeded (as with C(no_log)); a refusal keeps its message.
@@ -69,10 +79,14 @@ ansible_facts:
     webinfra_stack:
       description:
         - C(groups) (the database and monitoring group names), C(hosts) (the members of each
-          tier), C(addresses) (host to private address), C(tiers) (this host's tiers),
+          tier), C(addresses) (host to private address), C(unaddressed) (hosts whose address was
+          unknown, with O(partial) only), C(tiers) (this host's tiers),
           C(backend) (C(tls), C(port)), C(vip), C(monitoring), C(admin_networks),
           C(monitoring_ui_networks), C(db) (C(groups), C(port), C(agent_port), C(semisync)),
-          C(db_writer) (C(enabled), C(address), C(port)), C(firewall_rules) (C(port), C(from),
+          C(db_writer) (C(enabled), C(address), C(port)), C(db_servers) (the writer endpoint's
+          database servers - C(name), C(address), C(port)), C(monitoring_targets) (on monitoring
+          hosts, Prometheus' targets by job - C(name), C(address), C(port) - each at the port its own
+          host serves), C(firewall_rules) (C(port), C(from),
           C(comment)), C(acme) (C(enabled), C(issuer), C(challenge)), C(exporters) (C(tls)) and
           C(app) (C(env), C(packages)).
       type: dict

@@ -139,13 +139,16 @@ def _unique(items):
     return out
 
 
-def build(host, inputs, groups, hostvars, role_defaults):  # noqa: C901, PLR0912, PLR0915 - one linear model
+def build(host, inputs, groups, hostvars, role_defaults, partial=False):  # noqa: C901, PLR0912, PLR0915 - one linear model
     """The stack model as seen from `host`.
 
     inputs: the webinfra_* inputs (missing ones take DEFAULTS).
     groups: inventory group name -> host names.
     hostvars: host name -> mapping of its variables (inventory, facts).
     role_defaults: role name -> its defaults/main.yml as a dict.
+    partial: a host whose address is unknown (unreachable, no webinfra_private_address) is listed
+      in `unaddressed` with the address "" instead of refusing the model: for the playbooks
+      that only read the model while a host may be down (failover, health), never to configure.
     """
     cfg = dict(DEFAULTS)
     cfg.update({k: v for k, v in (inputs or {}).items() if k in DEFAULTS})
@@ -194,16 +197,21 @@ def build(host, inputs, groups, hostvars, role_defaults):  # noqa: C901, PLR0912
         loadbalancers + webservers + db_hosts + (monitors if monitoring else []) + etcd_hosts + backup_hosts
     )
 
-    addresses = {}
+    addresses, unaddressed = {}, []
     for name in stack_hosts:
         explicit = (hostvars.get(name) or {}).get("webinfra_private_address")
         address = known_address(hostvars.get(name) or {})
+        if address is None and partial:
+            addresses[name] = ""
+            unaddressed.append(name)
+            continue
         if address is None:
             raise StackError(f"no address for {name}: set webinfra_private_address for it or gather its facts")
         addresses[name] = check_address(
             name, address, "webinfra_private_address" if explicit else "the default route's address"
         )
-    duplicates = sorted({a for a in addresses.values() if list(addresses.values()).count(a) > 1})
+    known = [a for a in addresses.values() if a]
+    duplicates = sorted({a for a in known if known.count(a) > 1})
     if duplicates:
         shared = {a: [h for h, x in addresses.items() if x == a] for a in duplicates}
         raise StackError(
@@ -362,8 +370,11 @@ def build(host, inputs, groups, hostvars, role_defaults):  # noqa: C901, PLR0912
         if host in replicas:
             app_env["DB_READ_SOCKET"] = DB_SOCKET
         else:
-            read_host = str(cfg["webinfra_app_db_read_host"] or "") or addresses[(replicas + [primary])[0]]
-            app_env["DB_READ_HOST"] = read_host
+            custom = str(cfg["webinfra_app_db_read_host"] or "")
+            reader = (replicas + [primary])[0]
+            app_env["DB_READ_HOST"] = custom or addresses[reader]
+            # The reading server's own database port (a custom read host: the primary's).
+            app_env["DB_READ_PORT"] = str(port("db", primary if custom else reader))
     if in_web:
         for name, extra in (
             ("webinfra_app_env", cfg["webinfra_app_env"]),
@@ -437,6 +448,8 @@ def build(host, inputs, groups, hostvars, role_defaults):  # noqa: C901, PLR0912
             "backups": backup_hosts,
         },
         "addresses": addresses,
+        # Hosts whose address was unknown (only with partial: their address is "").
+        "unaddressed": unaddressed,
         "tiers": tiers,
         "backend": {"tls": backend_tls, "port": backend_port},
         "vip": vip,

@@ -66,14 +66,18 @@ def test_role_defaults_are_the_home_of_the_shared_ports():
         assert "{{" not in str(defaults[role].get(var, "")), f"{role}: {var} must be a literal"
 
 
+# The stack role's one option that is no input of the model: how the model is computed.
+ROLE_OPTIONS = {"webinfra_stack_partial": False}
+
+
 def test_stack_role_defaults_and_argument_spec_agree_with_the_model():
     defaults = yaml.safe_load((ROOT / "roles/stack/defaults/main.yml").read_text())
-    assert defaults == DEFAULTS
+    assert defaults == {**DEFAULTS, **ROLE_OPTIONS}
     spec = yaml.safe_load((ROOT / "roles/stack/meta/argument_specs.yml").read_text())
     options = spec["argument_specs"]["main"]["options"]
-    assert set(options) == set(DEFAULTS)
+    assert set(options) == set(DEFAULTS) | set(ROLE_OPTIONS)
     for name, option in options.items():
-        assert option.get("default") == DEFAULTS[name], name
+        assert option.get("default") == {**DEFAULTS, **ROLE_OPTIONS}[name], name
         assert option.get("description"), name
 
 
@@ -105,6 +109,7 @@ def test_seed_design_model():
         "DB_READ_USER": "app_reader",
         "DB_READ_PASSWORD": "r-secret",
         "DB_READ_HOST": "10.0.0.4",
+        "DB_READ_PORT": "3306",
     }
     assert replica["app"]["env"]["DB_READ_SOCKET"] == "/run/mysqld/mysqld.sock"
     assert "DB_READ_HOST" not in replica["app"]["env"]
@@ -182,6 +187,8 @@ def test_a_moved_port_moves_the_firewall_the_scrape_and_the_backend_together():
     assert targets["nginx"] == {("web-01", "10.0.0.3", 9114), ("web-02", "10.0.0.4", 9114)}
     assert targets["mysqld"] == {("web-01", "10.0.0.3", 9105), ("web-02", "10.0.0.4", 9105)}
     assert targets["ha_agent"] == set()  # no etcd: no HA agents
+    # The application on the primary's web server reads from the replica at its moved port.
+    assert (web["app"]["env"]["DB_READ_HOST"], web["app"]["env"]["DB_READ_PORT"]) == ("10.0.0.4", "3316")
     assert lb["db_servers"] == [
         {"name": "web-01", "address": "10.0.0.3", "port": 3316},
         {"name": "web-02", "address": "10.0.0.4", "port": 3316},
@@ -393,3 +400,14 @@ def test_exporters_tls_is_one_setting_for_the_exporters_haproxy_and_prometheus()
     assert model("web-01", {"webinfra_exporters_tls": "true"})["exporters"] == {"tls": True}
     with pytest.raises(StackError, match="webinfra_exporters_tls must be true or false"):
         model("lb-01", {"webinfra_exporters_tls": "sometimes"})
+
+
+def test_a_partial_model_lists_the_hosts_without_an_address_instead_of_refusing():
+    groups, hostvars = seed_inventory()
+    hostvars["web-01"] = {k: v for k, v in hostvars["web-01"].items() if k != "ansible_facts"}
+    with pytest.raises(StackError, match="no address for web-01"):
+        model("web-02", {}, groups, hostvars)
+    partial = build("web-02", {}, groups, hostvars, action_role_defaults(), partial=True)
+    assert partial["unaddressed"] == ["web-01"] and partial["addresses"]["web-01"] == ""
+    assert partial["addresses"]["web-02"] == "10.0.0.4" and partial["db"]["agent_port"] == 3308
+    assert model("web-02")["unaddressed"] == []
