@@ -15,6 +15,11 @@ REPLICAS = groups()["db_replicas"]
 MONITOR = groups()["monitoring"][0]
 CLIENT = groups()["clients"][0]
 STACK = sorted(set(LBS + WEBS + [PRIMARY, *REPLICAS, MONITOR]))
+# The exporters' ports as the scenario moved them (molecule.yml; the roles' defaults otherwise).
+NODE_PORT = int(hostvars(PRIMARY).get("exporters_node_port", 9100))
+NGINX_PORT = int(hostvars(WEBS[0]).get("exporters_nginx_port", 9113))
+MYSQLD_PORT = int(hostvars(PRIMARY).get("exporters_mysqld_port", 9104))
+HAPROXY_PORT = int(hostvars(LBS[0]).get("haproxy_metrics_port", 8405))
 
 
 def address(name):
@@ -182,11 +187,11 @@ def test_replication_and_backend_alerts_fire_and_clear():
 @pytest.mark.parametrize("name", STACK)
 def test_exporters_listen_on_the_private_address_only(name):
     listening = host(name).check_output("ss -Htln")
-    ports = {"9100"}
+    ports = {NODE_PORT}
     if name in WEBS:
-        ports.add("9113")
+        ports.add(NGINX_PORT)
     if name in [PRIMARY, *REPLICAS]:
-        ports.add("9104")
+        ports.add(MYSQLD_PORT)
     for port in ports:
         assert f"{address(name)}:{port} " in listening, listening
         assert f"0.0.0.0:{port} " not in listening and f"*:{port} " not in listening, listening
@@ -197,8 +202,8 @@ def test_exporters_answer_over_tls_only_with_a_certificate_for_their_address():
     answers HTTPS verified against the internal CA (and their address, as Prometheus verifies it);
     plain HTTP gets no metrics."""
     monitor = host(MONITOR)
-    endpoints = [(name, 9100) for name in STACK] + [(name, 9113) for name in WEBS]
-    endpoints += [(name, 9104) for name in [PRIMARY, *REPLICAS]] + [(name, 8405) for name in LBS]
+    endpoints = [(name, NODE_PORT) for name in STACK] + [(name, NGINX_PORT) for name in WEBS]
+    endpoints += [(name, MYSQLD_PORT) for name in [PRIMARY, *REPLICAS]] + [(name, HAPROXY_PORT) for name in LBS]
     for name, port in endpoints:
         url = f"{address(name)}:{port}/metrics"
         resp = http_get(monitor, f"https://{url}")

@@ -22,6 +22,8 @@ LBS = groups()["loadbalancers"]
 WEBS = groups()["webservers"]
 PRIMARY = groups()["db_primary"][0]
 REPLICAS = groups()["db_replicas"]
+# The database port as the scenario moved it (molecule.yml).
+DB = int(hostvars(PRIMARY).get("mysql_replication_port", 3306))
 
 
 @pytest.mark.parametrize("name", REPLICAS)
@@ -198,8 +200,9 @@ def test_app_accounts_are_least_privilege():
 @pytest.mark.parametrize("name", REPLICAS)
 def test_replica_refuses_application_writes(name):
     out = host(name).run(
-        "mariadb --ssl --ssl-ca=/etc/mysql/tls/ca.pem -h %s -u app_writer -p%s webapp -e %s",
+        "mariadb --ssl --ssl-ca=/etc/mysql/tls/ca.pem -h %s -P %s -u app_writer -p%s webapp -e %s",
         host(name).interface("eth0").addresses[0],
+        str(DB),
         hostvars(name)["mysql_replication_app_writer_password"],
         "INSERT INTO notes (body, written_by) VALUES ('x', 'test')",
     )
@@ -214,8 +217,9 @@ def test_application_accounts_require_tls_over_the_network():
     rows = {tuple(line.split("\t")) for line in accounts.splitlines() if line}
     assert rows == {("app_writer", "%", "ANY"), ("app_reader", "%", "ANY"), ("app_reader", "localhost", "")}, rows
     plain = (
-        "mariadb --skip-ssl -h %s -u app_writer -p%s webapp -NBe 'SELECT 1'",
+        "mariadb --skip-ssl -h %s -P %s -u app_writer -p%s webapp -NBe 'SELECT 1'",
         host(PRIMARY).interface("eth0").addresses[0],
+        str(DB),
         hostvars(PRIMARY)["mysql_replication_app_writer_password"],
     )
     refused = host(REPLICAS[0]).run(*plain)

@@ -18,6 +18,9 @@ PRIMARY = groups()["db_primary"][0]
 REPLICAS = groups()["db_replicas"]
 CLIENT = groups()["clients"][0]
 ADMIN = LBS[0]  # the scenario's admin network is lb-01's address
+# The database's and the node exporter's ports as the scenario moved them (molecule.yml).
+DB = int(hostvars(PRIMARY).get("mysql_replication_port", 3306))
+NODE = int(hostvars(PRIMARY).get("exporters_node_port", 9100))
 
 PROBE = """
 import json, socket, sys, concurrent.futures as cf
@@ -46,8 +49,8 @@ def probe(source, *targets):
 
 
 def test_client_reaches_only_80_and_443_on_the_balancer_and_nothing_else():
-    targets = [f"{lb}:{port}" for lb in LBS for port in (22, 80, 443, 3306, 9100)]
-    targets += [f"{web}:{port}" for web in WEBS for port in (22, 80, 443, 3306, 8000)]
+    targets = [f"{lb}:{port}" for lb in LBS for port in (22, 80, 443, DB, NODE)]
+    targets += [f"{web}:{port}" for web in WEBS for port in (22, 80, 443, DB, 8000)]
     seen = probe(CLIENT, *targets)
     expected = {t: ("open" if t.split(":")[0] in LBS and t.endswith((":80", ":443")) else "filtered") for t in targets}
     assert seen == expected
@@ -70,7 +73,7 @@ def test_a_scan_of_every_listening_port_from_outside_the_admin_networks_finds_on
     exporters, Prometheus, Alertmanager, the statistics page, etcd, the HA agents, the writer
     endpoint, the databases, SSH ...): only 80 and 443 of the balancers answer."""
     listening = {name: listening_ports(name) for name in sorted(set(LBS + WEBS + [PRIMARY, *REPLICAS]))}
-    assert {80, 443} <= listening[LBS[0]] and 3306 in listening[PRIMARY] and 9100 in listening[PRIMARY]
+    assert {80, 443} <= listening[LBS[0]] and DB in listening[PRIMARY] and NODE in listening[PRIMARY]
     targets = [f"{name}:{port}" for name, ports in listening.items() for port in sorted(ports | {80, 443})]
     seen = probe(CLIENT, *targets)
     reachable = sorted(t for t, state in seen.items() if state != "filtered")
@@ -95,8 +98,8 @@ def test_rules_follow_the_roles_of_the_hosts():
     for web in WEBS:
         assert from_lb[f"{web}:443"] == "open"  # backend port from the load balancers
         assert from_lb[f"{web}:22"] == "open"  # SSH from the admin networks
-    from_replica = probe(REPLICAS[0], f"{PRIMARY}:3306")
-    assert from_replica == {f"{PRIMARY}:3306": "open"}
+    from_replica = probe(REPLICAS[0], f"{PRIMARY}:{DB}")
+    assert from_replica == {f"{PRIMARY}:{DB}": "open"}
 
 
 @pytest.mark.parametrize("name", LBS + WEBS)
@@ -207,11 +210,12 @@ def test_replication_runs_over_tls_and_the_account_refuses_plain_connections():
     password = hostvars(REPLICAS[0])["mysql_replication_password"]
     replica = host(REPLICAS[0])
     primary_addr = replica.check_output("getent hosts %s | cut -d' ' -f1", PRIMARY).split()[0]
-    plain = replica.run("mariadb --skip-ssl -h %s -u repl -p%s -e 'SELECT 1'", primary_addr, password)
+    plain = replica.run("mariadb --skip-ssl -h %s -P %s -u repl -p%s -e 'SELECT 1'", primary_addr, str(DB), password)
     assert plain.rc != 0 and "Access denied" in plain.stderr
     tls = replica.run(
-        "mariadb --ssl --ssl-ca=/etc/mysql/tls/ca.pem --ssl-verify-server-cert -h %s -u repl -p%s -N -e %s",
+        "mariadb --ssl --ssl-ca=/etc/mysql/tls/ca.pem --ssl-verify-server-cert -h %s -P %s -u repl -p%s -N -e %s",
         primary_addr,
+        str(DB),
         password,
         "SHOW STATUS LIKE 'Ssl_version'",
     )
@@ -233,7 +237,10 @@ def test_the_replication_account_exists_for_the_database_hosts_only():
     assert outsider not in [PRIMARY, *REPLICAS]
     primary_addr = host(outsider).check_output("getent hosts %s | cut -d' ' -f1", PRIMARY).split()[0]
     refused = host(outsider).run(
-        "mariadb --ssl --skip-ssl-verify-server-cert -h %s -u repl -p%s -N -e 'SELECT 1'", primary_addr, password
+        "mariadb --ssl --skip-ssl-verify-server-cert -h %s -P %s -u repl -p%s -N -e 'SELECT 1'",
+        primary_addr,
+        str(DB),
+        password,
     )
     assert refused.rc != 0 and ("Access denied" in refused.stderr or "not allowed" in refused.stderr), refused
 
@@ -241,9 +248,9 @@ def test_the_replication_account_exists_for_the_database_hosts_only():
 @pytest.mark.parametrize("name", [PRIMARY, *REPLICAS])
 def test_database_listens_on_its_private_address_only_and_root_uses_the_socket(name):
     h = host(name)
-    local = [line.split()[3] for line in h.check_output("ss -Hltn 'sport = :3306'").splitlines()]
+    local = [line.split()[3] for line in h.check_output("ss -Hltn 'sport = :%s'", str(DB)).splitlines()]
     address = h.interface("eth0").addresses[0]
-    assert local == [f"{address}:3306"]
+    assert local == [f"{address}:{DB}"]
     assert sql(name, "SELECT CONCAT(user, '@', host) FROM mysql.user WHERE user = 'root'").split() == ["root@localhost"]
     assert sql(name, "SELECT COUNT(*) FROM mysql.user WHERE user = ''").strip() == "0"
     assert "test" not in sql(name, "SHOW DATABASES").split()

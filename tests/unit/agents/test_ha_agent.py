@@ -3,30 +3,32 @@ import threading
 import time
 
 import pytest
+from etcd_fake import Clock, FakeEtcd
 
 from webinfra_agents.ha import agent as ha
+from webinfra_agents.ha import database, decide
 from webinfra_agents.ha import etcd as etcd_api
 
 CFG = {"ttl": 10, "loop_wait": 1, "max_lag": 30, "failover_window": 300, "semisync": True}
 
 
 def test_check_config_refuses_a_ttl_without_margin():
-    assert ha.check_config(CFG) == []
-    assert "at least 3 x loop_wait" in ha.check_config(dict(CFG, ttl=4))[0]
-    assert "above 0" in ha.check_config(dict(CFG, loop_wait=0))[0]
+    assert decide.check_config(CFG) == []
+    assert "at least 3 x loop_wait" in decide.check_config(dict(CFG, ttl=4))[0]
+    assert "above 0" in decide.check_config(dict(CFG, loop_wait=0))[0]
 
 
 def test_lease_valid_until_the_fence_margin():
-    assert ha.lease_valid(100.0, 107.9, CFG)
-    assert not ha.lease_valid(100.0, 108.0, CFG)
-    assert not ha.lease_valid(None, 100.0, CFG)
+    assert decide.lease_valid(100.0, 107.9, CFG)
+    assert not decide.lease_valid(100.0, 108.0, CFG)
+    assert not decide.lease_valid(None, 100.0, CFG)
 
 
 def test_relay_applied_and_follow_decision():
-    assert ha.relay_applied({"gtid_io_pos": "0-1-10", "executed_gtid_set": "0-1-10"})
-    assert not ha.relay_applied({"gtid_io_pos": "0-1-11", "executed_gtid_set": "0-1-10"})
-    assert ha.follow_decision("0-1-10", "0-2-12") == ("follow", "")
-    verdict, detail = ha.follow_decision("0-1-12", "0-2-12")
+    assert decide.relay_applied({"gtid_io_pos": "0-1-10", "executed_gtid_set": "0-1-10"})
+    assert not decide.relay_applied({"gtid_io_pos": "0-1-11", "executed_gtid_set": "0-1-10"})
+    assert decide.follow_decision("0-1-10", "0-2-12") == ("follow", "")
+    verdict, detail = decide.follow_decision("0-1-12", "0-2-12")
     assert verdict == "errant" and "0-1-12" in detail
 
 
@@ -42,92 +44,19 @@ def test_relay_applied_and_follow_decision():
     ],
 )
 def test_eligibility_refusals(db, lag, leader, age, reason):
-    ok, why = ha.eligibility(db, lag, leader, dict(CFG, members=["a", "b"]), age)
+    ok, why = decide.eligibility(db, lag, leader, dict(CFG, members=["a", "b"]), age)
     assert not ok and reason in why
 
 
 def test_choose_most_advanced_then_name():
-    assert ha.choose("b", "0-1-10", {"a": "0-1-9", "b": "0-1-10"}) == "acquire"
-    assert ha.choose("b", "0-1-10", {"a": "0-1-10", "b": "0-1-10"}) == "wait"
-    assert ha.choose("a", "0-1-10", {"a": "0-1-10", "b": "0-1-10"}) == "acquire"
-    assert ha.choose("a", "0-1-10", {"a": "0-1-10", "b": "0-1-11"}) == "wait"
-    assert ha.choose("a", "0-1-10", {"a": "0-1-10", "b": "0-2-10"}) == "diverged"
+    assert decide.choose("b", "0-1-10", {"a": "0-1-9", "b": "0-1-10"}) == "acquire"
+    assert decide.choose("b", "0-1-10", {"a": "0-1-10", "b": "0-1-10"}) == "wait"
+    assert decide.choose("a", "0-1-10", {"a": "0-1-10", "b": "0-1-10"}) == "acquire"
+    assert decide.choose("a", "0-1-10", {"a": "0-1-10", "b": "0-1-11"}) == "wait"
+    assert decide.choose("a", "0-1-10", {"a": "0-1-10", "b": "0-2-10"}) == "diverged"
 
 
 # --- the loop against an in-memory etcd and fake servers ---------------------------------------
-
-
-class Clock:
-    def __init__(self):
-        self.now = 1000.0
-
-    def __call__(self):
-        return self.now
-
-
-class FakeEtcd:
-    def __init__(self, clock):
-        self.clock, self.kv, self.leases, self.next, self.up = clock, {}, {}, 1, True
-
-    def _check(self):
-        if not self.up:
-            raise etcd_api.EtcdError("down")
-        for lease, expiry in list(self.leases.items()):
-            if expiry <= self.clock():
-                del self.leases[lease]
-                self.kv = {k: v for k, v in self.kv.items() if v["lease"] != lease}
-
-    def get_prefix(self, prefix):
-        self._check()
-        return 0, {k: dict(v, key=k) for k, v in self.kv.items() if k.startswith(prefix)}
-
-    def put(self, key, value, lease=0):
-        self._check()
-        old = self.kv.get(key)
-        self.kv[key] = {"value": value, "lease": lease, "create_revision": old["create_revision"] if old else 1}
-
-    def delete(self, key):
-        self._check()
-        self.kv.pop(key, None)
-
-    def txn(self, compare, success, failure=None):
-        self._check()
-        for c in compare:
-            key = etcd_api.unb64(c["key"])
-            if c["target"] == "CREATE" and key in self.kv:
-                return False
-            if c["target"] == "VALUE" and (key not in self.kv or self.kv[key]["value"] != etcd_api.unb64(c["value"])):
-                return False
-        for op in success:
-            if "request_put" in op:
-                p = op["request_put"]
-                self.put(etcd_api.unb64(p["key"]), etcd_api.unb64(p["value"]), int(p.get("lease", 0)))
-            else:
-                self.delete(etcd_api.unb64(op["request_delete_range"]["key"]))
-        return True
-
-    def grant(self, ttl):
-        self._check()
-        self.next += 1
-        self.leases[self.next] = self.clock() + ttl
-        return self.next
-
-    def get(self, key):
-        self._check()
-        kv = self.kv.get(key)
-        return dict(kv, key=key) if kv else None
-
-    def keepalive(self, lease):
-        self._check()
-        if lease not in self.leases:
-            return 0
-        self.leases[lease] = self.clock() + 10
-        return 10
-
-    def revoke(self, lease):
-        self._check()
-        self.leases[lease] = 0
-        self._check()
 
 
 class FakeDb:
@@ -228,7 +157,7 @@ def test_bootstrap_then_replica_follows():
     rounds(clock, agents, 3)
     assert writable(agents) == ["db-01"]
     assert agents["db-02"].db.source == "db-01.addr"
-    assert agents["db-01"].answers()["primary"] and not agents["db-02"].answers()["primary"]
+    assert agents["db-01"].api.answers()["primary"] and not agents["db-02"].api.answers()["primary"]
 
 
 def test_dead_primary_is_replaced_after_the_lease_and_never_two_writers():
@@ -251,7 +180,7 @@ def test_isolated_primary_fences_itself_before_anyone_can_take_over():
         def __getattr__(self, name):
             raise etcd_api.EtcdError("partitioned")
 
-    old.etcd = old.keeper_etcd = Cut()
+    old.store.client = old.keeper_store.client = Cut()
     fenced_at = promoted_at = None
     for _round in range(20):
         rounds(clock, agents, 1)
@@ -274,7 +203,7 @@ def test_failover_window_blocks_a_second_failover():
     assert writable({n: a for n, a in agents.items() if n not in ("db-01", leader[0])}) == []
     survivor = next(a for n, a in agents.items() if n not in ("db-01", leader[0]))
     assert "failover happened" in survivor.blocked
-    assert "webinfra_ha_failover_blocked 1" in survivor.metrics()
+    assert "webinfra_ha_failover_blocked 1" in survivor.api.metrics()
 
 
 def test_returning_primary_with_errant_transactions_stays_out():
@@ -291,7 +220,7 @@ def test_returning_primary_with_errant_transactions_stays_out():
     rounds(clock, agents, 3)
     assert writable(agents) == ["db-02"]
     assert old.db.source is None and "0-1-6" in old.state["errant"]
-    assert not old.answers()["replica"]
+    assert not old.api.answers()["replica"]
 
 
 def test_switchover_hands_over_to_the_target():
@@ -316,12 +245,12 @@ def test_paused_cluster_does_not_fail_over():
 def test_forced_failover_while_paused():
     clock, store, agents = cluster()
     rounds(clock, agents, 3)
-    assert agents["db-02"].request("/failover", {})[0] == 409  # a leader holds the lease
+    assert agents["db-02"].api.request("/failover", {})[0] == 409  # a leader holds the lease
     store.put("/webinfra/webinfra/pause", "{}")
     agents["db-01"].db.ok = False
     rounds(clock, agents, 15, skip=("db-01",))
     assert writable(agents) == []
-    code, answer = agents["db-02"].request("/failover", {})
+    code, answer = agents["db-02"].api.request("/failover", {})
     assert code == 202, answer
     rounds(clock, agents, 2, skip=("db-01",))
     assert writable(agents) == ["db-02"]
@@ -331,9 +260,9 @@ def test_forced_failover_while_paused():
 def test_requests_refuse_bad_targets():
     clock, store, agents = cluster()
     rounds(clock, agents, 3)
-    assert agents["db-01"].request("/switchover", {"to": "db-01"})[0] == 400
-    assert agents["db-01"].request("/switchover", {"to": "web-01"})[0] == 400
-    assert agents["db-01"].request("/nothing", {})[0] == 404
+    assert agents["db-01"].api.request("/switchover", {"to": "db-01"})[0] == 400
+    assert agents["db-01"].api.request("/switchover", {"to": "web-01"})[0] == 400
+    assert agents["db-01"].api.request("/nothing", {})[0] == 404
 
 
 def test_a_blocked_round_does_not_let_the_lease_lapse():
@@ -362,9 +291,9 @@ def test_keeper_fences_when_renewal_fails_past_the_deadline():
 
 def test_replica_lag_is_zero_when_it_has_the_leaders_position():
     db = {"ok": True, "gtid": "0-2-50", "replica": {"io_running": True, "seconds_behind": 291}}
-    assert ha.replica_lag(db, "0-2-50", None) == 0
-    assert ha.replica_lag(db, "0-2-51", None) == 291
-    assert ha.replica_lag({"ok": True, "gtid": "0-2-40", "replica": {"io_running": False}}, "0-2-51", 3) == 3
+    assert decide.replica_lag(db, "0-2-50", None) == 0
+    assert decide.replica_lag(db, "0-2-51", None) == 291
+    assert decide.replica_lag({"ok": True, "gtid": "0-2-40", "replica": {"io_running": False}}, "0-2-51", 3) == 3
 
 
 def test_a_keepalive_without_ttl_is_not_an_expiry_while_the_key_carries_the_lease():
@@ -382,10 +311,10 @@ def test_an_asynchronous_leader_is_never_replaced_automatically():
     """It may have acknowledged writes after the last position it reported."""
     cfg = dict(CFG, members=["a", "b"])
     leader = {"semisync": False, "gtid": "0-1-9"}
-    assert not ha.eligibility({"ok": True, "gtid": "0-1-9", "replica": {}}, 0, leader, cfg, None)[0]
-    assert not ha.eligibility({"ok": True, "gtid": "0-1-8", "replica": {}}, 0, leader, cfg, None)[0]
+    assert not decide.eligibility({"ok": True, "gtid": "0-1-9", "replica": {}}, 0, leader, cfg, None)[0]
+    assert not decide.eligibility({"ok": True, "gtid": "0-1-8", "replica": {}}, 0, leader, cfg, None)[0]
     synchronous = {"semisync": True, "gtid": "0-1-9"}
-    assert ha.eligibility({"ok": True, "gtid": "0-1-9", "replica": {}}, 0, synchronous, cfg, None) == (True, "")
+    assert decide.eligibility({"ok": True, "gtid": "0-1-9", "replica": {}}, 0, synchronous, cfg, None) == (True, "")
 
 
 def test_the_guard_fences_at_the_deadline_even_while_a_renewal_hangs():
@@ -403,7 +332,7 @@ def test_the_guard_fences_at_the_deadline_even_while_a_renewal_hangs():
 def test_switchover_waits_for_the_target_to_see_it_then_hands_over_in_one_round():
     clock, store, agents = cluster()
     rounds(clock, agents, 3)
-    code, _answer = agents["db-01"].request("/switchover", {"to": "db-02"})
+    code, _answer = agents["db-01"].api.request("/switchover", {"to": "db-02"})
     assert code == 202 and agents["db-01"].wake.is_set()  # the leader's loop runs at once
     assert agents["db-01"].step() == "switchover-waiting"  # db-02 has not seen it yet
     assert writable(agents) == ["db-01"]
@@ -419,17 +348,17 @@ def test_switchover_waits_for_the_target_to_see_it_then_hands_over_in_one_round(
 def test_a_switchover_target_that_never_answers_does_not_block_the_leader_for_ever():
     clock, store, agents = cluster()
     rounds(clock, agents, 3)
-    agents["db-01"].request("/switchover", {"to": "db-02"})
+    agents["db-01"].api.request("/switchover", {"to": "db-02"})
     assert agents["db-01"].step() == "switchover-waiting"
     clock.now += ha.SWITCHOVER_ACK_WAIT
     assert agents["db-01"].step() == "handed-over"
 
 
 def test_switchover_pending_ignores_forced_and_stale_requests():
-    assert ha.switchover_pending({"to": "db-02", "requested": 100}, 130)
-    assert not ha.switchover_pending({"to": "db-02", "requested": 100}, 100 + ha.SWITCHOVER_MAX_AGE)
-    assert not ha.switchover_pending({"to": "db-02", "force": True, "at": 100}, 101)
-    assert not ha.switchover_pending(None, 101)
+    assert decide.switchover_pending({"to": "db-02", "requested": 100}, 130)
+    assert not decide.switchover_pending({"to": "db-02", "requested": 100}, 100 + decide.SWITCHOVER_MAX_AGE)
+    assert not decide.switchover_pending({"to": "db-02", "force": True, "at": 100}, 101)
+    assert not decide.switchover_pending(None, 101)
 
 
 def test_an_asynchronous_leader_that_went_down_is_judged_by_what_it_reported_while_leading():
@@ -457,12 +386,12 @@ SS = """0      0      10.0.0.7:3306 10.0.0.6:38362
 
 
 def test_silent_peers_are_those_that_left_data_unacknowledged_too_long():
-    assert ha.silent_peers(SS, 2000) == ["10.0.0.8:40000"]
-    assert ha.silent_peers(SS, 1000) == ["10.0.0.8:40000", "10.0.0.9:41000"]
-    assert ha.silent_peers("", 2000) == []
-    assert ha.peer("::ffff:10.0.0.9:41000") == "10.0.0.9:41000"
-    assert ha.silence_limit_ms({"replication": {"heartbeat_period": 1}}) == 2000
-    assert ha.silence_limit_ms({"replication": {"heartbeat_period": 5}}) == 10000
+    assert decide.silent_peers(SS, 2000) == ["10.0.0.8:40000"]
+    assert decide.silent_peers(SS, 1000) == ["10.0.0.8:40000", "10.0.0.9:41000"]
+    assert decide.silent_peers("", 2000) == []
+    assert decide.peer("::ffff:10.0.0.9:41000") == "10.0.0.9:41000"
+    assert decide.silence_limit_ms({"replication": {"heartbeat_period": 1}}) == 2000
+    assert decide.silence_limit_ms({"replication": {"heartbeat_period": 5}}) == 10000
 
 
 def test_the_leader_ends_the_dump_threads_of_silent_replicas():
@@ -473,7 +402,7 @@ def test_the_leader_ends_the_dump_threads_of_silent_replicas():
     agents["db-01"].db.replicas_connected = 1
     rounds(clock, agents, 2)
     assert ended and ended[0] == 2000
-    assert "webinfra_ha_silent_replicas_cut_total 2" in agents["db-01"].metrics()
+    assert "webinfra_ha_silent_replicas_cut_total 2" in agents["db-01"].api.metrics()
 
 
 def test_the_old_leader_does_not_judge_the_new_one_by_its_record_from_before_the_key():
@@ -491,7 +420,7 @@ def test_the_old_leader_does_not_judge_the_new_one_by_its_record_from_before_the
         return promote(semisync)
 
     new.db.promote = promote_while_the_old_leader_looks
-    old.request("/switchover", {"to": "db-02"})
+    old.api.request("/switchover", {"to": "db-02"})
     old.step()
     new.step()
     assert old.step() == "handed-over"
@@ -531,7 +460,7 @@ def test_the_target_of_a_switchover_turns_semi_sync_on_at_once():
     """The former leader then connects as a semi-synchronous replica: no dump thread to end."""
     clock, store, agents = cluster()
     rounds(clock, agents, 3)
-    agents["db-01"].request("/switchover", {"to": "db-02"})
+    agents["db-01"].api.request("/switchover", {"to": "db-02"})
     rounds(clock, agents, 3)
     assert writable(agents) == ["db-02"]
     assert agents["db-02"].db.semisync_enabled is True
@@ -543,15 +472,15 @@ def test_the_target_of_a_switchover_turns_semi_sync_on_at_once():
 def test_the_semisync_async_gauge_is_set_only_on_a_replicated_leader_without_acknowledgements():
     clock, _store, agents = cluster()
     rounds(clock, agents, 3)
-    assert "webinfra_ha_semisync_async 0" in agents["db-01"].metrics()
+    assert "webinfra_ha_semisync_async 0" in agents["db-01"].api.metrics()
     agents["db-01"].db.semisync = False
     rounds(clock, agents, 1)
-    assert "webinfra_ha_semisync_async 1" in agents["db-01"].metrics()
-    assert "webinfra_ha_semisync_async 0" in agents["db-02"].metrics()  # a replica
+    assert "webinfra_ha_semisync_async 1" in agents["db-01"].api.metrics()
+    assert "webinfra_ha_semisync_async 0" in agents["db-02"].api.metrics()  # a replica
     clock, _store, alone = cluster(names=("db-01",))
     alone["db-01"].db.semisync = False
     rounds(clock, alone, 3)
-    assert "webinfra_ha_semisync_async 0" in alone["db-01"].metrics()
+    assert "webinfra_ha_semisync_async 0" in alone["db-01"].api.metrics()
 
 
 def test_a_follower_ends_the_dump_threads_left_from_its_leadership():
@@ -604,10 +533,10 @@ class DumpCursor:
 
 
 def test_end_stale_dump_threads_kills_every_dump_thread_and_waits_until_they_are_gone(monkeypatch):
-    db = ha.Database(dict(CFG, socket="/run/mysqld/mysqld.sock"))
+    db = database.Database(dict(CFG, socket="/run/mysqld/mysqld.sock"))
     cur = DumpCursor()
     monkeypatch.setattr(db, "cursor", lambda: cur)
-    monkeypatch.setattr(ha.time, "sleep", lambda _s: None)
+    monkeypatch.setattr(database.time, "sleep", lambda _s: None)
     assert sorted(db.end_stale_dump_threads()) == ["10.0.0.8:40000", "10.0.0.9:41000"]
     assert sorted(cur.killed) == [7, 9] and cur.threads == {}
 
@@ -651,7 +580,7 @@ def test_the_watchdog_signal_fences_the_leader_then_exits():
     ha.on_watchdog(leader, wait=5, exit_now=exits.append)
     assert exits == [ha.EXIT_WATCHDOG]
     assert leader.db.read_only and leader.lease is None and not leader.running
-    assert leader.answers()["primary"] is False
+    assert leader.api.answers()["primary"] is False
 
 
 def test_the_watchdog_signal_exits_after_its_wait_when_a_fence_hangs():

@@ -1,0 +1,233 @@
+# Copyright: webinfra maintainers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The HA agent's database adapter: the local server over its socket (PyMySQL, as root through
+unix_socket authentication), through the collection's replication, promotion and MariaDB/MySQL
+flavour utilities."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+
+from ansible_collections.webinfra.distributed.plugins.module_utils import promotion, replication
+from webinfra_agents.ha.decide import peer, silent_peers
+from webinfra_agents.kit.daemon import log
+
+
+def not_running(exc):
+    """Whether a connection error says the server is not running (nothing to fence)."""
+    code = exc.args[0] if getattr(exc, "args", None) else None
+    return code in (2002, 2003) or isinstance(exc, (ConnectionRefusedError, FileNotFoundError))
+
+
+class Database:
+    """The local server over its socket, as root (unix_socket authentication)."""
+
+    def __init__(self, cfg, read_timeout=None):
+        self.cfg = cfg
+        self.conn = None
+        self.flavor = None
+        self.read_timeout = read_timeout or max(5, int(cfg["loop_wait"]) * 3)
+
+    def cursor(self):
+        import pymysql  # noqa: PLC0415 - only on the database host
+        import pymysql.cursors  # noqa: PLC0415
+
+        if self.conn is None:
+            self.conn = pymysql.connect(
+                unix_socket=self.cfg["socket"],
+                user="root",
+                autocommit=True,
+                cursorclass=pymysql.cursors.DictCursor,
+                connect_timeout=2,
+                read_timeout=self.read_timeout,
+                write_timeout=5,
+            )
+            cur = self.conn.cursor()
+            from ansible_collections.webinfra.distributed.plugins.module_utils import mysql_flavor  # noqa: PLC0415
+
+            cur.execute("SELECT VERSION() AS version, @@version_comment AS comment")
+            row = cur.fetchone()
+            self.flavor = mysql_flavor.detect(row["version"], row.get("comment") or "")
+            return cur
+        return self.conn.cursor()
+
+    def close(self):
+        if self.conn is not None:
+            try:
+                self.conn.close()
+            except Exception as exc:  # pylint: disable=broad-except
+                log("closing the database connection: %s" % exc)
+        self.conn = None
+
+    def observe(self):
+        try:
+            cur = self.cursor()
+            cur.execute(
+                "SELECT @@GLOBAL.read_only AS ro, @@GLOBAL.gtid_current_pos AS pos, "
+                "@@GLOBAL.gtid_binlog_pos AS binlog, @@GLOBAL.gtid_slave_pos AS applied"
+            )
+            row = cur.fetchone()
+            cur.execute("SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_master_%'")
+            status = {r["Variable_name"].lower(): r["Value"] for r in cur.fetchall()}
+            # Replicas connect with the replication account; other binary-log readers (the backup
+            # role's archive) do not count as replicas.
+            cur.execute(
+                "SELECT @@GLOBAL.rpl_semi_sync_master_enabled AS enabled, (SELECT COUNT(*) FROM "
+                "information_schema.PROCESSLIST WHERE COMMAND LIKE 'Binlog Dump%%' AND USER = %s) AS dumps",
+                (self.cfg["replication"]["user"],),
+            )
+            dumps = cur.fetchone()
+            replica = replication.read_status(cur, self.flavor)
+            if replica is not None:
+                # What the SQL thread applied (SHOW SLAVE STATUS has no such column on every version).
+                replica["executed_gtid_set"] = str(row["applied"] or "")
+            return {
+                "ok": True,
+                "read_only": int(row["ro"]) == 1,
+                "gtid": str(row["pos"] or ""),
+                "binlog": str(row["binlog"] or ""),
+                # Synchronous only with a semi-sync replica connected (the status alone stays ON on
+                # some versions while commits go unacknowledged).
+                "semisync": str(status.get("rpl_semi_sync_master_status", "OFF")).upper() == "ON"
+                and int(status.get("rpl_semi_sync_master_clients", 0) or 0) > 0,
+                "semisync_clients": int(status.get("rpl_semi_sync_master_clients", 0) or 0),
+                "semisync_enabled": int(dumps["enabled"] or 0) == 1,
+                "replicas_connected": int(dumps["dumps"] or 0),
+                "replica": replica,
+            }
+        except Exception as exc:  # pylint: disable=broad-except
+            self.close()
+            return {"ok": False, "error": str(exc)}
+
+    def fence(self):
+        """Read-only with every client session ended; True when the server confirmed read_only."""
+        cur = self.cursor()
+        for thread in promotion.client_connections(cur):
+            promotion._kill(cur, thread)  # pylint: disable=protected-access
+        cur.execute("SET SESSION lock_wait_timeout = 2")
+        promotion.apply(cur, self.flavor, "read_only", semisync=False)
+        for thread in promotion.client_connections(cur):
+            promotion._kill(cur, thread)  # pylint: disable=protected-access
+        cur.execute("SELECT @@GLOBAL.read_only AS ro")
+        return int(cur.fetchone()["ro"]) == 1
+
+    def dump_threads(self, cur):
+        """{`ip:port` of the replica: thread id} of the binary-log dump threads."""
+        cur.execute(
+            "SELECT ID AS id, HOST AS host FROM information_schema.PROCESSLIST WHERE COMMAND LIKE 'Binlog Dump%%'"
+        )
+        return {peer(row["host"]): row["id"] for row in cur.fetchall() or [] if row["host"]}
+
+    def end_dump_threads(self, addresses):
+        """End the dump threads of the replicas at `addresses` (other readers of the binary log
+        are left alone); the `ip:port` of each ended."""
+        cur = self.cursor()
+        wanted = {a for a in addresses if a}
+        return [
+            address
+            for address, thread in self.dump_threads(cur).items()
+            if address.rsplit(":", 1)[0] in wanted and promotion._kill(cur, thread)  # pylint: disable=protected-access
+        ]
+
+    def end_stale_dump_threads(self, timeout=3.0):
+        """End every binary-log dump thread of a server that does not lead (they are left from its
+        last leadership) and wait until they are gone; the `ip:port` of each ended.
+
+        Called while its semi-sync master is off: a stale dump thread still there when a replica
+        registers again, with semi-sync on, is where MariaDB's zombie-dump-thread kill waits for
+        ever on the ACK receiver while it holds the lock every new connection takes (seen with
+        11.8 after a switchover back to a former leader: "Too many connections" for everyone)."""
+        cur = self.cursor()
+        ended = [address for address, thread in self.dump_threads(cur).items() if promotion._kill(cur, thread)]  # pylint: disable=protected-access
+        deadline = time.monotonic() + timeout
+        while ended and self.dump_threads(cur) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return ended
+
+    def end_silent_dump_threads(self, max_silence_ms):
+        """End the binary-log dump threads of replicas that stopped acknowledging (cut off).
+
+        Left alone, such a thread blocks writing into the dead connection until net_write_timeout;
+        when the replica reconnects meanwhile, MariaDB's zombie-dump-thread kill can wait for ever
+        on the semi-sync ACK receiver while it blocks every new connection (seen with 11.8:
+        "Too many connections" until the server is killed). Ended early, the replica finds none."""
+        cur = self.cursor()
+        threads = self.dump_threads(cur)
+        if not threads:
+            return []
+        port = int(self.cfg.get("replication", {}).get("port", 3306))
+        proc = subprocess.run(  # noqa: S603,S607 - fixed arguments
+            ["ss", "-Htin", "state", "established", "( sport = :%d )" % port],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+        ended = []
+        for address in silent_peers(proc.stdout, max_silence_ms):
+            if address in threads and promotion._kill(cur, threads[address]):  # pylint: disable=protected-access
+                ended.append(address)
+        return ended
+
+    def nudge_semisync(self):
+        """One statement the binary log carries and every server applies as a no-op: the
+        replicas acknowledge it, which turns semi-sync on (it is committed asynchronously)."""
+        self.cursor().execute("CREATE DATABASE IF NOT EXISTS mysql")
+
+    def kill_io_threads(self, cur):
+        """End the replication IO thread at once: STOP SLAVE waits while it is blocked reading
+        from a primary that stopped answering (up to slave_net_timeout)."""
+        cur.execute("SELECT ID AS id FROM information_schema.PROCESSLIST WHERE COMMAND = 'Slave_IO'")
+        for row in cur.fetchall() or []:
+            promotion._kill(cur, row["id"])  # pylint: disable=protected-access
+
+    def promote(self, semisync):
+        cur = self.cursor()
+        self.kill_io_threads(cur)
+        return promotion.apply(cur, self.flavor, "primary", semisync=semisync)
+
+    def follow(self, address, fresh_start):
+        cfg, repl = self.cfg, self.cfg["replication"]
+        cur = self.cursor()
+        desired = {
+            "host": address,
+            "port": repl.get("port", 3306),
+            "user": repl["user"],
+            "password": repl["password"],
+            "use_gtid": "slave_pos",
+            "connect_retry": repl.get("connect_retry", 10),
+            "heartbeat_period": repl.get("heartbeat_period", 5),
+            "ssl": repl.get("ssl", False),
+            "ssl_ca": repl.get("ssl_ca"),
+            "ssl_verify_server_cert": repl.get("ssl", False),
+        }
+        if fresh_start:
+            # A former primary: its own binary log is its position (current_pos), not the stale slave_pos.
+            status = replication.read_status(cur, self.flavor)
+            if status is not None and (status["io_running"] or status["sql_running"] or status["io_connecting"]):
+                cur.execute(self.flavor.stop())
+            cur.execute("SET GLOBAL gtid_slave_pos = @@GLOBAL.gtid_current_pos")
+        try:
+            return replication.ensure_replica(cur, self.flavor, desired, wait_timeout=max(2, cfg["loop_wait"]))
+        except replication.ReplicationError as exc:
+            return {"changed": True, "error": str(exc)}
+
+    def stop_replication(self):
+        cur = self.cursor()
+        self.kill_io_threads(cur)
+        status = replication.read_status(cur, self.flavor)
+        if status is not None and (status["io_running"] or status["sql_running"] or status["io_connecting"]):
+            cur.execute(self.flavor.stop())
+
+    def wait_applied(self, position, timeout):
+        cur = self.cursor()
+        sql, args = promotion.gtid_wait_statement(self.flavor, position, timeout)
+        cur.execute(sql, args)
+        return int(cur.fetchone()["result"]) == 0
+
+    def last_resort(self):
+        """The server could not be made read-only: stop it (systemd restarts it read-only)."""
+        log("fencing by SQL failed: killing the database server")
+        subprocess.call(["systemctl", "kill", "--signal=SIGKILL", self.cfg.get("service", "mariadb")])  # noqa: S603,S607
+        self.close()

@@ -1,0 +1,220 @@
+# Copyright: webinfra maintainers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The HA agent's decisions: pure functions of what it observed, unit-tested without I/O.
+
+Each returns a value (an enum member where there is a choice) that the agent acts on; none reads
+a clock, a socket or etcd itself.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from ansible_collections.webinfra.distributed.plugins.module_utils import gtid
+
+SWITCHOVER_MAX_AGE = 60  # seconds after which a switchover request is stale
+
+
+class Outcome(StrEnum):
+    """What one round of the agent did (its /status last_step; the unit tests' expectations)."""
+
+    LEADER = "leader"
+    LOST = "lost"
+    FENCED = "fenced"
+    RELEASED = "released"
+    DB_DOWN = "db-down"
+    NO_ETCD = "no-etcd"
+    ADOPT_FAILED = "adopt-failed"
+    SWITCHOVER_REFUSED = "switchover-refused"
+    SWITCHOVER_WAITING = "switchover-waiting"
+    HANDED_OVER = "handed-over"
+    FOLLOWER = "follower"
+    ERRANT = "errant"
+    WAITING_BOOTSTRAP = "waiting-bootstrap"
+    FORCED_CATCHING_UP = "forced-catching-up"
+    WAITING_SWITCHOVER = "waiting-switchover"
+    SWITCHOVER_CATCHING_UP = "switchover-catching-up"
+    PAUSED = "paused"
+    INELIGIBLE = "ineligible"
+    CANDIDATE = "candidate"
+    DIVERGED = "diverged"
+    NOT_THE_BEST = "not-the-best"
+    LOST_RACE = "lost-race"
+    ACQUIRE_FAILED = "acquire-failed"
+    # Leadership taken, by the reason it was taken.
+    BOOTSTRAP = "bootstrap"
+    FAILOVER = "failover"
+    SWITCHOVER = "switchover"
+    FORCED_FAILOVER = "forced failover"
+
+
+class Choice(StrEnum):
+    """A candidate's verdict among the candidates (choose)."""
+
+    ACQUIRE = "acquire"
+    WAIT = "wait"
+    DIVERGED = "diverged"
+
+
+class Follow(StrEnum):
+    """A replica's verdict on a leader's position (follow_decision)."""
+
+    FOLLOW = "follow"
+    ERRANT = "errant"
+    WAIT = "wait"
+
+
+def check_config(cfg):
+    """Problems with the timing settings (empty when usable)."""
+    problems = []
+    ttl, loop = float(cfg["ttl"]), float(cfg["loop_wait"])
+    if loop <= 0:
+        problems.append("loop_wait must be above 0, is %s" % cfg["loop_wait"])
+    elif ttl < 3 * loop + 2:
+        problems.append(
+            "ttl (%s s) must be at least 3 x loop_wait + 2 s (%s s): the leader fences itself "
+            "before its lease can expire" % (cfg["ttl"], 3 * loop + 2)
+        )
+    return problems
+
+
+def fence_margin(cfg):
+    """Seconds before the lease could expire at which an unrenewed leader fences itself."""
+    return float(cfg["loop_wait"]) + 1.0
+
+
+def lease_valid(renewed_at, now, cfg):
+    """A leader may stay writable until `ttl - fence_margin` after its last renewal started."""
+    return renewed_at is not None and now < renewed_at + float(cfg["ttl"]) - fence_margin(cfg)
+
+
+def relay_applied(replica):
+    """Whether a replica applied every transaction it received (its relay log is empty of work)."""
+    if replica is None:
+        return True
+    received, applied = replica.get("gtid_io_pos") or "", replica.get("executed_gtid_set") or ""
+    try:
+        return gtid.contains(applied, received)
+    except gtid.GtidError:
+        return False
+
+
+def replica_lag(db, leader_pos, previous):
+    """Seconds this replica lags the leader: 0 when it has the leader's last published position
+    (Seconds_Behind_Master stays high on an idle replica after a reconnection), else
+    Seconds_Behind_Master while the IO thread runs, else the previous figure."""
+    replica = db.get("replica") or {}
+    try:
+        if leader_pos is not None and db.get("ok") and gtid.contains(db.get("gtid") or "", leader_pos):
+            return 0
+    except gtid.GtidError:
+        pass
+    if replica.get("io_running") and replica.get("seconds_behind") is not None:
+        return replica["seconds_behind"]
+    return previous
+
+
+def follow_decision(my_pos, leader_pos):
+    """Follow.FOLLOW when the leader has everything this server has, else Follow.ERRANT (with the GTIDs)."""
+    try:
+        if gtid.contains(leader_pos or "", my_pos or ""):
+            return Follow.FOLLOW, ""
+    except gtid.GtidError as exc:
+        return Follow.ERRANT, str(exc)
+    return Follow.ERRANT, "this server is at %s, the leader at %s" % (my_pos or "(empty)", leader_pos or "(empty)")
+
+
+def eligibility(db, last_lag, leader_record, cfg, last_failover_age):  # noqa: PLR0911 - one rule per refusal
+    """(eligible, reason) for this server to compete for leadership when nobody holds it."""
+    if not db.get("ok"):
+        return False, "database not answering"
+    if db.get("errant"):
+        return False, "errant transactions"
+    replica = db.get("replica")
+    if replica is not None:
+        if not replica.get("sql_running") and replica.get("last_sql_error"):
+            return False, "replication SQL thread stopped: %s" % replica["last_sql_error"]
+        if not relay_applied(replica):
+            return False, "relay log not applied yet"
+    if last_lag is None and replica is not None:
+        return False, "lag never measured while the leader was alive"
+    if last_lag is not None and last_lag > float(cfg["max_lag"]):
+        return False, "lagged %s s behind the leader (max_lag %s s)" % (last_lag, cfg["max_lag"])
+    if replicated(cfg) and leader_record and not leader_record.get("semisync"):
+        # The last leader acknowledged commits that no replica confirmed (its replicas were cut
+        # off or not connected yet): holding its last reported position is not enough, it may
+        # have acknowledged more since. Only an operator may choose (failover.yml while paused).
+        return False, "the last leader ran asynchronously: acknowledged writes may exist only there"
+    if last_failover_age is not None and last_failover_age < float(cfg["failover_window"]):
+        return False, "a failover happened %d s ago (failover_window %s s)" % (
+            last_failover_age,
+            cfg["failover_window"],
+        )
+    return True, ""
+
+
+def replicated(cfg):
+    """True when commits are to be acknowledged by a replica: semi-sync on and other members."""
+    return bool(cfg.get("semisync")) and len(cfg.get("members", [])) > 1
+
+
+def peer(address):
+    """`ip:port` of an `ss` or PROCESSLIST address, IPv4-mapped and bracketed forms made plain."""
+    host, _sep, port = address.strip().rpartition(":")
+    host = host.strip("[]")
+    if host.startswith("::ffff:"):
+        host = host[len("::ffff:") :]
+    return "%s:%s" % (host, port)
+
+
+def silent_peers(ss_output, max_silence_ms):
+    """Peers of `ss -Htin` connections that left sent data unacknowledged for more than
+    `max_silence_ms` (a replica cut off: the primary's binlog dump thread writes into a dead
+    connection; with heartbeats every second a live replica acknowledges within milliseconds)."""
+    silent, current = [], None
+    for line in ss_output.splitlines():
+        if not line.strip():
+            continue
+        if not line[0].isspace():
+            fields = line.split()
+            current = peer(fields[-1]) if len(fields) >= 2 else None
+            continue
+        info = dict(item.split(":", 1) for item in line.split() if ":" in item and not item.startswith("("))
+        try:
+            unacked = int(info.get("unacked", "0"))
+            lastack = int(info.get("lastack", "0"))
+        except ValueError:
+            continue
+        if current and unacked > 0 and lastack > max_silence_ms:
+            silent.append(current)
+    return silent
+
+
+def silence_limit_ms(cfg):
+    """How long a replica may leave the primary's data unacknowledged: twice its heartbeat, 2 s at least."""
+    heartbeat = float(cfg.get("replication", {}).get("heartbeat_period", 1) or 1)
+    return int(max(2.0, 2 * heartbeat) * 1000)
+
+
+def switchover_pending(switchover, now):
+    """True while a planned switchover is requested and not stale."""
+    if not switchover or switchover.get("force"):
+        return False
+    since = switchover.get("at", switchover.get("requested", 0)) or 0
+    return now - float(since) < SWITCHOVER_MAX_AGE
+
+
+def choose(me, my_pos, candidates):
+    """Choice.ACQUIRE, WAIT or DIVERGED for `me` among `candidates` ({name: gtid position})."""
+    for name, pos in sorted(candidates.items()):
+        if name == me:
+            continue
+        try:
+            order = gtid.compare(my_pos or "", pos or "")
+        except gtid.GtidError:
+            return Choice.DIVERGED
+        if order is None:
+            return Choice.DIVERGED
+        if order < 0 or (order == 0 and name < me):
+            return Choice.WAIT
+    return Choice.ACQUIRE

@@ -1,0 +1,165 @@
+# Copyright: webinfra maintainers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The HA agents' state in etcd: the key layout, a typed view of it, and every write as a verb.
+
+Keys under `/webinfra/<cluster>/`:
+
+- `leader`: `{"name", "address"}` of the lease holder, attached to its etcd lease;
+- `members/<name>`: each agent's last record (position, lag, semi-sync, candidacy, ...);
+- `last_leader`: the leader's record as it reported while it led;
+- `initialized`: written once by the bootstrap;
+- `last_failover`: when, to whom and from whom the last failover went;
+- `pause`: present while automatic failover is paused;
+- `switchover`: a planned switchover (`to`, `requested`; then `position`, `at`, `from` once the
+  leader handed over) or a forced failover (`to`, `force`).
+
+Nothing else in the agent names a key or builds a transaction: it calls the verbs below.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from webinfra_agents.ha import etcd as etcd_api
+
+EtcdError = etcd_api.EtcdError
+
+
+class Keys:
+    """The key layout of one cluster."""
+
+    def __init__(self, cluster):
+        self.prefix = f"/webinfra/{cluster}/"
+        self.leader = self.prefix + "leader"
+        self.last_leader = self.prefix + "last_leader"
+        self.initialized = self.prefix + "initialized"
+        self.last_failover = self.prefix + "last_failover"
+        self.pause = self.prefix + "pause"
+        self.switchover = self.prefix + "switchover"
+        self.members = self.prefix + "members/"
+
+    def member(self, name):
+        return self.members + name
+
+
+@dataclass
+class ClusterView:
+    """What one read of the cluster's keys found (values decoded; unreadable ones are None)."""
+
+    leader: dict | None = None
+    leader_lease: int | None = None
+    members: dict = field(default_factory=dict)
+    paused: bool = False
+    switchover: dict | None = None
+    initialized: dict | None = None
+    last_failover: dict | None = None
+    last_leader: dict | None = None
+
+
+def _decode(kv):
+    if kv is None:
+        return None
+    try:
+        return json.loads(kv["value"])
+    except ValueError:
+        return None
+
+
+class Store:
+    """The cluster's keys through one etcd client (each thread of the agent has its own)."""
+
+    def __init__(self, client, cluster):
+        self.client = client
+        self.keys = Keys(cluster)
+
+    # reads
+    def read(self):
+        """The whole cluster in one range read (raises EtcdError when etcd does not answer)."""
+        _rev, kvs = self.client.get_prefix(self.keys.prefix)
+        keys = self.keys
+        leader_kv = kvs.get(keys.leader)
+        members = {}
+        for key, kv in kvs.items():
+            if key.startswith(keys.members):
+                record = _decode(kv)
+                if record is not None:
+                    members[key.rsplit("/", 1)[1]] = record
+        return ClusterView(
+            leader=_decode(leader_kv),
+            leader_lease=leader_kv.get("lease") if leader_kv else None,
+            members=members,
+            paused=_decode(kvs.get(keys.pause)) is not None,
+            switchover=_decode(kvs.get(keys.switchover)),
+            initialized=_decode(kvs.get(keys.initialized)),
+            last_failover=_decode(kvs.get(keys.last_failover)),
+            last_leader=_decode(kvs.get(keys.last_leader)),
+        )
+
+    def leader_lease(self):
+        """The lease the leader key carries now (None: no leader key)."""
+        kv = self.client.get(self.keys.leader)
+        return None if kv is None else kv.get("lease")
+
+    # leases
+    def grant(self, ttl):
+        return self.client.grant(ttl)
+
+    def keepalive(self, lease):
+        """Seconds left on the lease after renewing it (0: it had expired)."""
+        return self.client.keepalive(lease)
+
+    def revoke(self, lease):
+        self.client.revoke(lease)
+
+    # a member's own records
+    def publish(self, name, record):
+        self.client.put(self.keys.member(name), record)
+
+    def publish_leading(self, leader_value, name, record):
+        """The leader's record, also as last_leader - only while the leader key is still ours."""
+        return self.client.txn(
+            [etcd_api.value_is(self.keys.leader, leader_value)],
+            [etcd_api.put_op(self.keys.member(name), record), etcd_api.put_op(self.keys.last_leader, record)],
+        )
+
+    # leadership
+    def take_leadership(self, leader_value, lease, record, puts=None, deletes=()):
+        """Create the leader key under `lease` if nobody holds it, with last_leader = `record`,
+        the extra `puts` ({short name: value}: initialized, last_failover) and `deletes`."""
+        ops = [etcd_api.put_op(self.keys.leader, leader_value, lease), etcd_api.put_op(self.keys.last_leader, record)]
+        ops += [etcd_api.put_op(getattr(self.keys, name), value) for name, value in (puts or {}).items()]
+        ops += [etcd_api.delete_op(getattr(self.keys, name)) for name in deletes]
+        return self.client.txn([etcd_api.absent(self.keys.leader)], ops)
+
+    def release_leadership(self, leader_value, lease):
+        """Delete the leader key if it is still ours, then revoke the lease."""
+        self.client.txn([etcd_api.value_is(self.keys.leader, leader_value)], [etcd_api.delete_op(self.keys.leader)])
+        if lease is not None:
+            self.client.revoke(lease)
+
+    def hand_over(self, leader_value, lease, switchover):
+        """A planned switchover's hand-over: the final position in the switchover key and the
+        leader key deleted, in one transaction while the key is ours; then the lease revoked."""
+        self.client.txn(
+            [etcd_api.value_is(self.keys.leader, leader_value)],
+            [etcd_api.put_op(self.keys.switchover, json.dumps(switchover)), etcd_api.delete_op(self.keys.leader)],
+        )
+        if lease is not None:
+            self.client.revoke(lease)
+
+    # operator requests
+    def pause(self, at, by):
+        self.client.put(self.keys.pause, json.dumps({"at": at, "by": by}))
+
+    def resume(self):
+        self.client.delete(self.keys.pause)
+
+    def request_switchover(self, target, at):
+        self.client.put(self.keys.switchover, json.dumps({"to": target, "requested": at}))
+
+    def force_failover(self, target, at):
+        self.client.put(self.keys.switchover, json.dumps({"to": target, "force": True, "at": at}))
+
+    def clear_switchover(self):
+        self.client.delete(self.keys.switchover)

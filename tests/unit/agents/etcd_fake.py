@@ -1,0 +1,76 @@
+"""An in-memory etcd with leases and transactions, and a settable clock, for the HA agent's tests."""
+
+from webinfra_agents.ha import etcd as etcd_api
+
+
+class Clock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+class FakeEtcd:
+    def __init__(self, clock):
+        self.clock, self.kv, self.leases, self.next, self.up = clock, {}, {}, 1, True
+
+    def _check(self):
+        if not self.up:
+            raise etcd_api.EtcdError("down")
+        for lease, expiry in list(self.leases.items()):
+            if expiry <= self.clock():
+                del self.leases[lease]
+                self.kv = {k: v for k, v in self.kv.items() if v["lease"] != lease}
+
+    def get_prefix(self, prefix):
+        self._check()
+        return 0, {k: dict(v, key=k) for k, v in self.kv.items() if k.startswith(prefix)}
+
+    def put(self, key, value, lease=0):
+        self._check()
+        old = self.kv.get(key)
+        self.kv[key] = {"value": value, "lease": lease, "create_revision": old["create_revision"] if old else 1}
+
+    def delete(self, key):
+        self._check()
+        self.kv.pop(key, None)
+
+    def txn(self, compare, success, failure=None):
+        self._check()
+        for c in compare:
+            key = etcd_api.unb64(c["key"])
+            if c["target"] == "CREATE" and key in self.kv:
+                return False
+            if c["target"] == "VALUE" and (key not in self.kv or self.kv[key]["value"] != etcd_api.unb64(c["value"])):
+                return False
+        for op in success:
+            if "request_put" in op:
+                p = op["request_put"]
+                self.put(etcd_api.unb64(p["key"]), etcd_api.unb64(p["value"]), int(p.get("lease", 0)))
+            else:
+                self.delete(etcd_api.unb64(op["request_delete_range"]["key"]))
+        return True
+
+    def grant(self, ttl):
+        self._check()
+        self.next += 1
+        self.leases[self.next] = self.clock() + ttl
+        return self.next
+
+    def get(self, key):
+        self._check()
+        kv = self.kv.get(key)
+        return dict(kv, key=key) if kv else None
+
+    def keepalive(self, lease):
+        self._check()
+        if lease not in self.leases:
+            return 0
+        self.leases[lease] = self.clock() + 10
+        return 10
+
+    def revoke(self, lease):
+        self._check()
+        self.leases[lease] = 0
+        self._check()
