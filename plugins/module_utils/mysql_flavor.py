@@ -60,6 +60,11 @@ class Flavor(object):
             return self.version >= (10, 5, 1)
         return self.version >= (8, 0, 22)
 
+    @property
+    def gtid_position_variable(self):
+        """The global variable holding every transaction the server has (its GTID position)."""
+        return "gtid_current_pos" if self.is_mariadb else "gtid_executed"
+
     # --- statements -------------------------------------------------------------------------
     def show_status(self, channel=""):
         if self.is_mariadb:

@@ -32,9 +32,9 @@ import os
 import re
 import subprocess
 import sys
-import tempfile
 
 from ansible_collections.webinfra.distributed.plugins.module_utils.haproxy_runtime import RuntimeClient
+from webinfra_agents.kit.files import write_atomic
 
 PEM_BLOCK = re.compile(r"-----BEGIN ([A-Z0-9 ]+)-----\r?\n(.*?)-----END \1-----", re.S)
 # A certificate bundle with its key is a few kilobytes; more on stdin is not one.
@@ -165,19 +165,7 @@ class Host:
 
     def write(self, path, text):
         """Atomic replace, mode 0600 from the start."""
-        directory = os.path.dirname(path)
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".acme-")
-        try:
-            with os.fdopen(fd, "w") as handle:
-                handle.write(text)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.chmod(tmp, 0o600)
-            os.rename(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        write_atomic(path, text, 0o600)
 
     def runtime(self, socket_path, line):
         return RuntimeClient(socket_path, timeout=10).command(line)

@@ -414,31 +414,3 @@ METRICS_HELP = {
     "webinfra_restore_drill_tables": "Application tables the last restore drill checked.",
     "webinfra_restore_drill_compared": "1 when the last drill compared two independent restores (2+ backups).",
 }
-
-
-def metrics_text(values):
-    """Prometheus text for `values` ({name: number, or {labels-string: number}}); unknown
-    names are refused (each needs its help text)."""
-    lines = []
-    for name in sorted(values):
-        if name not in METRICS_HELP:
-            raise KeyError(name)
-        value = values[name]
-        if value is None:
-            continue
-        lines.append("# HELP %s %s" % (name, METRICS_HELP[name]))
-        lines.append("# TYPE %s gauge" % name)
-        if isinstance(value, dict):
-            for labels in sorted(value):
-                lines.append("%s{%s} %s" % (name, labels, _num(value[labels])))
-        else:
-            lines.append("%s %s" % (name, _num(value)))
-    return "\n".join(lines) + "\n"
-
-
-def _num(value):
-    if isinstance(value, bool):
-        return "1" if value else "0"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)

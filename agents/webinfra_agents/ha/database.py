@@ -11,6 +11,7 @@ import time
 
 from ansible_collections.webinfra.distributed.plugins.module_utils import promotion, replication
 from webinfra_agents.ha.decide import peer, silent_peers
+from webinfra_agents.kit import db as kit_db
 from webinfra_agents.kit.daemon import log
 
 
@@ -30,25 +31,12 @@ class Database:
         self.read_timeout = read_timeout or max(5, int(cfg["loop_wait"]) * 3)
 
     def cursor(self):
-        import pymysql  # noqa: PLC0415 - only on the database host
-        import pymysql.cursors  # noqa: PLC0415
-
         if self.conn is None:
-            self.conn = pymysql.connect(
-                unix_socket=self.cfg["socket"],
-                user="root",
-                autocommit=True,
-                cursorclass=pymysql.cursors.DictCursor,
-                connect_timeout=2,
-                read_timeout=self.read_timeout,
-                write_timeout=5,
+            self.conn = kit_db.connect(
+                self.cfg["socket"], connect_timeout=2, read_timeout=self.read_timeout, write_timeout=5
             )
             cur = self.conn.cursor()
-            from ansible_collections.webinfra.distributed.plugins.module_utils import mysql_flavor  # noqa: PLC0415
-
-            cur.execute("SELECT VERSION() AS version, @@version_comment AS comment")
-            row = cur.fetchone()
-            self.flavor = mysql_flavor.detect(row["version"], row.get("comment") or "")
+            self.flavor = kit_db.flavor(cur)
             return cur
         return self.conn.cursor()
 

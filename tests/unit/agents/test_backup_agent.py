@@ -1,7 +1,7 @@
 import pytest
 
-from webinfra_agents.backup import agent
 from webinfra_agents.backup import archive as bk
+from webinfra_agents.backup import common as agent
 
 
 class FakeTime:

@@ -221,18 +221,3 @@ def test_frames_round_trip_and_a_cut_stream_is_an_error():
     assert list(bk.read_frames(io.BytesIO(data).read)) == [(b"D", b"abc"), (b"D", b""), (b"M", b'{"rc": 0}')]
     with pytest.raises(bk.BackupError, match="ended early"):
         list(bk.read_frames(io.BytesIO(data[:-3]).read))
-
-
-def test_metrics_text():
-    text = bk.metrics_text(
-        {
-            "webinfra_backup_count": {'kind="full"': 1, 'kind="incremental"': 2},
-            "webinfra_backup_last_run_success": True,
-            "webinfra_backup_last_size_bytes": 12.0,
-            "webinfra_backup_last_duration_seconds": None,
-        }
-    )
-    assert 'webinfra_backup_count{kind="full"} 1' in text and "webinfra_backup_last_run_success 1" in text
-    assert "webinfra_backup_last_size_bytes 12\n" in text and "duration" not in text
-    with pytest.raises(KeyError):
-        bk.metrics_text({"webinfra_unknown": 1})

@@ -130,3 +130,8 @@ def test_numbers_are_validated():
         MARIADB_1011.change_source({"port": "3306; DROP"})
     with pytest.raises(ValueError):
         MARIADB_1011.change_source({"connect_retry": -1})
+
+
+def test_the_gtid_position_variable_of_each_flavour():
+    assert detect("11.8.3-MariaDB").gtid_position_variable == "gtid_current_pos"
+    assert detect("8.4.3").gtid_position_variable == "gtid_executed"

@@ -1,0 +1,109 @@
+# Copyright: webinfra maintainers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The source role (a database host): its replication state and its backups streamed on request."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+
+from ansible_collections.webinfra.distributed.plugins.module_utils import replication
+from webinfra_agents.backup import archive as bk
+from webinfra_agents.backup.common import CHUNK, read_incarnation
+from webinfra_agents.kit import db as kit_db
+
+# --- the source (a database host) --------------------------------------------------------------
+
+
+def connect(cfg, socket_path=None, read_timeout=10):
+    """The local server (this source's socket, or `socket_path`: a scratch or restored server)."""
+    return kit_db.connect(socket_path or cfg["source"]["socket"], read_timeout=read_timeout)
+
+
+def read_state(cur):
+    """(read_only and GTID position row, replica status or None) in the server's own dialect."""
+    flavor = kit_db.flavor(cur)
+    cur.execute("SELECT @@GLOBAL.read_only AS ro, @@GLOBAL.%s AS gtid" % flavor.gtid_position_variable)
+    return cur.fetchone(), replication.read_status(cur, flavor)
+
+
+def source_status(cfg, connector=connect):
+    """What the repository needs to choose a source: read-only, replicating, lag, position."""
+    try:
+        conn = connector(cfg)
+        try:
+            row, replica = read_state(conn.cursor())
+        finally:
+            conn.close()
+    except Exception as exc:  # pylint: disable=broad-except
+        return {"ok": False, "error": str(exc), "name": cfg["name"]}
+    replicating = bool(replica) and replica["io_running"] and replica["sql_running"]
+    lag = (replica or {}).get("seconds_behind")
+    return {
+        "ok": True,
+        "name": cfg["name"],
+        "read_only": int(row["ro"]) == 1,
+        "replicating": replicating,
+        "lag": None if lag is None else int(lag),
+        "gtid": row["gtid"] or "",
+        "incarnation": read_incarnation(),
+    }
+
+
+class BackupStream:
+    """mariadb-backup --backup --stream=xbstream, written as frames to `out` (one at a time)."""
+
+    lock = threading.Lock()
+
+    def __init__(self, cfg, lsn):
+        self.cfg, self.lsn = cfg, int(lsn or 0)
+
+    def run(self, out):
+        source = self.cfg["source"]
+        os.makedirs(source["tmpdir"], mode=0o700, exist_ok=True)
+        work = tempfile.mkdtemp(dir=source["tmpdir"], prefix="stream-")
+        lsndir = os.path.join(work, "lsn")
+        cmd = [
+            "mariadb-backup",
+            "--backup",
+            "--stream=xbstream",
+            "--socket=%s" % source["socket"],
+            "--user=root",
+            "--target-dir=%s" % os.path.join(work, "target"),
+            "--extra-lsndir=%s" % lsndir,
+        ]
+        if self.lsn:
+            cmd.append("--incremental-lsn=%d" % self.lsn)
+        errors = open(os.path.join(work, "stderr"), "w+")
+        try:
+            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=errors)  # noqa: S603 - fixed command
+            try:
+                while True:
+                    chunk = proc.stdout.read(CHUNK)
+                    if not chunk:
+                        break
+                    out.write(bk.frame(b"D", chunk))
+            except OSError:
+                proc.kill()
+                raise
+            finally:
+                rc = proc.wait()
+            errors.seek(0)
+            report = {"rc": rc, "stderr": errors.read()[-3000:]}
+            # MariaDB 11 names them mariadb_backup_*, 10.11 (Debian 12) xtrabackup_*.
+            for suffix in ("info", "checkpoints"):
+                report[suffix] = ""
+                for prefix in ("mariadb_backup_", "xtrabackup_"):
+                    path = os.path.join(lsndir, prefix + suffix)
+                    if os.path.exists(path):
+                        with open(path) as handle:
+                            report[suffix] = handle.read()
+                        break
+            out.write(bk.frame(b"M", json.dumps(report).encode("utf-8")))
+        finally:
+            errors.close()
+            shutil.rmtree(work, ignore_errors=True)
