@@ -77,7 +77,7 @@ $(VENV)/.bench-installed: $(VENV)/.installed requirements-bench.txt constraints.
 	@touch $@
 
 bench: venv $(VENV)/.bench-installed collection-link
-	@$(BIN)/python tools/bench.py -i $(LAB_INVENTORY) $(if $(BENCH_ONLY),--only $(BENCH_ONLY),)
+	@$(BIN)/python tools/bench -i $(LAB_INVENTORY) $(if $(BENCH_ONLY),--only $(BENCH_ONLY),)
 	@$(BIN)/python tools/charts.py bench/results/latest.json --history docs/deploy-history.json $(if $(BENCH_DOCS),--docs docs/images,)
 
 lab-status:

@@ -1,4 +1,4 @@
-"""Charts of a `make bench` run, drawn from its measured data (tools/bench.py's JSON).
+"""Charts of a `make bench` run, drawn from its measured data (tools/bench's JSON).
 
     .venv/bin/python tools/charts.py bench/results/latest.json [--docs docs/images]
 
@@ -370,7 +370,7 @@ def draw_scaling(series: dict, path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
-    parser.add_argument("results", type=Path, help="a results JSON of tools/bench.py (bench/results/latest.json)")
+    parser.add_argument("results", type=Path, help="a results JSON of tools/bench (bench/results/latest.json)")
     parser.add_argument("--docs", type=Path, help="also copy the charts there as bench-<chart>.png")
     parser.add_argument(
         "--history",

@@ -14,7 +14,6 @@ Measured windows are printed (pytest -s / the Molecule log) and bounded only loo
 
 import json
 import subprocess
-import threading
 import time
 from pathlib import Path
 
@@ -33,10 +32,13 @@ from labhosts import (
     sql,
     wait_for,
 )
+from probes import ReadOnlySampler, Shell, agent_status, haproxy_servers, vip_holder
 
 LBS = groups()["loadbalancers"]
 CLIENT = groups()["clients"][0]
 LAB = hostvars(CLIENT)["webinfra_lab_name"]
+SHELL = Shell(LAB)
+DBS = ["db-01", "db-02"]
 TOOL = "/usr/local/bin/webinfra-writeload"
 # Shared between the tests that run in order: the inventory of the current addresses.
 STATE = {}
@@ -54,11 +56,7 @@ VIP = vip()
 def holder():
     """The balancer holding the virtual IP, or None (through podman: a restarted balancer has a
     new address that the test inventory does not know)."""
-    for name in LBS:
-        proc = podman("exec", f"{LAB}-{name}", "ip", "-o", "-4", "addr", "show")
-        if proc.returncode == 0 and f"inet {VIP}/32" in proc.stdout:
-            return name
-    return None
+    return vip_holder(SHELL, LBS, VIP)
 
 
 @pytest.fixture(scope="module")
@@ -125,12 +123,7 @@ def writable(name):
 
 def proxy_servers(proxy):
     """{server: status} of one proxy on the balancer holding the virtual IP."""
-    show = "echo 'show stat' | socat -t 5 stdio UNIX-CONNECT:/run/haproxy/admin.sock"
-    stat = podman("exec", f"{LAB}-{holder()}", "sh", "-c", show).stdout.splitlines()
-    header = stat[0].lstrip("# ").split(",")
-    rows = [dict(zip(header, line.split(","), strict=False)) for line in stat[1:] if line]
-    aggregates = ("FRONTEND", "BACKEND")
-    return {r["svname"]: r["status"] for r in rows if r["pxname"] == proxy and r["svname"] not in aggregates}
+    return haproxy_servers(SHELL, holder(), proxy)
 
 
 def writer_servers():
@@ -209,52 +202,6 @@ def test_stopping_lb_01_moves_the_virtual_ip_to_lb_02(client):
     assert "keepalived-notify" in host("lb-02").check_output("journalctl -t keepalived-notify --no-pager")
 
 
-class Sampler:
-    """read_only of every database host every 200 ms (podman exec: a frozen host fails fast)."""
-
-    def __init__(self, names=("db-01", "db-02")):
-        self.names, self.samples, self.stop = names, [], threading.Event()
-
-    def read(self, name):
-        try:
-            proc = subprocess.run(
-                ["podman", "exec", f"{LAB}-{name}", "timeout", "1", "mariadb", "-NBe", "SELECT @@GLOBAL.read_only"],
-                capture_output=True,
-                text=True,
-                timeout=2,
-                check=False,
-            )
-        except subprocess.TimeoutExpired:
-            return None
-        return proc.stdout.strip() == "0" if proc.returncode == 0 else None
-
-    def loop(self):
-        while not self.stop.is_set():
-            self.samples.append((time.time(), {name: self.read(name) for name in self.names}))
-            time.sleep(0.2)
-
-    def __enter__(self):
-        self.thread = threading.Thread(target=self.loop, daemon=True)
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop.set()
-        self.thread.join()
-
-    def double_writable(self):
-        return [t for t, seen in self.samples if sum(1 for v in seen.values() if v) > 1]
-
-    def first(self, name, value):
-        return next((t for t, seen in self.samples if seen.get(name) is value), None)
-
-
-def agent_status(name):
-    address = host(name).check_output("hostname -I").split()[0]
-    read = f"import urllib.request; print(urllib.request.urlopen('http://{address}:3308/status').read().decode())"
-    return json.loads(host(name).check_output(f'python3 -c "{read}"'))
-
-
 def journal_since(name, since):
     """What the host's HA agent and its systemd logged since `since` (a failed bound's context)."""
     proc = podman(
@@ -295,7 +242,7 @@ def test_etcd_cluster_is_healthy_with_client_certificates_only():
     first = endpoints.split(",", maxsplit=1)[0]
     refused = web.run(f"ETCDCTL_API=3 etcdctl --endpoints={first} --cacert=/etc/etcd/tls/ca.pem get /x")
     assert refused.rc != 0
-    assert agent_status("db-02")["leader"] == "db-01"
+    assert agent_status(SHELL, "db-02")["leader"] == "db-01"
 
 
 def pexec(name, *cmd, timeout=20):
@@ -390,7 +337,7 @@ def test_a_frozen_read_replica_leaves_every_web_server_serving(client):
 
 def test_automatic_failover_when_the_primary_freezes(client):
     """(a) The primary's host stops answering (frozen): db-02 takes over with no human action."""
-    with Sampler() as sampler, Load(client, "POST", "/api/notes", "fo") as load:
+    with ReadOnlySampler(SHELL, DBS) as sampler, Load(client, "POST", "/api/notes", "fo") as load:
         wait_for(lambda: False, timeout=3)
         frozen_at = time.time()
         assert podman("pause", f"{LAB}-db-01").returncode == 0
@@ -420,7 +367,7 @@ def test_the_resumed_old_primary_fences_itself_and_rejoins_as_a_replica():
     not yet sent when it froze (never acknowledged to its client: semi-sync) is on db-01 only: its
     agent then reports it errant and keeps it out, and the runbook's answer, rebuild.yml, makes it
     a replica again."""
-    with Sampler() as sampler:
+    with ReadOnlySampler(SHELL, DBS) as sampler:
         resumed_at = time.time()
         assert podman("unpause", f"{LAB}-db-01").returncode == 0
         assert wait_for(lambda: sampler.first("db-01", False) is not None, timeout=20), sampler.samples[-5:]
@@ -475,7 +422,7 @@ def test_a_primary_cut_off_from_every_host_fences_itself_before_a_new_leader_is_
     wait_for(lambda: False, timeout=max(0, STATE["failover_at"] + window + 1 - time.time()))
     # Only a leader whose replica acknowledges (semi-sync) is replaced automatically.
     assert wait_for(lambda: synchronous("db-01", "db-02"), timeout=30), (pstatus("db-01"), pstatus("db-02"))
-    with Sampler() as sampler:
+    with ReadOnlySampler(SHELL, DBS) as sampler:
         cut_at = time.time()
         cut("db-01")
         try:
@@ -526,7 +473,7 @@ def test_a_replica_cut_off_causes_no_failover(client):
     dump thread (MariaDB can hang every new connection when a replica reconnects while that
     thread lingers), and after the cut heals the replica catches up and writes still work."""
     cut_before = metric("db-02", "webinfra_ha_silent_replicas_cut_total")
-    with Sampler() as sampler, Load(client, "POST", "/api/notes", "rc") as load:
+    with ReadOnlySampler(SHELL, DBS) as sampler, Load(client, "POST", "/api/notes", "rc") as load:
         wait_for(lambda: False, timeout=2)
         cut("db-01")
         try:
@@ -572,7 +519,7 @@ def test_etcd_losing_its_quorum_makes_the_leader_fence_itself_until_it_returns(c
     """(h) Two of three etcd members stop: the leader cannot renew its lease and turns read-only
     (no server is writable without a quorum - Patroni's default). When the quorum returns the
     same leader takes its lease back and writes resume."""
-    with Sampler() as sampler:
+    with ReadOnlySampler(SHELL, DBS) as sampler:
         for name in ("web-01", "db-01"):
             pexec(name, "systemctl", "stop", "etcd")
         stopped = time.time()
@@ -588,7 +535,7 @@ def test_etcd_losing_its_quorum_makes_the_leader_fence_itself_until_it_returns(c
 
 
 def test_switchover_back_through_the_agents_loses_no_acknowledged_write(client, tmp_path):
-    with Sampler() as sampler, Load(client, "POST", "/api/notes", "sw") as load:
+    with ReadOnlySampler(SHELL, DBS) as sampler, Load(client, "POST", "/api/notes", "sw") as load:
         wait_for(lambda: False, timeout=3)
         proc = run_playbook("playbooks/switchover.yml", "-e", "new_primary=db-01", "-i", str(STATE["inventory"]))
         assert proc.returncode == 0, output(proc)[-4000:]

@@ -1,6 +1,8 @@
-import bench
 import pytest
 import yaml
+from bench import common, console, datapath, ha, mitogen, replication, scaling, steps
+from bench import deploy as deploy_step
+from bench import report as report_step
 
 WRK = """\
 Running 20s test @ https://lb-01/
@@ -22,7 +24,7 @@ Transfer/sec:    512.00KB
 
 
 def test_parse_wrk_reads_rate_percentiles_and_errors():
-    assert bench.parse_wrk(WRK) == {
+    assert datapath.parse_wrk(WRK) == {
         "rps": 2600.12,
         "p50_ms": 11.5,
         "p75_ms": 14.0,
@@ -35,7 +37,7 @@ def test_parse_wrk_reads_rate_percentiles_and_errors():
 
 def test_parse_wrk_microseconds_and_clean_run():
     text = "     50%  850.00us\n     99%    2.10ms\nRequests/sec:  10.5\n"
-    assert bench.parse_wrk(text) == {
+    assert datapath.parse_wrk(text) == {
         "rps": 10.5,
         "p50_ms": 0.85,
         "p75_ms": None,
@@ -52,7 +54,7 @@ def test_sysbench_intervals_are_read_per_second():
         "[ 2s ] thds: 4 tps: 498.00 qps: 2988.03 (r/w/o: 0.00/1992.02/996.01) lat (ms,95%): 13.46 err/s: 0.00\n"
         "SQL statistics:\n    transactions: 1000 (500.00 per sec.)\n"
     )
-    assert bench.sysbench_intervals(text) == [[1.0, 512.93, 12.08], [2.0, 498.0, 13.46]]
+    assert replication.sysbench_intervals(text) == [[1.0, 512.93, 12.08], [2.0, 498.0, 13.46]]
 
 
 def test_a_timeline_is_relative_to_the_fault_and_sorted():
@@ -60,7 +62,7 @@ def test_a_timeline_is_relative_to_the_fault_and_sorted():
         {"start": 105.5, "end": 106.0, "ok": False, "error": "HTTP 503"},
         {"start": 99.0, "end": 99.25, "ok": True, "error": None},
     ]
-    assert bench.timeline(events, 100.0, {"fault": 0.0, "healed": 6.123, "never": None}) == {
+    assert ha.timeline(events, 100.0, {"fault": 0.0, "healed": 6.123, "never": None}) == {
         "requests": [[-1.0, 0.25, 1], [5.5, 0.5, 0]],
         "marks": {"fault": 0.0, "healed": 6.12},
     }
@@ -72,8 +74,8 @@ def test_page_rows_reads_the_rendered_overview_page():
         '<tr><td>lb-01</td><td>web-01</td><td class="ok">UP</td><td class="num">1.5</td><td>0.00</td></tr>'
         "</table>"
     )
-    assert bench.page_rows(html, "backends") == [["lb-01", "web-01", "UP", "1.5", "0.00"]]
-    assert bench.page_rows(html, "backups") == []
+    assert console.page_rows(html, "backends") == [["lb-01", "web-01", "UP", "1.5", "0.00"]]
+    assert console.page_rows(html, "backups") == []
 
 
 @pytest.mark.parametrize(
@@ -81,7 +83,7 @@ def test_page_rows_reads_the_rendered_overview_page():
     [([], 99, None), ([3, 1, 2], 50, 2), ([0] * 99 + [9], 99, 0), ([0] * 98 + [9, 9], 99, 9)],
 )
 def test_percentile(values, pct, expected):
-    assert bench.percentile(values, pct) == expected
+    assert common.percentile(values, pct) == expected
 
 
 def test_targets_are_judged_not_asserted():
@@ -91,7 +93,7 @@ def test_targets_are_judged_not_asserted():
         "faults": {"failed": 0},
         "replication": {"lag_p99_seconds": 3.0},
     }
-    assert bench.judge(results) == {
+    assert report_step.judge(results) == {
         "noop_rerun_changed_0_under_60s": True,
         "balancer_app_rps_at_least_0.9_of_direct": False,
         "backend_kill_0_failed": True,
@@ -117,7 +119,7 @@ def test_the_backup_step_is_reported():
         },
         "targets_met": {},
     }
-    text = bench.markdown(report)
+    text = report_step.markdown(report)
     assert "| full backup of 1.10 GB (web-02 to lb-01) | 20.0 s, 55.0 MB/s, 300 MB stored |" in text
     assert "p50 0.1 s, p99 0.3 s, max 0.4 s" in text and "42.0 s, 4000 of 4000 rows" in text
 
@@ -137,8 +139,8 @@ End-Date: 2026-12-01  00:11:30
 
 
 def test_the_packages_a_deploy_requested_are_read_from_apt_history():
-    assert bench.requested_packages(HISTORY) == ["gunicorn", "mariadb-server", "nginx"]
-    assert bench.requested_packages("") == []
+    assert deploy_step.requested_packages(HISTORY) == ["gunicorn", "mariadb-server", "nginx"]
+    assert deploy_step.requested_packages("") == []
 
 
 def test_deploy_rows_show_the_floors_and_ratios():
@@ -151,10 +153,10 @@ def test_deploy_rows_show_the_floors_and_ratios():
         "module_floor": {"seconds": 4.0},
         "ratios": {"fresh_to_apt_floor": 2.0, "noop_to_module_floor": 10.0},
     }
-    rows = bench.deploy_lines(deploy)
+    rows = deploy_step.deploy_lines(deploy)
     assert "| floor: one apt transaction per host, all hosts at once | 64.0 s |" in rows
     assert "| no-op re-run / its floor | 10.0 |" in rows
-    assert len(bench.deploy_lines({k: deploy[k] for k in ("fresh", "noop_rerun", "check")})) == 3
+    assert len(deploy_step.deploy_lines({k: deploy[k] for k in ("fresh", "noop_rerun", "check")})) == 3
 
 
 def test_where_the_time_goes_per_play_kind_and_task():
@@ -180,7 +182,7 @@ def test_where_the_time_goes_per_play_kind_and_task():
             },
         ],
     }
-    out = bench.where_time_goes(timeline, top=2)
+    out = deploy_step.where_time_goes(timeline, top=2)
     assert out["plays"] == [{"name": "checks", "seconds": 5.0}, {"name": "web", "seconds": 15.0}]
     assert out["categories"] == {"packages": 9.0, "facts and includes": 4.9, "handlers": 4.0, "waits": 2.0}
     assert [t["name"] for t in out["longest_tasks"]] == ["Install nginx", "Gathering Facts"]
@@ -188,7 +190,7 @@ def test_where_the_time_goes_per_play_kind_and_task():
 
 
 def test_a_scaling_shape_is_the_lab_with_more_web_servers_each_hosting_a_database():
-    files = bench.scale_inventory(4, 2, "---\nwebinfra_lab_name: webinfra-lab\n")
+    files = scaling.scale_inventory(4, 2, "---\nwebinfra_lab_name: webinfra-lab\n")
     hosts = yaml.safe_load(files["hosts.yml"])["all"]["children"]
     assert list(hosts["webservers"]["hosts"]) == ["web-01", "web-02", "web-03", "web-04"]
     assert list(hosts["db_primary"]["hosts"]) == ["web-01"] and list(hosts["db_replicas"]["hosts"]) == [
@@ -199,8 +201,8 @@ def test_a_scaling_shape_is_the_lab_with_more_web_servers_each_hosting_a_databas
     assert "webinfra_lab_publish" not in files["hosts.yml"]
     assert yaml.safe_load(files["group_vars/all/10-scale.yml"])["webinfra_lab_name"] == "webinfra-scale"
     with pytest.raises(ValueError, match="1 to 1 replicas"):
-        bench.scale_inventory(2, 2, "")
-    rows = bench.scaling_lines(
+        scaling.scale_inventory(2, 2, "")
+    rows = scaling.scaling_lines(
         {
             "shapes": [
                 {
@@ -223,7 +225,7 @@ def test_a_scaling_shape_is_the_lab_with_more_web_servers_each_hosting_a_databas
 
 
 def test_the_mitogen_rows_compare_both_strategies():
-    rows = bench.mitogen_lines(
+    rows = mitogen.mitogen_lines(
         {
             "noop_runs": {
                 "linear": [{"seconds": 40.0, "changed": 0}] * 2,
@@ -239,8 +241,17 @@ def test_the_mitogen_rows_compare_both_strategies():
 
 
 def test_scaling_shapes_are_parsed_and_a_bad_one_is_named():
-    assert bench.parse_shapes("2x1, 4x2") == ((2, 1), (4, 2))
-    assert bench.parse_shapes(",".join(f"{w}x{r}" for w, r in bench.SCALING_SHAPES)) == bench.SCALING_SHAPES
+    assert scaling.parse_shapes("2x1, 4x2") == ((2, 1), (4, 2))
+    assert scaling.parse_shapes(",".join(f"{w}x{r}" for w, r in scaling.SCALING_SHAPES)) == scaling.SCALING_SHAPES
     for bad in ("4", "2x2", "3x0", "ax1"):
         with pytest.raises(SystemExit, match=f"'{bad}' is not WEBSxREPLICAS"):
-            bench.parse_shapes(bad)
+            scaling.parse_shapes(bad)
+
+
+def test_every_step_module_is_in_the_registry_in_run_order():
+    order = ("deploy", "mitogen", "datapath", "faults", "replication", "console", "backup", "ha", "scaling")
+    assert steps.STEPS == order
+    for name, step in steps.REGISTRY.items():
+        assert step.name == name and step.summary and callable(step.run) and callable(step.lines)
+    # The steps that create their own labs run without the default one.
+    assert {n for n, s in steps.REGISTRY.items() if not s.needs_lab} == {"ha", "scaling"}
