@@ -453,6 +453,8 @@ def build(host, inputs, groups, hostvars, role_defaults, partial=False):  # noqa
         "tiers": tiers,
         "backend": {"tls": backend_tls, "port": backend_port},
         "vip": vip,
+        # The lab (webinfra_lab): every role's lab-only relaxations of its checks follow it.
+        "lab": _bool(cfg["webinfra_lab"], "webinfra_lab"),
         "monitoring": monitoring,
         "admin_networks": admin,
         "monitoring_ui_networks": ui,
