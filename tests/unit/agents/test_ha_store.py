@@ -118,7 +118,7 @@ def test_the_lease_id_and_its_renewal_time_are_read_together():
     thread = threading.Thread(target=writer)
     thread.start()
     try:
-        for _ in range(20000):
+        for _round in range(20000):
             lease_id, renewed = lease.snapshot()
             if lease_id is not None and float(lease_id) != renewed:
                 torn.append((lease_id, renewed))
