@@ -202,6 +202,18 @@ def test_stopping_lb_01_moves_the_virtual_ip_to_lb_02(client):
     assert "keepalived-notify" in host("lb-02").check_output("journalctl -t keepalived-notify --no-pager")
 
 
+def test_the_operations_playbooks_still_read_the_stack_model_with_a_balancer_down():
+    """Every operations playbook computes the stack model first (playbooks/model.yml): a host that
+    does not answer (lb-01, stopped above) is listed, not fatal, and the playbook goes on to its
+    own checks - here switchover.yml refuses a target that already leads, with nothing changed."""
+    proc = run_playbook("playbooks/switchover.yml", "-e", "new_primary=db-01")
+    text = " ".join(output(proc).split())
+    assert proc.returncode != 0 and "switchover refused, nothing changed: db-01 is already the primary" in text, text[
+        -3000:
+    ]
+    assert writable("db-01") and not writable("db-02")
+
+
 def journal_since(name, since):
     """What the host's HA agent and its systemd logged since `since` (a failed bound's context)."""
     proc = podman(
