@@ -29,8 +29,10 @@ options:
     description: The inventory's groups (C(groups)).
     type: dict
     required: true
-  hostvars:
-    description: Every host's variables (C(hostvars)), for their private addresses.
+  addresses:
+    description:
+      - Host name to private address (the firewall role's C(firewall_addresses), the stack model's
+        C(webinfra_stack.addresses) in site.yml); every host a rule names must be in it.
     type: dict
     required: true
   settings:
@@ -46,7 +48,7 @@ options:
 EXAMPLES = r"""
 - name: This host's rules
   ansible.builtin.debug:
-    msg: "{{ inventory_hostname | webinfra.distributed.firewall_rules(groups, hostvars, __settings) }}"
+    msg: "{{ inventory_hostname | webinfra.distributed.firewall_rules(groups, firewall_addresses, __settings) }}"
 """
 
 RETURN = r"""
@@ -58,16 +60,15 @@ _value:
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.webinfra.distributed.plugins.plugin_utils.network import known_address
 
-
-def _address(hostvars, host):
-    address = known_address(hostvars[host])
-    if address is None:
+def _address(addresses, host):
+    address = addresses.get(host)
+    if not address:
         raise AnsibleFilterError(
-            f"firewall_rules: no address for {host}: set webinfra_private_address for it or gather its facts"
+            f"firewall_rules: no address for {host} in firewall_addresses: set webinfra_private_address for it "
+            "or gather its facts"
         )
-    return address
+    return str(address)
 
 
 def _members(groups, names):
@@ -79,11 +80,11 @@ def _members(groups, names):
     return out
 
 
-def _sources(entries, groups, hostvars):
+def _sources(entries, groups, addresses):
     """Group names become their hosts' addresses; anything else is kept (an address or network)."""
     out = []
     for entry in entries or []:
-        found = [_address(hostvars, h) for h in groups.get(entry) or []] if entry in groups else [str(entry)]
+        found = [_address(addresses, h) for h in groups.get(entry) or []] if entry in groups else [str(entry)]
         out.extend(a for a in found if a not in out)
     return out
 
@@ -105,7 +106,7 @@ def accept(proto, ports, sources, comment):
     return lines
 
 
-def firewall_rules(host, groups, hostvars, settings):
+def firewall_rules(host, groups, addresses, settings):
     s = settings
     lbs = list(groups.get(s["loadbalancer_group"]) or [])
     webs = list(groups.get(s["webserver_group"]) or [])
@@ -121,12 +122,12 @@ def firewall_rules(host, groups, hostvars, settings):
         )
     if host in lbs:
         lines = accept("tcp", s["public_ports"], [], "public")
-        peers = [_address(hostvars, h) for h in lbs if h != host]
+        peers = [_address(addresses, h) for h in lbs if h != host]
         if s["vrrp"] and peers:
             lines.append("ip saddr { " + ", ".join(peers) + ' } ip protocol vrrp accept comment "vrrp"')
         out.append({"note": "Load balancer: the site, from anywhere.", "lines": lines})
     if host in webs and lbs:
-        sources = [_address(hostvars, h) for h in lbs]
+        sources = [_address(addresses, h) for h in lbs]
         out.append(
             {
                 "note": "Web server: the backend port, from the load balancers only.",
@@ -138,15 +139,15 @@ def firewall_rules(host, groups, hostvars, settings):
         out.append(
             {
                 "note": "Database: from the web servers and the other database hosts (replication, switchover).",
-                "lines": accept("tcp", [s["database_port"]], [_address(hostvars, h) for h in peers], "database"),
+                "lines": accept("tcp", [s["database_port"]], [_address(addresses, h) for h in peers], "database"),
             }
         )
     for index, rule in enumerate([r for r in s["stack_rules"] if r.get("from")], start=1):
-        sources = _sources(rule["from"], groups, hostvars)
+        sources = _sources(rule["from"], groups, addresses)
         comment = rule.get("comment") or f"stack rule {index}"
         out.append({"note": "", "lines": accept(rule.get("proto") or "tcp", [rule["port"]], sources, comment)})
     for index, rule in enumerate(s["rules"], start=1):
-        sources = _sources(rule.get("from") or [], groups, hostvars)
+        sources = _sources(rule.get("from") or [], groups, addresses)
         comment = rule.get("comment") or f"rule {index}"
         out.append({"note": "", "lines": accept(rule.get("proto") or "tcp", [rule["port"]], sources, comment)})
     return out

@@ -28,12 +28,22 @@ options:
     description: The C(hostvars) magic variable.
     type: dict
     required: true
+  addresses:
+    description:
+      - Host name to address, a role's C(<role>_addresses) parameter. When given, the hosts of the
+        groups that are not in it are returned (C(hostvars) is not read).
+    type: dict
+    version_added: 0.10.0
 """
 
 EXAMPLES = r"""
 - name: Hosts of the web and database tiers still without an address
   ansible.builtin.debug:
     msg: "{{ ['webservers', 'db_primary'] | webinfra.distributed.missing_addresses(groups, hostvars) }}"
+
+- name: Hosts of the load balancers' group that haproxy_addresses does not cover
+  ansible.builtin.debug:
+    msg: "{{ ['loadbalancers'] | webinfra.distributed.missing_addresses(groups, hostvars, haproxy_addresses) }}"
 """
 
 RETURN = r"""

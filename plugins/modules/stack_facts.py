@@ -81,7 +81,8 @@ ansible_facts:
         - C(groups) (the database and monitoring group names), C(hosts) (the members of each
           tier), C(addresses) (host to private address), C(unaddressed) (hosts whose address was
           unknown, with O(partial) only), C(tiers) (this host's tiers),
-          C(backend) (C(tls), C(port)), C(vip), C(monitoring), C(admin_networks),
+          C(backend) (C(tls), C(port)), C(vip), C(site_address) (the virtual IP, else the first
+          balancer), C(monitoring), C(admin_networks),
           C(monitoring_ui_networks), C(db) (C(groups), C(port), C(agent_port), C(semisync)),
           C(db_writer) (C(enabled), C(address), C(port)), C(db_servers) (the writer endpoint's
           database servers - C(name), C(address), C(port)), C(monitoring_targets) (on monitoring

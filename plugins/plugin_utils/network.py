@@ -109,13 +109,36 @@ def known_address(hostvars_entry):
     return str(address) if address else None
 
 
-def missing_addresses(group_names, groups, hostvars):
-    """Hosts of the named groups (in order, no repeats) whose private address is not known yet."""
+def missing_addresses(group_names, groups, hostvars, addresses=None):
+    """Hosts of the named groups (in order, no repeats) whose private address is not known yet.
+
+    With `addresses` (host name -> address, a role's `<role>_addresses`): the hosts not in it.
+    """
     if isinstance(group_names, str):
         group_names = [group_names]
     missing = []
     for group in _as_list(group_names, "missing_addresses"):
         for host in groups.get(group) or []:
-            if host not in missing and known_address(hostvars[host]) is None:
+            if host in missing:
+                continue
+            if (host not in addresses) if addresses is not None else known_address(hostvars[host]) is None:
                 missing.append(host)
     return missing
+
+
+def address_map(hosts, hostvars):
+    """Host name -> private address for the hosts (in order) whose address is known.
+
+    A host whose address is unknown is left out: a role's preflight then names the host and
+    the role's `<role>_addresses` parameter instead of failing deep inside a template.
+    """
+    if isinstance(hosts, str):
+        hosts = [hosts]
+    out = {}
+    for host in _as_list(hosts, "address_map"):
+        if host in out or host not in hostvars:
+            continue
+        address = known_address(hostvars[host])
+        if address is not None:
+            out[host] = address
+    return out

@@ -197,8 +197,10 @@ def build(host, inputs, groups, hostvars, role_defaults, partial=False):  # noqa
         loadbalancers + webservers + db_hosts + (monitors if monitoring else []) + etcd_hosts + backup_hosts
     )
 
+    # Every stack host's address; the monitoring group's too when monitoring is off (the
+    # balancers still let that group read their metrics endpoint).
     addresses, unaddressed = {}, []
-    for name in stack_hosts:
+    for name in _unique(stack_hosts + monitors):
         explicit = (hostvars.get(name) or {}).get("webinfra_private_address")
         address = known_address(hostvars.get(name) or {})
         if address is None and partial:
@@ -453,6 +455,8 @@ def build(host, inputs, groups, hostvars, role_defaults, partial=False):  # noqa
         "tiers": tiers,
         "backend": {"tls": backend_tls, "port": backend_port},
         "vip": vip,
+        # Where clients reach the site inside the stack: the virtual IP, else the first balancer.
+        "site_address": vip or (addresses[loadbalancers[0]] if loadbalancers else ""),
         # The lab (webinfra_lab): every role's lab-only relaxations of its checks follow it.
         "lab": _bool(cfg["webinfra_lab"], "webinfra_lab"),
         "monitoring": monitoring,

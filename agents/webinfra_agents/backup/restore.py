@@ -5,83 +5,42 @@ database host from a healthy replica, the newest backup or the primary."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
-import subprocess
 import time
-from urllib.parse import quote
 
 from webinfra_agents.backup import archive as bk
-from webinfra_agents.backup.common import (
-    BUSY_WAIT,
-    CHUNK,
-    SOURCE_REPLICATION_FILES,
-    get,
-    get_json,
-    new_incarnation,
-    run,
-    when_free,
-)
-from webinfra_agents.backup.repository import check_report, receive_stream
-from webinfra_agents.backup.source import connect, source_status
+from webinfra_agents.backup.common import BUSY_WAIT, SOURCE_REPLICATION_FILES, when_free
+from webinfra_agents.backup.host import Host
+from webinfra_agents.backup.repository import check_report
 from webinfra_agents.kit.daemon import log
 
 # --- restore (on the target host) --------------------------------------------------------------
 
 
-def fetch(cfg, repository, path, sink, expected_sha256=None):
-    """The repository's file `path` written to `sink`, read to its end even when the sink
-    fails (a damaged file breaks the decompressor): the checksum verdict comes first."""
-    digest, broken = hashlib.sha256(), None
-    with get(cfg, repository, "/files/" + quote(path), timeout=600) as answer:
-        for chunk in iter(lambda: answer.read(CHUNK), b""):
-            digest.update(chunk)
-            if broken is None:
-                try:
-                    sink.write(chunk)
-                except OSError as exc:
-                    broken = exc
-    if expected_sha256 and digest.hexdigest() != expected_sha256:
-        raise bk.BackupError("%s: checksum %s, the catalog says %s" % (path, digest.hexdigest(), expected_sha256))
-    if broken is not None:
-        raise bk.BackupError("%s: unpacking failed (%s)" % (path, broken))
-
-
-def unpack_chain(cfg, plan, repository, work):
+def unpack_chain(cfg, plan, repository, work, host=None):
     """Each backup of the chain streamed from the repository into work/<id> (checked against
     its SHA-256 on the way), then prepared: work/<first id> is a data directory."""
+    host = host or Host(cfg)
     for ident in plan["chain"]:
         target = os.path.join(work, ident)
         os.makedirs(target)
-        zstd = subprocess.Popen(["zstd", "-dc"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)  # noqa: S603,S607
-        mbstream = subprocess.Popen(["mbstream", "-x", "-C", target], stdin=zstd.stdout)  # noqa: S603,S607
-        zstd.stdout.close()
-        try:
-            fetch(cfg, repository, "base/%s/backup.xb.zst" % ident, zstd.stdin, plan["sha256"].get(ident))
-        except BaseException:
-            zstd.kill()
-            mbstream.kill()
-            raise
-        finally:
-            zstd.stdin.close()
-            failed = zstd.wait() != 0
-            failed = mbstream.wait() != 0 or failed
-        if failed:
-            raise bk.BackupError("unpacking backup %s failed" % ident)
+        with host.unpacker(target, compressed=True) as sink:
+            host.fetch(repository, "base/%s/backup.xb.zst" % ident, sink, plan["sha256"].get(ident))
     full = os.path.join(work, plan["chain"][0])
-    run(["mariadb-backup", "--prepare", "--target-dir=%s" % full])
+    host.run(["mariadb-backup", "--prepare", "--target-dir=%s" % full])
     for ident in plan["chain"][1:]:
         incremental = "--incremental-dir=%s" % os.path.join(work, ident)
-        run(["mariadb-backup", "--prepare", "--target-dir=%s" % full, incremental])
+        host.run(["mariadb-backup", "--prepare", "--target-dir=%s" % full, incremental])
     return full
 
 
-def replay(cfg, plan, repository, work, socket_path, binlog=True):
+def replay(cfg, plan, repository, work, socket_path, binlog=True, host=None):
     """The archived binary logs after the backup, server by server in the order they were
     written, each from the position reached so far; returns (position, files replayed).
     binlog=False: the replayed transactions are not written to this server's binary log (a
     rebuilt replica, whose position is then set to what was reached)."""
+    host = host or Host(cfg)
     reached, replayed = plan["gtid"], []
     client = ["mariadb", "--socket=%s" % socket_path, "--binary-mode"]
     if not binlog:
@@ -94,7 +53,7 @@ def replay(cfg, plan, repository, work, socket_path, binlog=True):
             local = os.path.join(work, "binlog", server_id, f["name"])
             os.makedirs(os.path.dirname(local), exist_ok=True)
             with open(local, "wb") as sink:
-                fetch(cfg, repository, "binlog/%s/%s" % (server_id, f["name"]), sink)
+                host.fetch(repository, "binlog/%s/%s" % (server_id, f["name"]), sink)
             paths.append(local)
         cmd = ["mariadb-binlog"]
         if reached:
@@ -104,43 +63,22 @@ def replay(cfg, plan, repository, work, socket_path, binlog=True):
         if plan["to_gtid"]:
             cmd.append("--stop-position=%s" % plan["to_gtid"])
         statements = os.path.join(work, "replay-%s.sql" % server_id)
-        with open(statements, "wb") as out:
-            proc = subprocess.run(cmd + paths, stdout=out, stderr=subprocess.PIPE, check=False)  # noqa: S603
-        if proc.returncode != 0:
-            raise bk.BackupError("mariadb-binlog failed: %s" % proc.stderr.decode("utf-8", "replace")[-1500:])
-        with open(statements, "rb") as source:
-            proc = subprocess.run(client, stdin=source, capture_output=True, check=False)  # noqa: S603
-        if proc.returncode != 0:
-            raise bk.BackupError(
-                "replaying the binary logs failed: %s" % proc.stderr.decode("utf-8", "replace")[-1500:]
-            )
+        host.binlog_to_sql(cmd + paths, statements)
+        host.apply_sql(client, statements)
         with open(statements, "rb") as source:
             reached = bk.last_gtid(source.read().decode("utf-8", "replace"), reached)
         replayed += [f["name"] for f in files]
     return reached, replayed
 
 
-def binlog_basename(cfg, socket_path):
-    """The running server's binary-log base name (None when it does not run or logs none)."""
-    try:
-        conn = connect(cfg, socket_path)
-    except Exception:  # pylint: disable=broad-except
-        return None
-    try:
-        cur = conn.cursor()
-        cur.execute("SELECT @@GLOBAL.log_bin_basename AS base")
-        return (cur.fetchone() or {}).get("base")
-    finally:
-        conn.close()
-
-
-def install_datadir(cfg, prepared, datadir, service, socket_path, label):
+def install_datadir(cfg, prepared, datadir, service, socket_path, label, host=None):
     """Put the prepared copy `prepared` in place of `datadir` and start the server. Nothing is
     deleted: the old data directory and its binary logs are kept beside it
     (<datadir>.before-<label>-<id>); the copy's replication files from its source are dropped
     (it starts replicating nothing); the data gets a new incarnation. Returns the kept path."""
-    base = binlog_basename(cfg, socket_path)
-    run(["systemctl", "stop", service])
+    host = host or Host(cfg)
+    base = host.binlog_basename(socket_path)
+    host.stop(service)
     kept = ""
     if os.path.exists(datadir):
         kept = "%s.before-%s-%s" % (datadir.rstrip("/"), label, bk.backup_id(time.time()))
@@ -158,21 +96,32 @@ def install_datadir(cfg, prepared, datadir, service, socket_path, label):
         if os.path.exists(os.path.join(prepared, name)):
             os.unlink(os.path.join(prepared, name))
     os.rename(prepared, datadir)
-    run(["chown", "-R", "mysql:mysql", datadir])
-    new_incarnation()
-    run(["systemctl", "start", service])
+    host.chown(datadir, "mysql:mysql")
+    host.new_incarnation()
+    host.start(service)
     return kept
 
 
-def restore(cfg, plan, repository, datadir="/var/lib/mysql", service="mariadb", socket_path="/run/mysqld/mysqld.sock"):
+def restore(
+    cfg,
+    plan,
+    repository,
+    datadir="/var/lib/mysql",
+    service="mariadb",
+    socket_path="/run/mysqld/mysqld.sock",
+    host=None,
+):
     """Fetch the plan's chain, prepare it, put it in place of `datadir` (the old one is kept
     beside it), start the server, replay the archived binary logs; returns what was reached."""
+    host = host or Host(cfg)
     work = os.path.join(os.path.dirname(datadir.rstrip("/")), "webinfra-restore")
     shutil.rmtree(work, ignore_errors=True)
     os.makedirs(work, mode=0o700)
-    full = unpack_chain(cfg, plan, repository, work)
-    kept = install_datadir(cfg, full, datadir, service, socket_path, "restore")
-    reached, replayed = replay(cfg, plan, repository, work, socket_path) if plan["replay"] else (plan["gtid"], [])
+    full = unpack_chain(cfg, plan, repository, work, host)
+    kept = install_datadir(cfg, full, datadir, service, socket_path, "restore", host)
+    reached, replayed = (
+        replay(cfg, plan, repository, work, socket_path, host=host) if plan["replay"] else (plan["gtid"], [])
+    )
     shutil.rmtree(work, ignore_errors=True)
     return {
         "backup": plan["chain"][-1],
@@ -187,26 +136,26 @@ def restore(cfg, plan, repository, datadir="/var/lib/mysql", service="mariadb", 
 # --- rebuild (on the database host that gets a new copy of the data) ---------------------------
 
 
-def peer_statuses(cfg):
+def peer_statuses(cfg, host):
     """/status of every database host (this one asked directly: it may be down)."""
     statuses = {}
     for peer in cfg["peers"]["sources"]:
         if peer["name"] == cfg["name"]:
-            statuses[peer["name"]] = source_status(cfg)
+            statuses[peer["name"]] = host.own_status()
             continue
         try:
-            statuses[peer["name"]] = get_json(cfg, peer["address"], "/status")
+            statuses[peer["name"]] = host.get_json(peer["address"], "/status")
         except Exception as exc:  # pylint: disable=broad-except
             statuses[peer["name"]] = {"ok": False, "error": str(exc)}
     return statuses
 
 
-def newest_backup(cfg):
-    """(repository address, restore plan to the end of its archive) of the first repository
-    that holds a backup, or (None, None)."""
+def newest_backup(cfg, host):
+    """(repository, restore plan to the end of its archive) of the first repository that holds
+    a backup, or (None, None)."""
     for repository in cfg["peers"].get("repositories", []):
         try:
-            listed = get_json(cfg, repository["address"], "/catalog", timeout=30)
+            listed = host.get_json(repository["address"], "/catalog", timeout=30)
         except Exception as exc:  # pylint: disable=broad-except
             log("rebuild: repository %s does not answer: %s" % (repository["name"], exc))
             continue
@@ -218,41 +167,36 @@ def newest_backup(cfg):
     return None, None
 
 
-def stream_copy(cfg, address, work):
+def stream_copy(address, work, host):
     """A full backup of the server at `address` streamed straight into work/full and prepared;
-    returns its record (GTID position)."""
+    returns its path and record (GTID position)."""
     target = os.path.join(work, "full")
     os.makedirs(target)
-    mbstream = subprocess.Popen(["mbstream", "-x", "-C", target], stdin=subprocess.PIPE)  # noqa: S603,S607
-    try:
-        report = when_free(lambda: receive_stream(cfg, address, 0, mbstream.stdin), address, BUSY_WAIT)
-    finally:
-        mbstream.stdin.close()
-        if mbstream.wait() != 0:
-            raise bk.BackupError("unpacking the stream from %s failed" % address)
+    with host.unpacker(target, compressed=False) as sink:
+        report = when_free(lambda: host.receive_stream(address, 0, sink), address, BUSY_WAIT)
     check_report(report, address)
-    run(["mariadb-backup", "--prepare", "--target-dir=%s" % target])
+    host.run(["mariadb-backup", "--prepare", "--target-dir=%s" % target])
     return target, bk.backup_record(report["info"], report["checkpoints"])
 
 
-def stop_ha_agent():
+def stop_ha_agent(host):
     """The HA agent must not act on this server while its data is replaced: stopped here, started
     again by the playbook once replication is configured. Returns whether it ran."""
-    active = subprocess.run(["systemctl", "is-active", "--quiet", "webinfra-ha-agent"], check=False)  # noqa: S603,S607
-    if active.returncode == 0:
-        run(["systemctl", "stop", "webinfra-ha-agent"])
+    if host.active("webinfra-ha-agent"):
+        host.stop("webinfra-ha-agent")
         return True
     return False
 
 
-def rebuild(cfg, source="auto", dry_run=False, datadir="/var/lib/mysql", service="mariadb"):
+def rebuild(cfg, source="auto", dry_run=False, datadir="/var/lib/mysql", service="mariadb", host=None):
     """A new copy of the data for this database host, from a healthy replica's stream, the
     newest backup (and the archived binary logs after it) or the primary's stream; this server
     is left with no replication configured and its GTID position set to the copy's, ready to
     replicate from the primary. Every refusal comes before anything changes."""
+    host = host or Host(cfg)
     socket_path = cfg["source"]["socket"]
-    statuses = peer_statuses(cfg)
-    repository, backup_plan = newest_backup(cfg) if source in ("auto", "backup") else (None, None)
+    statuses = peer_statuses(cfg, host)
+    repository, backup_plan = newest_backup(cfg, host) if source in ("auto", "backup") else (None, None)
     plan = bk.rebuild_plan(
         cfg["name"], statuses, cfg["peers"].get("max_lag", 60), source=source, have_backup=backup_plan is not None
     )
@@ -269,28 +213,17 @@ def rebuild(cfg, source="auto", dry_run=False, datadir="/var/lib/mysql", service
     os.makedirs(work, mode=0o700)
     log("rebuild of %s from %s (%s)" % (cfg["name"], plan["source"] or "backup %s" % plan["backup"], plan["reason"]))
     if plan["kind"] == "stream":
-        prepared, record = stream_copy(cfg, addresses[plan["source"]], work)
+        prepared, record = stream_copy(addresses[plan["source"]], work, host)
         gtid = record.get("gtid") or ""
     else:
-        prepared = unpack_chain(cfg, backup_plan, repository["address"], work)
+        prepared = unpack_chain(cfg, backup_plan, repository["address"], work, host)
         gtid = backup_plan["gtid"]
-    plan["ha_agent_stopped"] = stop_ha_agent()
-    plan["previous_datadir"] = install_datadir(cfg, prepared, datadir, service, socket_path, "rebuild")
-    conn = connect(cfg)
-    try:
-        cur = conn.cursor()
-        cur.execute("STOP ALL SLAVES")
-        cur.execute("RESET SLAVE ALL")
-        cur.execute("RESET MASTER")
-    finally:
-        conn.close()
+    plan["ha_agent_stopped"] = stop_ha_agent(host)
+    plan["previous_datadir"] = install_datadir(cfg, prepared, datadir, service, socket_path, "rebuild", host)
+    host.execute([("STOP ALL SLAVES", None), ("RESET SLAVE ALL", None), ("RESET MASTER", None)])
     replayed = []
     if plan["kind"] == "backup":
-        gtid, replayed = replay(cfg, backup_plan, repository["address"], work, socket_path, binlog=False)
-    conn = connect(cfg)
-    try:
-        conn.cursor().execute("SET GLOBAL gtid_slave_pos = %s", (gtid,))
-    finally:
-        conn.close()
+        gtid, replayed = replay(cfg, backup_plan, repository["address"], work, socket_path, binlog=False, host=host)
+    host.execute([("SET GLOBAL gtid_slave_pos = %s", (gtid,))])
     shutil.rmtree(work, ignore_errors=True)
     return dict(plan, gtid=gtid, binlogs_replayed=replayed, duration=round(time.time() - started, 3))

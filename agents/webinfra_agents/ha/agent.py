@@ -57,6 +57,7 @@ from webinfra_agents.ha.decide import (
     switchover_pending,
 )
 from webinfra_agents.ha.lease import Lease
+from webinfra_agents.ha.state import AgentState, Role
 from webinfra_agents.ha.store import EtcdError, Store
 from webinfra_agents.kit.daemon import log, sd_notify
 
@@ -110,7 +111,7 @@ class Agent:
         # watchdog's abort): a PyMySQL connection used by two threads at once breaks, and a broken
         # fence ends in the last resort (the server killed).
         self.fence_lock = threading.Lock()
-        self.state = {"role": "starting", "leader": None, "db": {"ok": False}, "errant": "", "paused": False}
+        self.state = AgentState()
         self.counters = {"failovers": 0, "fences": 0, "switchovers": 0, "silent_replicas_cut": 0}
         self.last_lag = None
         self.candidate_since = None
@@ -140,7 +141,7 @@ class Agent:
     def snapshot(self):
         """A copy of the agent's state, read under its lock."""
         with self.lock:
-            return dict(self.state)
+            return self.state.as_dict()
 
     def record(self, db, **extra):
         replica = db.get("replica") or {}
@@ -155,7 +156,7 @@ class Agent:
             "semisync": db.get("semisync", False),
             "replicas": db.get("semisync_clients", 0),
             "io_running": replica.get("io_running", False),
-            "errant": self.state.get("errant", ""),
+            "errant": self.state.errant,
         }
         if self.seen is not None:
             out["switchover_seen"] = self.seen
@@ -189,7 +190,7 @@ class Agent:
             self._fence(reason, db, last_resort)
 
     def _fence(self, reason, db, last_resort):
-        db_state = self.state.get("db", {})
+        db_state = self.state.db
         if db_state.get("ok") and db_state.get("read_only"):
             return
         log("fencing: %s" % reason)
@@ -207,7 +208,7 @@ class Agent:
 
     def set_state(self, **values):
         with self.lock:
-            self.state.update(values)
+            self.state.update(**values)
 
     # the loop
     def step(self):
@@ -230,7 +231,7 @@ class Agent:
         if self.leadership.id is not None:
             return self.lead(db, etcd_ok, leader, view)
         if not etcd_ok:
-            self.set_state(role="unknown", leader=None)
+            self.set_state(role=Role.UNKNOWN, leader=None)
             if db.get("ok") and not db.get("read_only"):
                 self.fence("etcd unreachable and this server holds no lease")
             return Outcome.NO_ETCD
@@ -255,7 +256,7 @@ class Agent:
         if etcd_ok and (leader is None or leader.get("name") != self.me):
             self.leadership.clear()
             self.fence("the leader key is gone or names %s" % (leader or {}).get("name"))
-            self.set_state(role="replica", leader=(leader or {}).get("name"))
+            self.set_state(role=Role.REPLICA, leader=(leader or {}).get("name"))
             return Outcome.LOST
         if not self.leadership.valid(self.clock(), self.cfg):
             self.drop_lease("could not renew the leader lease in time")
@@ -299,7 +300,7 @@ class Agent:
                     self.counters["silent_replicas_cut"] += 1
             except Exception as exc:  # pylint: disable=broad-except
                 log("checking the replicas' connections: %s" % exc)
-        self.set_state(role="primary", leader=self.me, errant="")
+        self.set_state(role=Role.PRIMARY, leader=self.me, errant="")
         self.publish_leading(db)
         return Outcome.LEADER
 
@@ -340,7 +341,7 @@ class Agent:
                 return
         else:
             self.leadership.clear()
-        self.set_state(role="replica", leader=None)
+        self.set_state(role=Role.REPLICA, leader=None)
         self.fence(reason, db=self.fence_db, last_resort=True)
 
     def abort(self, reason):
@@ -389,7 +390,7 @@ class Agent:
             self.fence(reason)
         except Exception as exc:  # pylint: disable=broad-except
             log("fencing after the release failed: %s" % exc)
-        self.set_state(role="replica", leader=None)
+        self.set_state(role=Role.REPLICA, leader=None)
 
     def leader_value(self):
         return json.dumps({"name": self.me, "address": self.cfg["address"]}, sort_keys=True)
@@ -421,13 +422,13 @@ class Agent:
             log("switchover hand-over failed: %s" % exc)
         self.leadership.clear()
         self.counters["switchovers"] += 1
-        self.set_state(role="replica", leader=None)
+        self.set_state(role=Role.REPLICA, leader=None)
         return Outcome.HANDED_OVER
 
     def follow(self, db, leader, members):
         self.candidate_since = None
         name = leader.get("name")
-        self.set_state(role="replica", leader=name)
+        self.set_state(role=Role.REPLICA, leader=name)
         if not db["ok"]:
             return Outcome.DB_DOWN
         if not db["read_only"]:
@@ -449,8 +450,8 @@ class Agent:
             self.set_state(errant=errant)
         elif not pointed and replica is None and not db["gtid"]:
             # A new server: the role seeds it first (a dump, or replication from the start).
-            self.set_state(role="new")
-        elif not pointed and not self.state.get("errant"):
+            self.set_state(role=Role.NEW)
+        elif not pointed and not self.state.errant:
             leader_record = members.get(name) or {}
             if leader_record.get("read_only", True):
                 # Its record from before it took the key (its position then): wait for the
@@ -474,11 +475,11 @@ class Agent:
         self.last_lag = replica_lag(db, (members.get(name) or {}).get("gtid"), self.last_lag)
         self.set_state(db=db, lag=self.last_lag)
         self.publish(db)
-        return Outcome.ERRANT if self.state.get("errant") else Outcome.FOLLOWER
+        return Outcome.ERRANT if self.state.errant else Outcome.FOLLOWER
 
     def compete(self, db, view):
         members = view.members
-        self.set_state(role="candidate", leader=None)
+        self.set_state(role=Role.CANDIDATE, leader=None)
         if db.get("ok") and not db["read_only"]:
             self.fence("no leader holds the lease")
             db = self.db.observe()
@@ -576,7 +577,7 @@ class Agent:
         # on; the old primary may be gone: commits would wait out the timeout).
         self.db.promote(replicated(self.cfg) and (why == Outcome.SWITCHOVER or connected > 0))
         db = self.db.observe()
-        self.set_state(db=db, role="primary", leader=self.me)
+        self.set_state(db=db, role=Role.PRIMARY, leader=self.me)
         self.publish(db)
         return why
 

@@ -219,7 +219,7 @@ def test_returning_primary_with_errant_transactions_stays_out():
     old.lease = None
     rounds(clock, agents, 3)
     assert writable(agents) == ["db-02"]
-    assert old.db.source is None and "0-1-6" in old.state["errant"]
+    assert old.db.source is None and "0-1-6" in old.state.errant
     assert not old.api.answers()["replica"]
 
 
@@ -239,7 +239,7 @@ def test_paused_cluster_does_not_fail_over():
     agents["db-01"].db.ok = False
     rounds(clock, agents, 20, skip=("db-01",))
     assert writable(agents) == []
-    assert agents["db-02"].state["paused"]
+    assert agents["db-02"].state.paused
 
 
 def test_forced_failover_while_paused():
@@ -426,7 +426,7 @@ def test_the_old_leader_does_not_judge_the_new_one_by_its_record_from_before_the
     assert old.step() == "handed-over"
     assert new.step() == "switchover"
     rounds(clock, agents, 2)
-    assert not old.state.get("errant")
+    assert not old.state.errant
     assert old.db.source == "db-02.addr" and writable(agents) == ["db-02"]
 
 

@@ -1,12 +1,14 @@
-"""The HA agent's store (key layout, typed view, transactions as verbs) and its lease object."""
+"""The HA agent's store (key layout, typed view, transactions as verbs), its lease object and its state."""
 
 import json
 import threading
 
+import pytest
 from etcd_fake import Clock, FakeEtcd
 
 from webinfra_agents.ha.decide import Outcome
 from webinfra_agents.ha.lease import Lease
+from webinfra_agents.ha.state import AgentState, Role
 from webinfra_agents.ha.store import Keys, Store
 
 CFG = {"ttl": 10, "loop_wait": 1}
@@ -132,3 +134,18 @@ def test_outcomes_are_the_strings_the_status_reports():
     assert Outcome.LEADER == "leader"
     assert json.dumps({"last_step": Outcome.NOT_THE_BEST}) == '{"last_step": "not-the-best"}'
     assert len({o.value for o in Outcome}) == len(Outcome)
+
+
+def test_the_agent_state_is_typed_and_refuses_unknown_fields():
+    state = AgentState()
+    assert state.role is Role.STARTING and state.as_dict()["db"] == {"ok": False}
+    state.update(role="replica", leader="db-01", lag=0.5)
+    assert state.role is Role.REPLICA and state.as_dict()["role"] == "replica"
+    with pytest.raises(TypeError, match="no field lead"):
+        state.update(lead="db-02")
+    with pytest.raises(ValueError):
+        state.update(role="leader")
+    # A snapshot is a copy: changing it changes nothing in the agent.
+    copy = state.as_dict()
+    copy["db"]["ok"] = True
+    assert state.db == {"ok": False}

@@ -12,13 +12,7 @@ GROUPS = {
     "db_replicas": ["web-02", "db-03"],
     "monitoring": ["lb-01"],
 }
-HOSTVARS = {
-    "lb-01": {"ansible_facts": {"default_ipv4": {"address": "10.0.0.2"}}},
-    "lb-02": {"webinfra_private_address": "10.0.0.3"},
-    "web-01": {"ansible_facts": {"default_ipv4": {"address": "10.0.0.4"}}},
-    "web-02": {"ansible_facts": {"default_ipv4": {"address": "10.0.0.5"}}},
-    "db-03": {"ansible_facts": {"default_ipv4": {"address": "10.0.0.6"}}},
-}
+ADDRESSES = {"lb-01": "10.0.0.2", "lb-02": "10.0.0.3", "web-01": "10.0.0.4", "web-02": "10.0.0.5", "db-03": "10.0.0.6"}
 SETTINGS = {
     "admin_networks": ["192.0.2.0/24", "2001:db8::/64"],
     "admin_ports": [8404],
@@ -39,7 +33,7 @@ SETTINGS = {
 
 
 def rules(host, **changes):
-    return firewall_rules(host, GROUPS, HOSTVARS, dict(SETTINGS, **changes))
+    return firewall_rules(host, GROUPS, ADDRESSES, dict(SETTINGS, **changes))
 
 
 def test_accept_prints_single_ports_sets_and_both_address_families():
@@ -75,6 +69,6 @@ def test_a_web_server_with_a_database_takes_the_backend_and_the_database_ports()
 
 def test_no_admin_networks_means_no_admin_rule_and_a_host_without_address_is_named():
     assert not any(r["note"].startswith("SSH") for r in rules("db-03", admin_networks=[]))
-    hostvars = dict(HOSTVARS, **{"web-02": {}})
-    with pytest.raises(AnsibleFilterError, match="no address for web-02"):
-        firewall_rules("web-01", GROUPS, hostvars, SETTINGS)
+    addresses = {h: a for h, a in ADDRESSES.items() if h != "web-02"}
+    with pytest.raises(AnsibleFilterError, match="no address for web-02 in firewall_addresses"):
+        firewall_rules("web-01", GROUPS, addresses, SETTINGS)

@@ -1,6 +1,7 @@
 import pytest
 from ansible.errors import AnsibleFilterError
 
+from ansible_collections.webinfra.distributed.plugins.filter.address_map import FilterModule as Maps
 from ansible_collections.webinfra.distributed.plugins.filter.host_address import FilterModule, host_address
 from ansible_collections.webinfra.distributed.plugins.filter.missing_addresses import FilterModule as MissingFilters
 from ansible_collections.webinfra.distributed.plugins.filter.missing_addresses import missing_addresses
@@ -58,3 +59,26 @@ def test_missing_addresses_rejects_a_non_list():
 
 def test_missing_addresses_registered_under_its_name():
     assert MissingFilters().filters()["missing_addresses"] is missing_addresses
+
+
+def test_address_map_keeps_known_addresses_in_order():
+    hostvars = {
+        "web-01": {"webinfra_private_address": "10.0.0.5"},
+        "web-02": {"ansible_facts": {"default_ipv4": {"address": "10.0.0.6"}}},
+        "db-01": {"ansible_facts": {}},
+    }
+    address_map = Maps().filters()["address_map"]
+    result = address_map(["web-02", "web-01", "db-01", "web-01", "gone"], hostvars)
+    assert result == {"web-02": "10.0.0.6", "web-01": "10.0.0.5"}
+    assert list(result) == ["web-02", "web-01"]
+    assert address_map("web-01", hostvars) == {"web-01": "10.0.0.5"}
+
+
+def test_missing_addresses_with_a_role_map_names_the_hosts_it_lacks():
+    # A role's <role>_addresses decides, whatever hostvars knows (the model's map is final).
+    hostvars = {h: {"webinfra_private_address": "10.0.0.9"} for h in ("web-01", "web-02", "lb-01")}
+    assert missing_addresses(["webservers", "loadbalancers"], GROUPS, hostvars, {"web-02": "10.0.0.5"}) == [
+        "web-01",
+        "lb-01",
+    ]
+    assert missing_addresses("webservers", GROUPS, {}, {"web-01": "a", "web-02": "b"}) == []

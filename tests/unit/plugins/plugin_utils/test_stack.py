@@ -147,6 +147,9 @@ def test_vip_turns_on_the_writer_endpoint():
     assert not model("web-01", {**inputs, "webinfra_db_writer_endpoint": False})["db_writer"]["enabled"]
     on = model("web-01", {"webinfra_db_writer_endpoint": True})["db_writer"]
     assert on == {"enabled": True, "address": "10.0.0.2", "port": 3307}
+    # Where the site is reached inside the stack: the VIP, else the first balancer.
+    assert web["site_address"] == "10.0.0.100"
+    assert model("web-01")["site_address"] == "10.0.0.2"
 
 
 def test_ports_come_from_the_inventory_of_the_host_that_serves_them():
