@@ -36,6 +36,7 @@ DEFAULTS = {
     "webinfra_lab": False,
     "webinfra_acme": False,
     "webinfra_exporters_tls": False,
+    "webinfra_public_addresses_allowed": False,
 }
 
 # Ports that cross tiers: model key -> (role, variable). The value is the variable where the
@@ -127,6 +128,16 @@ def check_address(host, address, source):
     return str(parsed)
 
 
+# Private networks (RFC 1918, shared address space RFC 6598, link-local) beside Python's own list.
+SHARED_SPACE = ipaddress.ip_network("100.64.0.0/10")
+
+
+def private_address(address):
+    """True for an address of a private network (RFC 1918, RFC 6598 shared space, loopback, link-local)."""
+    parsed = ipaddress.ip_address(address)
+    return parsed.is_private or parsed in SHARED_SPACE
+
+
 def _members(groups, name):
     return list(groups.get(name) or [])
 
@@ -213,6 +224,15 @@ def build(host, inputs, groups, hostvars, role_defaults, partial=False):  # noqa
             name, address, "webinfra_private_address" if explicit else "the default route's address"
         )
     known = [a for a in addresses.values() if a]
+    lab = _bool(cfg["webinfra_lab"], "webinfra_lab")
+    if not lab and not _bool(cfg["webinfra_public_addresses_allowed"], "webinfra_public_addresses_allowed"):
+        public = [f"{h} ({a})" for h, a in addresses.items() if a and not private_address(a)]
+        if public:
+            raise StackError(
+                "the private addresses of " + ", ".join(public) + " are public: the databases, etcd and the agents "
+                "would listen on them. Give each host an address of a private network (webinfra_private_address), "
+                "or set webinfra_public_addresses_allowed: true when that network is closed anyway"
+            )
     duplicates = sorted({a for a in known if known.count(a) > 1})
     if duplicates:
         shared = {a: [h for h, x in addresses.items() if x == a] for a in duplicates}

@@ -16,8 +16,8 @@ rebuild targets), drill.py and service.py (the HTTPS service); this module is th
     webinfra-backup metrics CONFIG
 
 CONFIG (JSON, root-only, written by the backup role) has `name`, `listen`, `port`, `tls`
-({ca, cert, key}: the host's certificate from the internal CA), `stream_clients` (the host
-names allowed to stream a backup from this host), and a `source` section on database hosts
+({ca, cert, key}: the host's certificate from the internal CA), `clients` (the certificate
+names this agent answers at all: every other one gets 403), and a `source` section on database hosts
 ({socket, tmpdir}, and `peers`: the database hosts and repositories a rebuild asks) and/or a
 `repository` section on backup hosts ({dir, sources, keep_full,
 incrementals_per_full, max_lag, allow_primary, compress_level, textfile, binlog}).

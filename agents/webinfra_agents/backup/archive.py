@@ -82,6 +82,33 @@ def backup_id(epoch):
     return time.strftime(ID_FORMAT, time.gmtime(epoch))
 
 
+# Names a repository's catalog hands a restore target, which become paths there: checked first,
+# so a compromised or damaged repository cannot make a target write outside its work directory.
+SAFE_NAMES = {
+    "backup id": re.compile(r"^\d{8}T\d{6}Z$"),
+    "server id": re.compile(r"^\d{1,10}$"),
+    "binary log name": re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"),
+}
+
+
+def safe_name(kind, value):
+    """`value` when it is a well-formed `kind` (a key of SAFE_NAMES, never a path), else BackupError."""
+    text = str(value)
+    if not SAFE_NAMES[kind].match(text) or ".." in text:
+        raise BackupError("the repository's catalog names a %s %r: refused (not a plain name)" % (kind, text[:80]))
+    return text
+
+
+def check_plan_names(plan):
+    """Every name of a restore plan that becomes a path (its chain, its binary logs), checked."""
+    for ident in plan.get("chain") or []:
+        safe_name("backup id", ident)
+    for f in plan.get("binlogs") or []:
+        safe_name("server id", f["server_id"])
+        safe_name("binary log name", f["name"])
+    return plan
+
+
 def id_time(backup):
     return calendar.timegm(time.strptime(backup, ID_FORMAT))
 

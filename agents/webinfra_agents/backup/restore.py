@@ -22,6 +22,7 @@ def unpack_chain(cfg, plan, repository, work, host=None):
     """Each backup of the chain streamed from the repository into work/<id> (checked against
     its SHA-256 on the way), then prepared: work/<first id> is a data directory."""
     host = host or Host(cfg)
+    bk.check_plan_names(plan)
     for ident in plan["chain"]:
         target = os.path.join(work, ident)
         os.makedirs(target)
@@ -41,6 +42,7 @@ def replay(cfg, plan, repository, work, socket_path, binlog=True, host=None):
     binlog=False: the replayed transactions are not written to this server's binary log (a
     rebuilt replica, whose position is then set to what was reached)."""
     host = host or Host(cfg)
+    bk.check_plan_names(plan)
     reached, replayed = plan["gtid"], []
     client = ["mariadb", "--socket=%s" % socket_path, "--binary-mode"]
     if not binlog:
@@ -163,7 +165,7 @@ def newest_backup(cfg, host):
             plan = dict(listed["plan"], replay=True)
             started = next(b["started"] for b in listed["backups"] if b["id"] == plan["chain"][-1])
             plan["binlogs"] = bk.binlog_replay_files(listed["binlogs"], started)
-            return repository, plan
+            return repository, bk.check_plan_names(plan)
     return None, None
 
 

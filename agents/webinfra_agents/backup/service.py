@@ -1,7 +1,12 @@
 # Copyright: webinfra maintainers
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The agent's HTTPS service (mutual TLS): /status and /backup on sources, /catalog and /files
-on repositories, each to the hosts allowed to ask."""
+on repositories, each to the hosts allowed to ask.
+
+Every path answers only the hosts named in `clients` (the repositories and the database hosts;
+another certificate of the internal CA gets 403). The TLS handshake runs in the connection's own
+thread under a timeout, never in the accept loop, and at most MAX_CONNECTIONS are served at
+once: an idle or slow client cannot stop the others."""
 
 from __future__ import annotations
 
@@ -9,6 +14,8 @@ import json
 import os
 import shutil
 import signal
+import socket
+import ssl
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
@@ -20,9 +27,21 @@ from webinfra_agents.kit.daemon import log, sd_notify
 
 # --- the HTTPS service -------------------------------------------------------------------------
 
+# A client must finish its TLS handshake, then send its request, within these seconds; the
+# transfer itself (a backup stream, a file) may wait longer for the other side.
+HANDSHAKE_TIMEOUT = 10
+REQUEST_TIMEOUT = 30
+TRANSFER_TIMEOUT = 600
+MAX_CONNECTIONS = 32
+
+
+def clients_of(cfg):
+    """The certificate names this agent answers (`clients`; `stream_clients` in older settings)."""
+    return set(cfg.get("clients") or cfg.get("stream_clients") or [])
+
 
 def make_handler(cfg):
-    stream_clients = set(cfg.get("stream_clients") or [])
+    clients = clients_of(cfg)
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.0"
@@ -41,13 +60,13 @@ def make_handler(cfg):
         def do_GET(self):  # noqa: N802 - http.server's name
             url = urlparse(self.path)
             client = peer_name(self.connection.getpeercert())
+            self.connection.settimeout(TRANSFER_TIMEOUT)
             try:
-                if url.path == "/status" and cfg.get("source"):
+                if client not in clients:
+                    self.send_body(403, json.dumps({"error": "%s may not ask this agent" % (client or "a client")}))
+                elif url.path == "/status" and cfg.get("source"):
                     self.send_body(200, json.dumps(source_status(cfg)))
                 elif url.path == "/backup" and cfg.get("source"):
-                    if client not in stream_clients:
-                        self.send_body(403, json.dumps({"error": "%s may not stream backups" % client}))
-                        return
                     if not BackupStream.lock.acquire(False):
                         self.send_body(409, json.dumps({"error": "a backup is running on this host"}))
                         return
@@ -85,12 +104,58 @@ def make_handler(cfg):
             with open(path, "rb") as handle:
                 shutil.copyfileobj(handle, self.wfile, CHUNK)
 
+    Handler.timeout = REQUEST_TIMEOUT
     return Handler
 
 
+class TLSServer(ThreadingHTTPServer):
+    """A threading HTTPS server whose handshakes happen in the connections' threads, under a
+    timeout, with at most `max_connections` connections at once (more are closed at once)."""
+
+    daemon_threads = True
+
+    def __init__(self, address, handler, context, max_connections=MAX_CONNECTIONS, handshake_timeout=HANDSHAKE_TIMEOUT):
+        super().__init__(address, handler)
+        self.context = context
+        self.handshake_timeout = handshake_timeout
+        self.slots = threading.BoundedSemaphore(max_connections)
+
+    def process_request(self, request, client_address):
+        if not self.slots.acquire(blocking=False):
+            log("%s: refused, %d connections are served already" % (client_address[0], MAX_CONNECTIONS))
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self.slots.release()
+            raise
+
+    def process_request_thread(self, request, client_address):
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.slots.release()
+
+    def finish_request(self, request, client_address):
+        request.settimeout(self.handshake_timeout)
+        try:
+            tls = self.context.wrap_socket(request, server_side=True)
+        except (OSError, ssl.SSLError) as exc:
+            log("%s: TLS handshake failed: %s" % (client_address[0], exc))
+            return
+        try:
+            self.RequestHandlerClass(tls, client_address, self)
+        finally:
+            try:
+                tls.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            tls.close()
+
+
 def serve(cfg):
-    server = ThreadingHTTPServer((cfg["listen"], int(cfg["port"])), make_handler(cfg))
-    server.socket = server_context(cfg).wrap_socket(server.socket, server_side=True)
+    server = TLSServer((cfg["listen"], int(cfg["port"])), make_handler(cfg), server_context(cfg))
     signal.signal(signal.SIGTERM, lambda *_a: threading.Thread(target=server.shutdown).start())
     sd_notify("READY=1")
     log("webinfra-backup-agent %s on %s:%s" % (cfg["name"], cfg["listen"], cfg["port"]))

@@ -307,3 +307,16 @@ def test_bad_monitoring_input_is_refused_before_any_change(tmp_path, extra, expe
     assert result.returncode != 0
     assert expected in output, output[-3000:]
     assert "changed=0" in output[output.rindex("PLAY RECAP") :]
+
+
+def test_the_health_playbook_checks_prometheus_and_alertmanager_over_https(tmp_path):
+    # They answer over HTTPS only, behind the web login: a plain-HTTP check failed every stack
+    # with monitoring. The login never shows in the output.
+    report_file = tmp_path / "health.json"
+    proc = run_playbook("playbooks/health.yml", "-e", f"health_report_file={report_file}")
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    report = json.loads(report_file.read_text())
+    rows = {(row[0], row[1]): row[2] for row in report["checks"]}
+    assert rows[(MONITOR, "prometheus")] == "ok" and rows[(MONITOR, "alertmanager")] == "ok", report["checks"]
+    assert report["healthy"], report
+    assert hostvars(MONITOR)["monitoring_web_password"] not in proc.stdout + proc.stderr

@@ -267,6 +267,11 @@ def test_database_tls_follows_mysql_replication_tls_and_socket_readers_the_topol
         ),
         ({"web-01": {"webinfra_private_address": "web01.example"}}, {}, "webinfra_private_address of web-01 must be"),
         ({"web-02": {"webinfra_private_address": "10.0.0.3"}}, {}, "hosts share a private address"),
+        (
+            {"web-02": {"webinfra_private_address": "1.2.3.4"}},
+            {},
+            "private addresses of web-02 (1.2.3.4) are public",
+        ),
         ({}, {"webinfra_vip": "fd00::100"}, "webinfra_vip of the balancers is fd00::100: IPv6"),
         ({}, {"webinfra_admin_networks": ["10.0.0.0/33"]}, "networks: not an address or CIDR network: 10.0.0.0/33"),
         ({}, {"webinfra_admin_networks": "10.0.0.0/8"}, "webinfra_admin_networks must be a list"),
@@ -414,3 +419,13 @@ def test_a_partial_model_lists_the_hosts_without_an_address_instead_of_refusing(
     assert partial["unaddressed"] == ["web-01"] and partial["addresses"]["web-01"] == ""
     assert partial["addresses"]["web-02"] == "10.0.0.4" and partial["db"]["agent_port"] == 3308
     assert model("web-02")["unaddressed"] == []
+
+
+def test_public_addresses_only_in_the_lab_or_when_allowed():
+    groups, hostvars = seed_inventory(**{"web-02": {"webinfra_private_address": "1.2.3.4"}})
+    assert model("lb-01", {"webinfra_lab": True}, groups, hostvars)["addresses"]["web-02"] == "1.2.3.4"
+    allowed = {"webinfra_public_addresses_allowed": True}
+    assert model("lb-01", allowed, groups, hostvars)["addresses"]["web-02"] == "1.2.3.4"
+    # Shared address space (RFC 6598, carrier-grade NAT and some clouds' private networks) is private.
+    groups, hostvars = seed_inventory(**{"web-02": {"webinfra_private_address": "100.64.1.2"}})
+    assert model("lb-01", {}, groups, hostvars)["addresses"]["web-02"] == "100.64.1.2"

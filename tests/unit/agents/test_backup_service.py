@@ -1,0 +1,169 @@
+"""The backup agent's HTTPS service on a real socket, with real certificates of a test CA: who it
+answers, and that idle or slow clients cannot stop it."""
+
+import datetime
+import http.client
+import ipaddress
+import json
+import socket
+import ssl
+import threading
+import time
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from webinfra_agents.backup import archive as bk
+from webinfra_agents.backup import service
+
+
+def _name(common_name):
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+
+
+def _cert(subject, issuer, key, issuer_key, ca=False, san=None):
+    now = datetime.datetime.now(datetime.UTC)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(_name(subject))
+        .issuer_name(_name(issuer))
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+    )
+    if not ca:
+        builder = builder.add_extension(
+            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False
+        )
+        builder = builder.add_extension(x509.SubjectAlternativeName(san or [x509.DNSName(subject)]), critical=False)
+    return builder.sign(issuer_key, hashes.SHA256())
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    """A CA and certificates for the agent (127.0.0.1), an allowed client and an unknown name."""
+    base = tmp_path_factory.mktemp("pki")
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = _cert("test-ca", "test-ca", ca_key, ca_key, ca=True)
+    (base / "ca.pem").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    out = {"dir": base, "ca": str(base / "ca.pem")}
+    for name in ("agent", "db-02", "intruder"):
+        key = ec.generate_private_key(ec.SECP256R1())
+        san = [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))] if name == "agent" else None
+        cert = _cert(name, "test-ca", key, ca_key, san=san)
+        (base / f"{name}.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        (base / f"{name}.key").write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        )
+        out[name] = (str(base / f"{name}.pem"), str(base / f"{name}.key"))
+    return out
+
+
+@pytest.fixture
+def agent(pki, tmp_path, monkeypatch):
+    """A repository agent on 127.0.0.1 (a free port) that answers db-02 only."""
+    repo = tmp_path / "repo"
+    (repo / "base" / "20261201T000000Z").mkdir(parents=True)
+    (repo / "base" / "20261201T000000Z" / "backup.xb.zst").write_bytes(b"the backup")
+    cfg = {
+        "name": "agent",
+        "listen": "127.0.0.1",
+        "port": 0,
+        "tls": {"ca": pki["ca"], "cert": pki["agent"][0], "key": pki["agent"][1]},
+        "clients": ["db-02"],
+        "repository": {"dir": str(repo)},
+    }
+    monkeypatch.setattr(service, "catalog", lambda cfg: {"backups": [], "plan": None})
+    server = service.TLSServer(
+        ("127.0.0.1", 0), service.make_handler(cfg), service.server_context(cfg), max_connections=4, handshake_timeout=2
+    )
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server.server_address[1]
+    server.shutdown()
+    server.server_close()
+
+
+def request(pki, port, path, who="db-02"):
+    ctx = ssl.create_default_context(cafile=pki["ca"])
+    if who:
+        ctx.load_cert_chain(*pki[who])
+    conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=5, context=ctx)
+    try:
+        conn.request("GET", path)
+        answer = conn.getresponse()
+        return answer.status, answer.read()
+    finally:
+        conn.close()
+
+
+def test_only_the_listed_clients_get_an_answer_on_any_path(pki, agent):
+    assert request(pki, agent, "/catalog")[0] == 200
+    status, body = request(pki, agent, "/files/base/20261201T000000Z/backup.xb.zst")
+    assert (status, body) == (200, b"the backup")
+    # A certificate of the same CA for a name that is no client: refused on every path.
+    for path in ("/catalog", "/files/base/20261201T000000Z/backup.xb.zst", "/status", "/backup?lsn=0"):
+        status, body = request(pki, agent, path, who="intruder")
+        assert status == 403 and "intruder may not ask" in json.loads(body)["error"]
+    # No certificate at all: the handshake fails.
+    with pytest.raises((ssl.SSLError, ConnectionError, OSError)):
+        request(pki, agent, "/catalog", who=None)
+
+
+def test_an_idle_connection_does_not_delay_a_legitimate_request(pki, agent):
+    idle = [socket.create_connection(("127.0.0.1", agent)) for _sock in range(2)]
+    try:
+        started = time.monotonic()
+        assert request(pki, agent, "/catalog")[0] == 200
+        # Served beside the idle sockets (their handshakes wait in their own threads).
+        assert time.monotonic() - started < 1.0
+    finally:
+        for sock in idle:
+            sock.close()
+
+
+def test_connections_beyond_the_limit_are_closed_and_the_slots_come_back(pki, agent):
+    idle = [socket.create_connection(("127.0.0.1", agent)) for _sock in range(4)]
+    try:
+        time.sleep(0.2)
+        with pytest.raises((ssl.SSLError, ConnectionError, OSError)):
+            request(pki, agent, "/catalog")
+    finally:
+        for sock in idle:
+            sock.close()
+    # The idle clients' handshakes time out (2 s here) and free their slots.
+    deadline = time.monotonic() + 5
+    while True:
+        try:
+            assert request(pki, agent, "/catalog")[0] == 200
+            break
+        except (ssl.SSLError, ConnectionError, OSError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+@pytest.mark.parametrize(
+    ("plan", "kind"),
+    [
+        ({"chain": ["../../etc"], "binlogs": []}, "backup id"),
+        ({"chain": ["20261201T000000Z"], "binlogs": [{"server_id": "1/..", "name": "x"}]}, "server id"),
+        ({"chain": ["20261201T000000Z"], "binlogs": [{"server_id": "1", "name": "../../root/.ssh/a"}]}, "binary log"),
+        ({"chain": ["20261201T000000Z"], "binlogs": [{"server_id": "1", "name": "mysql-bin..000001"}]}, "binary log"),
+    ],
+)
+def test_names_from_a_catalog_that_would_be_paths_are_refused(plan, kind):
+    with pytest.raises(bk.BackupError, match=kind):
+        bk.check_plan_names(plan)
+
+
+def test_well_formed_catalog_names_pass():
+    plan = {"chain": ["20261201T000000Z"], "binlogs": [{"server_id": "12", "name": "mysql-bin.000004"}]}
+    assert bk.check_plan_names(plan) is plan
