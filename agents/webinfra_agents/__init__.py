@@ -7,7 +7,8 @@ forced command, a playbook's command task), from one artifact the collection bui
 (`webinfra-agents.pyz`, see plugins/plugin_utils/agents.py) and installs with one command per
 agent:
 
-- `webinfra-ha-agent CONFIG`: leader lease in etcd, self-fencing, automatic failover (ha/).
+- `webinfra-ha-agent CONFIG`: leader lease in etcd, self-fencing, automatic failover (ha/);
+  `webinfra-ha-agent request pause|resume|switchover|failover`: an operator request to it (root).
 - `webinfra-backup COMMAND CONFIG`: backups, their repository, rebuilds and restores (backup/).
 - `webinfra-acme COMMAND CONFIG`: the site's ACME certificate on the balancers (acme/).
 

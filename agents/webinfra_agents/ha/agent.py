@@ -29,16 +29,18 @@ Agent class below runs the loop and the keeper and guard threads over them.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import signal
+import socketserver
 import sys
 import threading
 import time
 from http.server import ThreadingHTTPServer
 
 from webinfra_agents.ha import etcd as etcd_api
-from webinfra_agents.ha.api import Api, make_handler
+from webinfra_agents.ha.api import Api, control_request, make_handler
 from webinfra_agents.ha.database import Database, not_running
 from webinfra_agents.ha.decide import (
     SWITCHOVER_MAX_AGE,
@@ -50,6 +52,7 @@ from webinfra_agents.ha.decide import (
     eligibility,
     follow_decision,
     lease_valid,
+    pause_active,
     relay_applied,
     replica_lag,
     replicated,
@@ -71,6 +74,10 @@ DEFAULTS = {
     "socket": "/run/mysqld/mysqld.sock",
     "listen": "127.0.0.1",
     "port": 3308,
+    # Operator requests (pause, resume, switchover, failover): root only, on the host itself.
+    "control_socket": "/run/webinfra-ha-agent/control.sock",
+    # The longest pause of automatic failover an operator may ask for (seconds).
+    "pause_max": 3600,
     "etcd": None,
     "peers": {},
 }
@@ -206,6 +213,23 @@ class Agent:
         if last_resort:
             db.last_resort()
 
+    def effective_pause(self, view):
+        """Whether automatic failover is paused: the pause key holds a pause that has not expired.
+        An expired pause is deleted (every agent may: the delete is idempotent) and logged."""
+        if view is None or not view.paused:
+            return False
+        if pause_active(view.pause or {}, self.wall(), self.cfg["pause_max"]):
+            if view.pause != self.state.pause:
+                log("automatic failover paused: %s" % json.dumps(view.pause, sort_keys=True))
+            return True
+        log("the pause of automatic failover expired (%s)" % json.dumps(view.pause, sort_keys=True))
+        try:
+            self.store.resume()
+        except EtcdError:
+            pass
+        view.paused = False
+        return False
+
     def set_state(self, **values):
         with self.lock:
             self.state.update(**values)
@@ -221,8 +245,8 @@ class Agent:
             self.set_state(etcd_error=str(exc))
         # Unreadable keys count as absent (a leader key that does not decode is no leader).
         leader = view.leader if view else None
-        paused = bool(view and view.paused)
-        self.set_state(paused=paused, etcd_ok=etcd_ok)
+        paused = self.effective_pause(view)
+        self.set_state(paused=paused, pause=view.pause if paused else None, etcd_ok=etcd_ok)
         switchover = view.switchover if view else None
         # Every agent polls fast while a switchover is pending; its target says it saw it.
         self.hurry = switchover_pending(switchover, self.wall())
@@ -615,11 +639,73 @@ def on_watchdog(agent, wait=ABORT_FENCE_WAIT, exit_now=os._exit):
     exit_now(EXIT_WATCHDOG)
 
 
+class ControlServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    """The operator requests' unix socket: created for root alone (mode 0600 in a 0700 directory)."""
+
+    daemon_threads = True
+
+    def __init__(self, path, handler):
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        os.chmod(os.path.dirname(path), 0o700)
+        if os.path.exists(path):
+            os.unlink(path)
+        old = os.umask(0o177)
+        try:
+            super().__init__(path, handler)
+        finally:
+            os.umask(old)
+        os.chmod(path, 0o600)
+
+    def server_close(self):
+        super().server_close()
+        try:
+            os.unlink(self.server_address)
+        except OSError:
+            pass
+
+
+def load_config(path):
+    with open(path) as handle:
+        return dict(DEFAULTS, **json.load(handle))
+
+
+def request_main(argv):
+    """`webinfra-ha-agent request ...`: an operator request to this host's agent (as root)."""
+    parser = argparse.ArgumentParser(prog="webinfra-ha-agent request")
+    parser.add_argument("--config", default="/etc/webinfra/ha-agent.json")
+    sub = parser.add_subparsers(dest="request", required=True)
+    pause = sub.add_parser("pause", help="pause automatic failover (it resumes by itself after --seconds)")
+    pause.add_argument("--reason", required=True)
+    pause.add_argument("--by", default=os.environ.get("SUDO_USER") or os.environ.get("USER") or "root")
+    pause.add_argument("--seconds", type=float, default=None, help="at most pause_max (default: pause_max)")
+    sub.add_parser("resume", help="end the pause")
+    switch = sub.add_parser("switchover", help="hand the leader lease to another database host")
+    switch.add_argument("--to", required=True)
+    sub.add_parser("failover", help="take the lease on this host (only while paused and without a leader)")
+    args = parser.parse_args(argv)
+    cfg = load_config(args.config)
+    body = {}
+    if args.request == "pause":
+        body = {"reason": args.reason, "by": args.by}
+        if args.seconds is not None:
+            body["seconds"] = args.seconds
+    elif args.request == "switchover":
+        body = {"to": args.to}
+    try:
+        status, answer = control_request(cfg["control_socket"], "/" + args.request, body)
+    except OSError as exc:
+        print(json.dumps({"error": "the agent's control socket %s: %s" % (cfg["control_socket"], exc)}))
+        return 1
+    print(json.dumps(dict(answer, status=status), sort_keys=True))
+    return 0 if 200 <= status < 300 else 1
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "request":
+        return request_main(argv[1:])
     path = argv[0] if argv else "/etc/webinfra/ha-agent.json"
-    with open(path) as handle:
-        cfg = dict(DEFAULTS, **json.load(handle))
+    cfg = load_config(path)
     problems = check_config(cfg)
     if problems:
         log("webinfra-ha-agent: %s" % "; ".join(problems))
@@ -633,7 +719,10 @@ def main(argv=None):
     )
     agent = Agent(cfg, etcd=client, keeper_etcd=keeper, fence_db=Database(cfg))
     server = ThreadingHTTPServer((cfg["listen"], int(cfg["port"])), make_handler(agent.api))
+    server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
+    control = ControlServer(cfg["control_socket"], make_handler(agent.api, control=True))
+    threading.Thread(target=control.serve_forever, daemon=True).start()
 
     def stop(_signum, _frame):
         agent.running = False
@@ -653,4 +742,6 @@ def main(argv=None):
     except Exception as exc:  # pylint: disable=broad-except
         log("fencing at stop failed: %s" % exc)
     server.shutdown()
+    control.shutdown()
+    control.server_close()
     return 0

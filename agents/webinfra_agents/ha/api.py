@@ -1,19 +1,28 @@
 # Copyright: webinfra maintainers
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The HA agent's HTTP endpoint: what HAProxy, the other agents, Prometheus and operators ask.
+"""The HA agent's HTTP endpoints: what HAProxy, the other agents, Prometheus and operators ask.
 
-GET /primary, /replica, /health (200 or 503, for HAProxy's checks), /status (the agent's
-state as JSON), /metrics (Prometheus); POST /pause, /resume, /switchover {"to": name},
-/failover (operator requests, written to etcd through the agent's store).
+On the network (the agent's port): GET /primary, /replica, /health (200 or 503, for HAProxy's
+checks), /status (the agent's state as JSON), /metrics (Prometheus). Read-only: a POST there is
+refused (403), whoever sends it.
+
+On the control socket (a unix socket only root may open, on the database host itself): the same
+GETs and the operator requests POST /pause {"by", "reason", "seconds"}, /resume, /switchover
+{"to": name}, /failover, written to etcd through the agent's store. `webinfra-ha-agent request`
+is their client; the playbooks run it on a database host over SSH, as root.
 """
 
 from __future__ import annotations
 
+import http.client
 import json
+import socket
 from http.server import BaseHTTPRequestHandler
 
 from webinfra_agents.ha.decide import replicated
 from webinfra_agents.ha.store import EtcdError
+
+MAX_REQUEST = 4096  # bytes of an operator request's body
 
 COUNTER_HELP = {
     "failovers": "Failovers taken by this agent.",
@@ -34,8 +43,25 @@ class Api:
         agent = self.agent
         state = agent.snapshot()
         if path == "/pause":
-            agent.store.pause(agent.wall(), body.get("by", ""))
-            return 200, {"paused": True}
+            reason = str(body.get("reason") or "").strip()
+            most = float(agent.cfg["pause_max"])
+            asked = body.get("seconds")
+            try:
+                seconds = most if asked is None else float(asked)
+            except (TypeError, ValueError):
+                seconds = 0
+            if not reason:
+                return 400, {"error": "a pause needs a reason (who reads the alert must know why)"}
+            if not 0 < seconds <= most:
+                return 400, {
+                    "error": "a pause ends by itself: seconds must be above 0 and at most %d (pause_max), is %r"
+                    % (most, body.get("seconds"))
+                }
+            now = agent.wall()
+            until = now + seconds
+            agent.store.pause(now, str(body.get("by") or "an operator")[:200], reason[:500], until)
+            agent.wake.set()
+            return 200, {"paused": True, "until": until}
         if path == "/resume":
             agent.store.resume()
             return 200, {"paused": False}
@@ -83,7 +109,11 @@ class Api:
             ("leader_known", "1 while this agent sees a leader in etcd.", state.get("leader")),
             ("etcd_up", "1 while etcd answered the last round.", state.get("etcd_ok")),
             ("errant", "1 when this server has transactions the leader lacks.", state.get("errant")),
-            ("paused", "1 while automatic failover is paused.", state.get("paused")),
+            (
+                "paused",
+                "1 while automatic failover is paused (an operator's pause that has not expired).",
+                state.get("paused"),
+            ),
             (
                 "failover_blocked",
                 "1 while no leader exists and this server may not take over.",
@@ -102,6 +132,12 @@ class Api:
                 "# TYPE webinfra_ha_%s gauge" % name,
                 "webinfra_ha_%s %d" % (name, 1 if value else 0),
             ]
+        until = (state.get("pause") or {}).get("until") if state.get("paused") else None
+        lines += [
+            "# HELP webinfra_ha_pause_expires_timestamp_seconds When the pause of automatic failover ends (0: none).",
+            "# TYPE webinfra_ha_pause_expires_timestamp_seconds gauge",
+            "webinfra_ha_pause_expires_timestamp_seconds %.3f" % float(until or 0),
+        ]
         for name, value in sorted(agent.counters.items()):
             lines += [
                 "# HELP webinfra_ha_%s_total %s" % (name, COUNTER_HELP[name]),
@@ -111,10 +147,21 @@ class Api:
         return "\n".join(lines) + "\n"
 
 
-def make_handler(api):
+REFUSED = (
+    "operator requests are not taken over the network: run `webinfra-ha-agent request "
+    "pause|resume|switchover|failover` as root on a database host (the playbooks do)"
+)
+
+
+def make_handler(api, control=False):
+    """The handler of the agent's port (read-only), or with `control` of its control socket."""
+
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, *_args):  # quiet: HAProxy checks every second
             return
+
+        def address_string(self):
+            return "control socket" if control else super().address_string()
 
         def send(self, code, kind, body):
             data = body.encode("utf-8")
@@ -149,11 +196,46 @@ def make_handler(api):
             """Operator requests, written to etcd: /switchover {"to": name}, /pause, /resume, /failover."""
             path = self.path.split("?")[0].rstrip("/")
             length = int(self.headers.get("Content-Length") or 0)
-            try:
-                body = json.loads(self.rfile.read(length).decode("utf-8") or "{}") if length else {}
-                code, answer = api.request(path, body)
-            except (ValueError, EtcdError) as exc:
-                code, answer = 503, {"error": str(exc)}
+            if not control:
+                code, answer = 403, {"error": REFUSED}
+            elif length > MAX_REQUEST:
+                code, answer = 413, {"error": "a request body is at most %d bytes" % MAX_REQUEST}
+            else:
+                try:
+                    body = json.loads(self.rfile.read(length).decode("utf-8") or "{}") if length else {}
+                    code, answer = api.request(path, body if isinstance(body, dict) else {})
+                except (ValueError, EtcdError) as exc:
+                    code, answer = 503, {"error": str(exc)}
             self.send(code, "application/json", json.dumps(answer, sort_keys=True) + "\n")
 
     return Handler
+
+
+class ControlConnection(http.client.HTTPConnection):
+    """HTTP over the agent's control socket (a unix socket)."""
+
+    def __init__(self, path, timeout=15):
+        super().__init__("localhost", timeout=timeout)
+        self.socket_path = path
+
+    def connect(self):
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        sock.connect(self.socket_path)
+        self.sock = sock
+
+
+def control_request(path, request, body=None, timeout=15):
+    """(status, answer) of an operator request sent to the agent at the control socket `path`."""
+    conn = ControlConnection(path, timeout)
+    try:
+        data = json.dumps(body or {}).encode("utf-8")
+        conn.request("POST", request, body=data, headers={"Content-Type": "application/json"})
+        answer = conn.getresponse()
+        text = answer.read().decode("utf-8", "replace")
+        try:
+            return answer.status, json.loads(text)
+        except ValueError:
+            return answer.status, {"error": text.strip()}
+    finally:
+        conn.close()

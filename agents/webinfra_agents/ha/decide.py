@@ -78,6 +78,18 @@ def check_config(cfg):
     return problems
 
 
+def pause_active(record, now, pause_max):
+    """Whether a pause record (etcd's pause key) still holds: until its `until`, and a record
+    without one (an older agent's) for `pause_max` seconds after it was set."""
+    if record is None:
+        return False
+    try:
+        until = float(record.get("until") or (float(record.get("at") or 0) + float(pause_max)))
+    except (TypeError, ValueError, AttributeError):
+        return False
+    return now < until
+
+
 def fence_margin(cfg):
     """Seconds before the lease could expire at which an unrenewed leader fences itself."""
     return float(cfg["loop_wait"]) + 1.0

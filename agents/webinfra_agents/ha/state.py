@@ -30,6 +30,8 @@ class AgentState:
     # Transactions this server has and the leader lacks (empty: none).
     errant: str = ""
     paused: bool = False
+    # The pause in force ({at, by, reason, until}), None when not paused.
+    pause: dict | None = None
     etcd_ok: bool | None = None
     etcd_error: str = ""
     lag: float | None = None

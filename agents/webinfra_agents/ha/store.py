@@ -51,6 +51,8 @@ class ClusterView:
     leader_lease: int | None = None
     members: dict = field(default_factory=dict)
     paused: bool = False
+    # The pause key's record ({at, by, reason, until}); `paused` says only that the key exists.
+    pause: dict | None = None
     switchover: dict | None = None
     initialized: dict | None = None
     last_failover: dict | None = None
@@ -89,7 +91,8 @@ class Store:
             leader=_decode(leader_kv),
             leader_lease=leader_kv.get("lease") if leader_kv else None,
             members=members,
-            paused=_decode(kvs.get(keys.pause)) is not None,
+            paused=kvs.get(keys.pause) is not None,
+            pause=_decode(kvs.get(keys.pause)),
             switchover=_decode(kvs.get(keys.switchover)),
             initialized=_decode(kvs.get(keys.initialized)),
             last_failover=_decode(kvs.get(keys.last_failover)),
@@ -149,8 +152,8 @@ class Store:
             self.client.revoke(lease)
 
     # operator requests
-    def pause(self, at, by):
-        self.client.put(self.keys.pause, json.dumps({"at": at, "by": by}))
+    def pause(self, at, by, reason, until):
+        self.client.put(self.keys.pause, json.dumps({"at": at, "by": by, "reason": reason, "until": until}))
 
     def resume(self):
         self.client.delete(self.keys.pause)

@@ -235,18 +235,19 @@ def test_switchover_hands_over_to_the_target():
 def test_paused_cluster_does_not_fail_over():
     clock, store, agents = cluster()
     rounds(clock, agents, 3)
-    store.put("/webinfra/webinfra/pause", "{}")
+    assert agents["db-02"].api.request("/pause", {"reason": "maintenance", "seconds": 600})[0] == 200
     agents["db-01"].db.ok = False
     rounds(clock, agents, 20, skip=("db-01",))
     assert writable(agents) == []
     assert agents["db-02"].state.paused
+    assert agents["db-02"].snapshot()["pause"]["reason"] == "maintenance"
 
 
 def test_forced_failover_while_paused():
     clock, store, agents = cluster()
     rounds(clock, agents, 3)
     assert agents["db-02"].api.request("/failover", {})[0] == 409  # a leader holds the lease
-    store.put("/webinfra/webinfra/pause", "{}")
+    assert agents["db-02"].api.request("/pause", {"reason": "choose by hand"})[0] == 200
     agents["db-01"].db.ok = False
     rounds(clock, agents, 15, skip=("db-01",))
     assert writable(agents) == []
@@ -603,3 +604,113 @@ def test_the_watchdog_signal_on_a_replica_leaves_its_read_only_server_alone():
     fences = replica.db.fences
     ha.on_watchdog(replica, wait=5, exit_now=lambda code: None)
     assert replica.db.read_only and replica.db.fences == fences
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"seconds": 60}, "needs a reason"),
+        ({"reason": "  "}, "needs a reason"),
+        ({"reason": "x", "seconds": 0}, "ends by itself"),
+        ({"reason": "x", "seconds": -5}, "ends by itself"),
+        ({"reason": "x", "seconds": float("inf")}, "ends by itself"),
+        ({"reason": "x", "seconds": 3601}, "at most 3600"),
+        ({"reason": "x", "seconds": "forever"}, "ends by itself"),
+    ],
+)
+def test_a_pause_needs_a_reason_and_an_end(body, message):
+    clock, store, agents = cluster()
+    rounds(clock, agents, 3)
+    code, answer = agents["db-02"].api.request("/pause", body)
+    assert code == 400 and message in answer["error"]
+    assert "/webinfra/webinfra/pause" not in store.kv
+
+
+def test_a_pause_expires_and_automatic_failover_comes_back():
+    clock, store, agents = cluster()
+    rounds(clock, agents, 3)
+    code, answer = agents["db-02"].api.request("/pause", {"reason": "kernel upgrade", "by": "ops", "seconds": 30})
+    assert code == 200 and answer["until"] == clock.now + 30
+    rounds(clock, agents, 1)
+    metrics = agents["db-02"].api.metrics()
+    assert "webinfra_ha_paused 1" in metrics
+    assert f"webinfra_ha_pause_expires_timestamp_seconds {answer['until']:.3f}" in metrics
+    agents["db-01"].db.ok = False
+    rounds(clock, agents, 25, skip=("db-01",))
+    assert writable(agents) == []  # paused: nobody takes over
+    rounds(clock, agents, 30, skip=("db-01",))
+    # The pause ended by itself (its key deleted) and the replica took over.
+    assert "/webinfra/webinfra/pause" not in store.kv and not agents["db-02"].state.paused
+    assert writable(agents) == ["db-02"]
+    assert "webinfra_ha_pause_expires_timestamp_seconds 0.000" in agents["db-02"].api.metrics()
+
+
+def test_a_pause_of_an_older_agent_without_an_end_lasts_pause_max():
+    assert decide.pause_active({"at": 1000.0, "by": "x"}, 4599.0, 3600)
+    assert not decide.pause_active({"at": 1000.0, "by": "x"}, 4600.0, 3600)
+    assert decide.pause_active({"until": 2000.0}, 1999.0, 3600) and not decide.pause_active(
+        {"until": 2000.0}, 2000.0, 3600
+    )
+    assert not decide.pause_active(None, 0, 3600) and not decide.pause_active({"until": "soon"}, 0, 3600)
+
+
+def test_operator_requests_only_over_the_control_socket(tmp_path):
+    import http.client  # noqa: PLC0415
+    import os  # noqa: PLC0415
+    import stat  # noqa: PLC0415
+    from http.server import ThreadingHTTPServer  # noqa: PLC0415
+
+    from webinfra_agents.ha import api as ha_api  # noqa: PLC0415
+
+    clock, store, agents = cluster()
+    rounds(clock, agents, 3)
+    agent = agents["db-01"]
+    port = ThreadingHTTPServer(("127.0.0.1", 0), ha_api.make_handler(agent.api))
+    control = ha.ControlServer(str(tmp_path / "run" / "control.sock"), ha_api.make_handler(agent.api, control=True))
+    for server in (port, control):
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", port.server_address[1], timeout=5)
+        for path in ("/pause", "/switchover", "/failover", "/resume"):
+            conn.request("POST", path, body=json.dumps({"reason": "x", "to": "db-02"}))
+            answer = conn.getresponse()
+            assert answer.status == 403 and "not taken over the network" in json.loads(answer.read())["error"]
+        conn.request("GET", "/status")
+        assert conn.getresponse().status == 200
+        conn.close()
+        assert "/webinfra/webinfra/pause" not in store.kv and "/webinfra/webinfra/switchover" not in store.kv
+        # The socket is root's alone (0600 in a 0700 directory); through it the requests work.
+        path = str(tmp_path / "run" / "control.sock")
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+        assert stat.S_IMODE(os.stat(tmp_path / "run").st_mode) == 0o700
+        status, answer = ha_api.control_request(path, "/pause", {"reason": "tested", "seconds": 60})
+        assert status == 200 and answer["paused"] and "/webinfra/webinfra/pause" in store.kv
+        status, answer = ha_api.control_request(path, "/switchover", {"to": "db-02"})
+        assert status == 202 and answer["switchover"] == "db-02"
+    finally:
+        port.shutdown()
+        control.shutdown()
+        control.server_close()
+    assert not os.path.exists(path)
+
+
+def test_the_request_command_prints_the_answer_and_fails_on_a_refusal(tmp_path, capsys):
+    from webinfra_agents.ha import api as ha_api  # noqa: PLC0415
+
+    clock, _store, agents = cluster()
+    rounds(clock, agents, 3)
+    sock = str(tmp_path / "c.sock")
+    control = ha.ControlServer(sock, ha_api.make_handler(agents["db-01"].api, control=True))
+    threading.Thread(target=control.serve_forever, daemon=True).start()
+    config = tmp_path / "ha-agent.json"
+    config.write_text(json.dumps({"name": "db-01", "control_socket": sock}))
+    try:
+        assert ha.main(["request", "--config", str(config), "pause", "--reason", "tested", "--seconds", "60"]) == 0
+        assert json.loads(capsys.readouterr().out)["status"] == 200
+        assert ha.main(["request", "--config", str(config), "pause", "--reason", "tested", "--seconds", "0"]) == 1
+        assert "ends by itself" in json.loads(capsys.readouterr().out)["error"]
+    finally:
+        control.shutdown()
+        control.server_close()
+    assert ha.main(["request", "--config", str(config), "resume"]) == 1
+    assert "control socket" in json.loads(capsys.readouterr().out)["error"]

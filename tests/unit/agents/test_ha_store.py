@@ -82,10 +82,11 @@ def test_release_and_hand_over_delete_only_our_own_leader_key():
 
 def test_operator_requests_and_unreadable_values():
     _clock, s = store()
-    s.pause(5.0, "ops")
+    s.pause(5.0, "ops", "kernel upgrade", 65.0)
     s.request_switchover("db-02", 6.0)
     view = s.read()
     assert view.paused and view.switchover == {"to": "db-02", "requested": 6.0}
+    assert view.pause == {"at": 5.0, "by": "ops", "reason": "kernel upgrade", "until": 65.0}
     s.force_failover("db-03", 7.0)
     assert s.read().switchover == {"to": "db-03", "force": True, "at": 7.0}
     s.resume()

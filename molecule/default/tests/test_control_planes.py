@@ -1,0 +1,165 @@
+"""The control planes from inside the stack: who may ask the HA agents and the backup agents what,
+tried from real hosts with real credentials (the application's user, a host's own certificate, a
+certificate of the internal CA for a name no host has, none at all)."""
+
+import base64
+import datetime
+import json
+import time
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from labhosts import groups, host, hostvars, http_get, inventory_dir, run_playbook, wait_for
+
+PRIMARY = groups()["db_primary"][0]
+REPLICA = groups()["db_replicas"][0]
+BACKUP = groups()["backups"][0]
+MONITOR = groups()["monitoring"][0]
+AGENT_PORT = int(hostvars(PRIMARY).get("mysql_replication_agent_port", 3308))
+BACKUP_PORT = int(hostvars(BACKUP).get("backup_agent_port", 3309))
+TLS = "/etc/webinfra/backup-tls"
+SOCKET = "/run/webinfra-ha-agent/control.sock"
+
+# A GET or POST from inside a host, as whoever runs it: JSON with status or error, and seconds.
+CLIENT = """
+import http.client, json, ssl, sys, time
+url_host, port, method, path, cert, key, ca = sys.argv[1:8]
+started = time.monotonic()
+try:
+    if ca == "-":
+        conn = http.client.HTTPConnection(url_host, int(port), timeout=10)
+    else:
+        ctx = ssl.create_default_context(cafile=ca)
+        if cert != "-":
+            ctx.load_cert_chain(cert, key)
+        conn = http.client.HTTPSConnection(url_host, int(port), timeout=10, context=ctx)
+    body = json.dumps({"reason": "intruder", "to": "x"}) if method == "POST" else None
+    conn.request(method, path, body=body)
+    answer = conn.getresponse()
+    print(json.dumps({"status": answer.status, "body": answer.read(2000).decode("utf-8", "replace"),
+                      "seconds": time.monotonic() - started}))
+except Exception as exc:
+    print(json.dumps({"error": repr(exc), "seconds": time.monotonic() - started}))
+"""
+
+
+def address(name):
+    return host(name).interface("eth0").addresses[0]
+
+
+def ask(source, target, port, method="GET", path="/status", cert="-", key="-", ca="-", user="root"):
+    prefix = "" if user == "root" else f"runuser -u {user} -- "
+    cmd = host(source).run(
+        prefix + "python3 -c %s %s %s %s %s %s %s %s", CLIENT, address(target), str(port), method, path, cert, key, ca
+    )
+    assert cmd.rc == 0, cmd.stderr
+    return json.loads(cmd.stdout)
+
+
+def ha_status(name):
+    return json.loads(ask(name, name, AGENT_PORT)["body"])
+
+
+def test_the_application_user_cannot_ask_the_ha_agents_anything():
+    # Over the network: every operator request refused, whoever sends it (here the app's user).
+    for path in ("/pause", "/switchover", "/failover", "/resume"):
+        answer = ask(REPLICA, PRIMARY, AGENT_PORT, "POST", path, user="webapp")
+        assert answer.get("status") == 403 and "not taken over the network" in answer["body"], answer
+    assert ha_status(PRIMARY)["paused"] is False and ha_status(PRIMARY)["role"] == "primary"
+    # On the host: the control socket is root's alone.
+    probe = f"import socket; s = socket.socket(socket.AF_UNIX); s.connect('{SOCKET}')"
+    cmd = host(PRIMARY).run("runuser -u webapp -- python3 -c %s", probe)
+    assert cmd.rc != 0 and "Permission denied" in cmd.stderr, (cmd.stdout, cmd.stderr)
+    assert host(PRIMARY).file(SOCKET).mode == 0o600 and host(PRIMARY).file(SOCKET).user == "root"
+
+
+def _alerts():
+    login = hostvars(MONITOR).get("monitoring_web_user", "admin"), hostvars(MONITOR)["monitoring_web_password"]
+    token = base64.b64encode(f"{login[0]}:{login[1]}".encode()).decode()
+    port = int(hostvars(MONITOR).get("monitoring_prometheus_port", 9090))
+    url = f"https://{address(MONITOR)}:{port}/api/v1/alerts"
+    answer = http_get(host(MONITOR), url, {"Authorization": "Basic " + token})
+    return {a["labels"]["alertname"]: a["state"] for a in json.loads(answer["body"])["data"]["alerts"]}
+
+
+def test_a_pause_needs_a_reason_and_an_end_fires_its_alert_and_ends():
+    refused = run_playbook("playbooks/ha_pause.yml")
+    assert refused.returncode != 0 and "give ha_pause_reason" in refused.stdout, refused.stdout[-2000:]
+    too_long = run_playbook("playbooks/ha_pause.yml", "-e", "ha_pause_reason=test", "-e", "ha_pause_seconds=7200")
+    assert too_long.returncode != 0 and "at most 3600" in too_long.stdout, too_long.stdout[-2000:]
+    assert not ha_status(REPLICA)["paused"]
+    proc = run_playbook("playbooks/ha_pause.yml", "-e", "ha_pause_reason='molecule test'", "-e", "ha_pause_seconds=300")
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    try:
+        assert wait_for(lambda: ha_status(REPLICA)["paused"], timeout=10)
+        pause = ha_status(REPLICA)["pause"]
+        assert pause["reason"] == "molecule test" and 290 < pause["until"] - time.time() <= 300, pause
+        assert wait_for(lambda: _alerts().get("DatabaseFailoverPaused") == "firing", timeout=60), _alerts()
+    finally:
+        resumed = run_playbook("playbooks/ha_pause.yml", "-e", "ha_pause=false")
+        assert resumed.returncode == 0, resumed.stdout[-3000:]
+    assert wait_for(lambda: not ha_status(REPLICA)["paused"] and not ha_status(PRIMARY)["paused"], timeout=10)
+
+
+def _intruder_certificate():
+    """A certificate of the scenario's internal CA for a name no host has (CN=intruder)."""
+    pki = Path(inventory_dir()) / ".pki"
+    ca_key = serialization.load_pem_private_key((pki / "ca.key").read_bytes(), None)
+    ca = x509.load_pem_x509_certificate((pki / "ca.crt").read_bytes())
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "intruder")]))
+        .issuer_name(ca.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("intruder")]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    pem_key = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return cert.public_bytes(serialization.Encoding.PEM).decode(), pem_key.decode()
+
+
+def test_the_backup_repository_answers_its_clients_only():
+    mine = (f"{TLS}/host.pem", f"{TLS}/host.key", f"{TLS}/ca.pem")
+    answer = ask(PRIMARY, BACKUP, BACKUP_PORT, "GET", "/catalog", *mine)
+    assert answer.get("status") == 200, answer
+    newest = (json.loads(answer["body"]).get("plan") or {}).get("chain", [None])[-1]
+    cert, key = _intruder_certificate()
+    target = host(PRIMARY)
+    written = target.run(
+        "umask 077 && printf '%%s' %s > /root/intruder.pem && printf '%%s' %s > /root/intruder.key", cert, key
+    )
+    assert written.rc == 0, written.stderr
+    try:
+        intruder = ("/root/intruder.pem", "/root/intruder.key", f"{TLS}/ca.pem")
+        paths = ["/catalog", "/status", "/backup?lsn=0"] + ([f"/files/base/{newest}/backup.xb.zst"] if newest else [])
+        for path in paths:
+            answer = ask(PRIMARY, BACKUP, BACKUP_PORT, "GET", path, *intruder)
+            assert answer.get("status") == 403 and "intruder may not ask" in answer["body"], (path, answer)
+    finally:
+        target.run("rm -f /root/intruder.pem /root/intruder.key")
+    # No certificate at all: the handshake fails.
+    answer = ask(PRIMARY, BACKUP, BACKUP_PORT, "GET", "/catalog", "-", "-", f"{TLS}/ca.pem")
+    assert "error" in answer, answer
+
+
+def test_idle_connections_do_not_delay_the_backup_agent():
+    hold = (
+        "import socket, time; "
+        f"s = [socket.create_connection(('{address(BACKUP)}', {BACKUP_PORT})) for _n in range(3)]; time.sleep(20)"
+    )
+    host(REPLICA).run("nohup python3 -c %s >/dev/null 2>&1 &", hold)
+    time.sleep(1)
+    mine = (f"{TLS}/host.pem", f"{TLS}/host.key", f"{TLS}/ca.pem")
+    answer = ask(PRIMARY, BACKUP, BACKUP_PORT, "GET", "/catalog", *mine)
+    assert answer.get("status") == 200 and answer["seconds"] < 1.0, answer
