@@ -17,13 +17,14 @@ import signal
 import socket
 import ssl
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlparse
 
 from webinfra_agents.backup.common import CHUNK, peer_name, server_context
 from webinfra_agents.backup.repository import catalog
 from webinfra_agents.backup.source import BackupStream, source_status
 from webinfra_agents.kit.daemon import log, sd_notify
+from webinfra_agents.kit.http import MAX_CONNECTIONS, LimitedHTTPServer
 
 # --- the HTTPS service -------------------------------------------------------------------------
 
@@ -32,7 +33,6 @@ from webinfra_agents.kit.daemon import log, sd_notify
 HANDSHAKE_TIMEOUT = 10
 REQUEST_TIMEOUT = 30
 TRANSFER_TIMEOUT = 600
-MAX_CONNECTIONS = 32
 
 
 def clients_of(cfg):
@@ -108,34 +108,14 @@ def make_handler(cfg):
     return Handler
 
 
-class TLSServer(ThreadingHTTPServer):
+class TLSServer(LimitedHTTPServer):
     """A threading HTTPS server whose handshakes happen in the connections' threads, under a
     timeout, with at most `max_connections` connections at once (more are closed at once)."""
 
-    daemon_threads = True
-
     def __init__(self, address, handler, context, max_connections=MAX_CONNECTIONS, handshake_timeout=HANDSHAKE_TIMEOUT):
-        super().__init__(address, handler)
+        super().__init__(address, handler, max_connections)
         self.context = context
         self.handshake_timeout = handshake_timeout
-        self.slots = threading.BoundedSemaphore(max_connections)
-
-    def process_request(self, request, client_address):
-        if not self.slots.acquire(blocking=False):
-            log("%s: refused, %d connections are served already" % (client_address[0], MAX_CONNECTIONS))
-            self.shutdown_request(request)
-            return
-        try:
-            super().process_request(request, client_address)
-        except BaseException:
-            self.slots.release()
-            raise
-
-    def process_request_thread(self, request, client_address):
-        try:
-            super().process_request_thread(request, client_address)
-        finally:
-            self.slots.release()
 
     def finish_request(self, request, client_address):
         request.settimeout(self.handshake_timeout)

@@ -37,7 +37,6 @@ import socketserver
 import sys
 import threading
 import time
-from http.server import ThreadingHTTPServer
 
 from webinfra_agents.ha import etcd as etcd_api
 from webinfra_agents.ha.api import Api, control_request, make_handler
@@ -63,6 +62,7 @@ from webinfra_agents.ha.lease import Lease
 from webinfra_agents.ha.state import AgentState, Role
 from webinfra_agents.ha.store import EtcdError, Store
 from webinfra_agents.kit.daemon import log, sd_notify
+from webinfra_agents.kit.http import LimitedHTTPServer
 
 DEFAULTS = {
     "cluster": "webinfra",
@@ -718,8 +718,7 @@ def main(argv=None):
         tls["endpoints"], tls.get("ca"), tls.get("cert"), tls.get("key"), timeout=max(0.5, float(cfg["loop_wait"]))
     )
     agent = Agent(cfg, etcd=client, keeper_etcd=keeper, fence_db=Database(cfg))
-    server = ThreadingHTTPServer((cfg["listen"], int(cfg["port"])), make_handler(agent.api))
-    server.daemon_threads = True
+    server = LimitedHTTPServer((cfg["listen"], int(cfg["port"])), make_handler(agent.api))
     threading.Thread(target=server.serve_forever, daemon=True).start()
     control = ControlServer(cfg["control_socket"], make_handler(agent.api, control=True))
     threading.Thread(target=control.serve_forever, daemon=True).start()

@@ -23,6 +23,7 @@ from webinfra_agents.ha.decide import replicated
 from webinfra_agents.ha.store import EtcdError
 
 MAX_REQUEST = 4096  # bytes of an operator request's body
+REQUEST_TIMEOUT = 5  # seconds a client may take to send its request
 
 COUNTER_HELP = {
     "failovers": "Failovers taken by this agent.",
@@ -208,6 +209,8 @@ def make_handler(api, control=False):
                     code, answer = 503, {"error": str(exc)}
             self.send(code, "application/json", json.dumps(answer, sort_keys=True) + "\n")
 
+    # A client must send its request within these seconds (HAProxy's checks send at once).
+    Handler.timeout = REQUEST_TIMEOUT
     return Handler
 
 

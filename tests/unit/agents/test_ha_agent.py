@@ -714,3 +714,42 @@ def test_the_request_command_prints_the_answer_and_fails_on_a_refusal(tmp_path, 
         control.server_close()
     assert ha.main(["request", "--config", str(config), "resume"]) == 1
     assert "control socket" in json.loads(capsys.readouterr().out)["error"]
+
+
+def test_the_port_drops_silent_clients_and_limits_connections(monkeypatch):
+    import http.client  # noqa: PLC0415
+    import socket  # noqa: PLC0415
+
+    from webinfra_agents.ha import api as ha_api  # noqa: PLC0415
+    from webinfra_agents.kit.http import LimitedHTTPServer  # noqa: PLC0415
+
+    clock, _store, agents = cluster()
+    rounds(clock, agents, 3)
+    monkeypatch.setattr(ha_api, "REQUEST_TIMEOUT", 0.5)
+    server = LimitedHTTPServer(("127.0.0.1", 0), ha_api.make_handler(agents["db-01"].api), max_connections=3)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1]
+
+    def primary():
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=3)
+        try:
+            conn.request("GET", "/primary")
+            return conn.getresponse().status
+        finally:
+            conn.close()
+
+    try:
+        idle = [socket.create_connection(("127.0.0.1", port)) for _sock in range(2)]
+        started = time.monotonic()
+        assert primary() == 200 and time.monotonic() - started < 0.4  # beside two silent clients
+        idle.append(socket.create_connection(("127.0.0.1", port)))
+        time.sleep(0.1)
+        with pytest.raises((ConnectionError, http.client.HTTPException, OSError)):
+            primary()  # the limit: three silent clients hold every slot
+        time.sleep(0.8)  # they are dropped after REQUEST_TIMEOUT
+        assert primary() == 200
+        for sock in idle:
+            sock.close()
+    finally:
+        server.shutdown()
+        server.server_close()
