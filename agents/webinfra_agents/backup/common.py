@@ -69,10 +69,11 @@ def client_context(cfg):
     return ctx
 
 
-def peer_name(cert):
+def peer_name(cert, attribute="commonName"):
+    """The subject's `attribute` of a peer certificate (ssl's getpeercert()), "" without one."""
     for field in (cert or {}).get("subject", ()):
         for key, value in field:
-            if key == "commonName":
+            if key == attribute:
                 return value
     return ""
 

@@ -42,6 +42,7 @@ def clients_of(cfg):
 
 def make_handler(cfg):
     clients = clients_of(cfg)
+    unit = cfg.get("client_unit") or ""
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.0"
@@ -59,11 +60,15 @@ def make_handler(cfg):
 
         def do_GET(self):  # noqa: N802 - http.server's name
             url = urlparse(self.path)
-            client = peer_name(self.connection.getpeercert())
+            cert = self.connection.getpeercert()
+            client = peer_name(cert)
             self.connection.settimeout(TRANSFER_TIMEOUT)
             try:
                 if client not in clients:
                     self.send_body(403, json.dumps({"error": "%s may not ask this agent" % (client or "a client")}))
+                elif unit and peer_name(cert, "organizationalUnitName") != unit:
+                    error = "%s: only a certificate issued for the backup agents (OU=%s) may ask" % (client, unit)
+                    self.send_body(403, json.dumps({"error": error}))
                 elif url.path == "/status" and cfg.get("source"):
                     self.send_body(200, json.dumps(source_status(cfg)))
                 elif url.path == "/backup" and cfg.get("source"):

@@ -148,6 +148,10 @@ def test_the_backup_repository_answers_its_clients_only():
             assert answer.get("status") == 403 and "intruder may not ask" in answer["body"], (path, answer)
     finally:
         target.run("rm -f /root/intruder.pem /root/intruder.key")
+    # The same host's MariaDB key (readable by the mysql user): not a backup-purpose certificate.
+    mariadb = ("/etc/mysql/tls/server.pem", "/etc/mysql/tls/server.key", f"{TLS}/ca.pem")
+    answer = ask(PRIMARY, BACKUP, BACKUP_PORT, "GET", "/catalog", *mariadb)
+    assert answer.get("status") == 403 and "OU=backup" in answer["body"], answer
     # No certificate at all: the handshake fails.
     answer = ask(PRIMARY, BACKUP, BACKUP_PORT, "GET", "/catalog", "-", "-", f"{TLS}/ca.pem")
     assert "error" in answer, answer
@@ -163,3 +167,17 @@ def test_idle_connections_do_not_delay_the_backup_agent():
     mine = (f"{TLS}/host.pem", f"{TLS}/host.key", f"{TLS}/ca.pem")
     answer = ask(PRIMARY, BACKUP, BACKUP_PORT, "GET", "/catalog", *mine)
     assert answer.get("status") == 200 and answer["seconds"] < 1.0, answer
+
+
+def test_the_backup_agent_has_a_key_of_its_own():
+    # Its own key pair (pki_purposes: backup), root's alone; not MariaDB's nor etcd's.
+    target = host(PRIMARY)
+    key = target.file(f"{TLS}/host.key")
+    assert key.user == "root" and key.mode == 0o600
+    subject = target.check_output(f"openssl x509 -in {TLS}/host.pem -noout -subject -nameopt RFC2253")
+    assert "OU=backup" in subject and f"CN={PRIMARY}" in subject, subject
+    fingerprints = {
+        path: target.check_output(f"openssl pkey -in {path} -pubout | sha256sum")
+        for path in (f"{TLS}/host.key", "/etc/mysql/tls/server.key", "/etc/etcd/tls/member.key")
+    }
+    assert len(set(fingerprints.values())) == 3, fingerprints

@@ -20,15 +20,18 @@ from webinfra_agents.backup import archive as bk
 from webinfra_agents.backup import service
 
 
-def _name(common_name):
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+def _name(common_name, unit=None):
+    attributes = [x509.NameAttribute(NameOID.COMMON_NAME, common_name)]
+    if unit:
+        attributes.append(x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, unit))
+    return x509.Name(attributes)
 
 
-def _cert(subject, issuer, key, issuer_key, ca=False, san=None):
+def _cert(subject, issuer, key, issuer_key, ca=False, san=None, unit=None):
     now = datetime.datetime.now(datetime.UTC)
     builder = (
         x509.CertificateBuilder()
-        .subject_name(_name(subject))
+        .subject_name(_name(subject, unit))
         .issuer_name(_name(issuer))
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
@@ -52,10 +55,12 @@ def pki(tmp_path_factory):
     ca = _cert("test-ca", "test-ca", ca_key, ca_key, ca=True)
     (base / "ca.pem").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
     out = {"dir": base, "ca": str(base / "ca.pem")}
-    for name in ("agent", "db-02", "intruder"):
+    # db-02's backup-purpose certificate (OU=backup) and its general one (as MariaDB's key).
+    for name in ("agent", "db-02", "db-02-general", "intruder"):
         key = ec.generate_private_key(ec.SECP256R1())
         san = [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))] if name == "agent" else None
-        cert = _cert(name, "test-ca", key, ca_key, san=san)
+        subject = "db-02" if name.startswith("db-02") else name
+        cert = _cert(subject, "test-ca", key, ca_key, san=san, unit="backup" if name in ("agent", "db-02") else None)
         (base / f"{name}.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
         (base / f"{name}.key").write_bytes(
             key.private_bytes(
@@ -78,6 +83,7 @@ def agent(pki, tmp_path, monkeypatch):
         "port": 0,
         "tls": {"ca": pki["ca"], "cert": pki["agent"][0], "key": pki["agent"][1]},
         "clients": ["db-02"],
+        "client_unit": "backup",
         "repository": {"dir": str(repo)},
     }
     monkeypatch.setattr(service, "catalog", lambda cfg: {"backups": [], "plan": None})
@@ -112,6 +118,9 @@ def test_only_the_listed_clients_get_an_answer_on_any_path(pki, agent):
     for path in ("/catalog", "/files/base/20261201T000000Z/backup.xb.zst", "/status", "/backup?lsn=0"):
         status, body = request(pki, agent, path, who="intruder")
         assert status == 403 and "intruder may not ask" in json.loads(body)["error"]
+    # The listed host's other certificate (its MariaDB's key, no OU=backup): refused.
+    status, body = request(pki, agent, "/catalog", who="db-02-general")
+    assert status == 403 and "OU=backup" in json.loads(body)["error"]
     # No certificate at all: the handshake fails.
     with pytest.raises((ssl.SSLError, ConnectionError, OSError)):
         request(pki, agent, "/catalog", who=None)
