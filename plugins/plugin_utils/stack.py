@@ -11,6 +11,7 @@ from which the playbooks take every role's parameters. Pure Python, no Ansible o
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 
 from ansible_collections.webinfra.distributed.plugins.plugin_utils.network import invalid_networks, known_address
@@ -150,47 +151,62 @@ def _unique(items):
     return out
 
 
-def build(host, inputs, groups, hostvars, role_defaults, partial=False):  # noqa: C901, PLR0912, PLR0915 - one linear model
-    """The stack model as seen from `host`.
+@dataclasses.dataclass
+class Topology:
+    """Who is what: the inventory's groups read through the stack's inputs."""
 
-    inputs: the webinfra_* inputs (missing ones take DEFAULTS).
-    groups: inventory group name -> host names.
-    hostvars: host name -> mapping of its variables (inventory, facts).
-    role_defaults: role name -> its defaults/main.yml as a dict.
-    partial: a host whose address is unknown (unreachable, no webinfra_private_address) is listed
-      in `unaddressed` with the address "" instead of refusing the model: for the playbooks
-      that only read the model while a host may be down (failover, health), never to configure.
-    """
+    primary_group: str
+    replica_group: str
+    monitoring_group: str
+    etcd_group: str
+    backup_group: str
+    loadbalancers: list
+    webservers: list
+    primary: str
+    replicas: list
+    db_hosts: list
+    monitoring: bool
+    monitors: list
+    etcd_hosts: list
+    backup_hosts: list
+    stack_hosts: list
+
+    @property
+    def db_groups(self):
+        return [self.primary_group, self.replica_group]
+
+
+def _config(inputs):
+    """The inputs over DEFAULTS; an input the model does not know is refused."""
     cfg = dict(DEFAULTS)
     cfg.update({k: v for k, v in (inputs or {}).items() if k in DEFAULTS})
     unknown = sorted(set(inputs or {}) - set(DEFAULTS))
     if unknown:
         raise StackError(f"unknown stack inputs: {', '.join(unknown)}")
+    return cfg
 
-    primary_group = str(cfg["webinfra_db_primary_group"])
-    replica_group = str(cfg["webinfra_db_replica_group"])
-    monitoring_group = str(cfg["webinfra_monitoring_group"])
-    etcd_group = str(cfg["webinfra_etcd_group"])
-    backup_group = str(cfg["webinfra_backup_group"])
-    for name in (
-        "webinfra_db_primary_group",
-        "webinfra_db_replica_group",
-        "webinfra_monitoring_group",
-        "webinfra_etcd_group",
-        "webinfra_backup_group",
-    ):
-        if not str(cfg[name]).strip():
+
+def _topology(cfg, groups):
+    names = {
+        name: str(cfg[name])
+        for name in (
+            "webinfra_db_primary_group",
+            "webinfra_db_replica_group",
+            "webinfra_monitoring_group",
+            "webinfra_etcd_group",
+            "webinfra_backup_group",
+        )
+    }
+    for name, value in names.items():
+        if not value.strip():
             raise StackError(f"{name} must name an inventory group")
-
-    loadbalancers = _members(groups, "loadbalancers")
-    webservers = _members(groups, "webservers")
-    primaries = _members(groups, primary_group)
-    replicas = _members(groups, replica_group)
+    primary_group, replica_group = names["webinfra_db_primary_group"], names["webinfra_db_replica_group"]
+    monitoring_group = names["webinfra_monitoring_group"]
+    primaries, replicas = _members(groups, primary_group), _members(groups, replica_group)
     if len(primaries) > 1:
         raise StackError(
             f"the group '{primary_group}' (webinfra_db_primary_group) must hold one host, holds {', '.join(primaries)}"
         )
-    primary = primaries[0] if primaries else ""
     db_hosts = _unique(primaries + replicas)
     monitoring = _bool(cfg["webinfra_monitoring"], "webinfra_monitoring")
     monitors = _members(groups, monitoring_group)
@@ -200,18 +216,37 @@ def build(host, inputs, groups, hostvars, role_defaults, partial=False):  # noqa
             "has no host (webinfra_monitoring_group); add one (it may be a load balancer) or set "
             "webinfra_monitoring: false"
         )
+    loadbalancers, webservers = _members(groups, "loadbalancers"), _members(groups, "webservers")
     # Automatic database failover: when the etcd group has members (the HA agents' consensus store).
-    etcd_hosts = _members(groups, etcd_group) if db_hosts else []
+    etcd_hosts = _members(groups, names["webinfra_etcd_group"]) if db_hosts else []
     # Backups (the backup role): when the backup group has hosts and there are databases.
-    backup_hosts = _members(groups, backup_group) if db_hosts else []
-    stack_hosts = _unique(
-        loadbalancers + webservers + db_hosts + (monitors if monitoring else []) + etcd_hosts + backup_hosts
+    backup_hosts = _members(groups, names["webinfra_backup_group"]) if db_hosts else []
+    return Topology(
+        primary_group=primary_group,
+        replica_group=replica_group,
+        monitoring_group=monitoring_group,
+        etcd_group=names["webinfra_etcd_group"],
+        backup_group=names["webinfra_backup_group"],
+        loadbalancers=loadbalancers,
+        webservers=webservers,
+        primary=primaries[0] if primaries else "",
+        replicas=replicas,
+        db_hosts=db_hosts,
+        monitoring=monitoring,
+        monitors=monitors,
+        etcd_hosts=etcd_hosts,
+        backup_hosts=backup_hosts,
+        stack_hosts=_unique(
+            loadbalancers + webservers + db_hosts + (monitors if monitoring else []) + etcd_hosts + backup_hosts
+        ),
     )
 
-    # Every stack host's address; the monitoring group's too when monitoring is off (the
-    # balancers still let that group read their metrics endpoint).
+
+def _addresses(cfg, topo, hostvars, partial):
+    """(host -> private address, hosts without one): every stack host's, and the monitoring
+    group's when monitoring is off (the balancers still let that group read their metrics)."""
     addresses, unaddressed = {}, []
-    for name in _unique(stack_hosts + monitors):
+    for name in _unique(topo.stack_hosts + topo.monitors):
         explicit = (hostvars.get(name) or {}).get("webinfra_private_address")
         address = known_address(hostvars.get(name) or {})
         if address is None and partial:
@@ -240,43 +275,45 @@ def build(host, inputs, groups, hostvars, role_defaults, partial=False):  # noqa
             "hosts share a private address (webinfra_private_address): "
             + "; ".join(f"{a}: {', '.join(hs)}" for a, hs in shared.items())
         )
+    return addresses, unaddressed
 
-    def setting(owner, role, var):
-        """The variable as the inventory sets it for `owner`, else the role's default."""
-        values = (hostvars.get(owner) or {}) if owner else {}
+
+class Settings:
+    """The role variables several tiers share: as the inventory sets them for the host that
+    serves them, else the owning role's default (the role defaults are their one home)."""
+
+    def __init__(self, hostvars, role_defaults):
+        self.hostvars, self.role_defaults = hostvars, role_defaults
+
+    def get(self, owner, role, var):
+        values = (self.hostvars.get(owner) or {}) if owner else {}
         if var in values and values[var] is not None:
             return values[var]
-        defaults = role_defaults.get(role) or {}
-        if var not in defaults:
-            return None
-        return defaults[var]
+        defaults = self.role_defaults.get(role) or {}
+        return defaults.get(var)
 
-    def port(key, owner):
+    def port(self, key, owner):
         role, var = PORTS[key]
-        return _port(setting(owner, role, var), var)
+        return _port(self.get(owner, role, var), var)
 
-    backend_tls = _bool(cfg["webinfra_backend_tls"], "webinfra_backend_tls")
-    backend_port = cfg["webinfra_backend_port"]
-    backend_port = (443 if backend_tls else 80) if not backend_port or int(backend_port) == 0 else backend_port
-    backend_port = _port(backend_port, "webinfra_backend_port")
 
+def _writer(cfg, topo, addresses, settings):
+    """(enabled, address, port) of the writer endpoint the application writes to."""
     vip = str(cfg["webinfra_vip"] or "").strip()
-    if vip:
-        check_address("the balancers", vip, "webinfra_vip")
     writer = cfg["webinfra_db_writer_endpoint"]
     writer = (
-        (bool(vip) or bool(etcd_hosts))
+        (bool(vip) or bool(topo.etcd_hosts))
         if writer is None or str(writer).strip().lower() in ("", "auto")
         else _bool(writer, "webinfra_db_writer_endpoint")
     )
-    writer = writer and bool(loadbalancers) and bool(primary)
+    writer = writer and bool(topo.loadbalancers) and bool(topo.primary)
     if writer:
-        writer_address = vip or addresses[loadbalancers[0]]
-        writer_port = port("db_writer", loadbalancers[0])
-    else:
-        writer_address = addresses.get(primary, "")
-        writer_port = port("db", primary or None)
+        return True, vip or addresses[topo.loadbalancers[0]], settings.port("db_writer", topo.loadbalancers[0])
+    return False, addresses.get(topo.primary, ""), settings.port("db", topo.primary or None)
 
+
+def _admin_networks(cfg):
+    """(admin networks, monitoring UI networks); every address is refused outside the lab."""
     admin = _networks(cfg["webinfra_admin_networks"], "webinfra_admin_networks")
     ui = cfg["webinfra_monitoring_ui_networks"]
     ui = admin if ui is None else _networks(ui, "webinfra_monitoring_ui_networks")
@@ -289,98 +326,113 @@ def build(host, inputs, groups, hostvars, role_defaults, partial=False):  # noqa
                     "monitoring UIs would answer the whole Internet. List the networks you administer from "
                     "(allowed only in the lab, webinfra_lab: true)"
                 )
+    return admin, ui
 
-    in_lb, in_web = host in loadbalancers, host in webservers
-    in_db, in_mon = host in db_hosts, host in monitors
-    in_etcd = host in etcd_hosts
-    in_backup = host in backup_hosts
-    db_groups = [primary_group, replica_group]
 
-    # ACME (the acme role): the first balancer asks for the certificate; every balancer's HAProxy
-    # sends HTTP-01 challenges to its lego, and it pushes the certificate to the others over SSH.
-    acme = _bool(cfg["webinfra_acme"], "webinfra_acme") and bool(loadbalancers)
-    issuer = loadbalancers[0] if acme else ""
-    challenge_address = addresses[issuer] if acme else ""
-    challenge_port = port("acme_http", issuer) if acme else 0
-    challenge = f"{challenge_address}:{challenge_port}" if acme else ""
+def _acme(cfg, topo, addresses, settings):
+    """ACME (the acme role): the first balancer asks for the certificate; every balancer's
+    HAProxy sends HTTP-01 challenges to its lego, and it pushes the certificate to the others."""
+    acme = _bool(cfg["webinfra_acme"], "webinfra_acme") and bool(topo.loadbalancers)
+    issuer = topo.loadbalancers[0] if acme else ""
+    address = addresses[issuer] if acme else ""
+    port = settings.port("acme_http", issuer) if acme else 0
+    return {
+        "enabled": acme,
+        "issuer": issuer,
+        "challenge": f"{address}:{port}" if acme else "",
+        "challenge_address": address,
+        "challenge_port": port,
+    }
 
-    # This host's firewall openings beyond its tier's own: sources are inventory groups or networks.
+
+def _firewall_rules(host, groups, topo, addresses, settings, networks, writer, acme):  # noqa: PLR0913
+    """This host's firewall openings beyond its tier's own: sources are inventory groups or networks."""
+    admin, ui = networks
+    port = settings.port
+    in_db, db_groups = host in topo.db_hosts, topo.db_groups
     rules = []
-    if in_lb:
-        rules.append({"port": port("haproxy_stats", host), "from": admin, "comment": "haproxy-stats"})
-    if acme and host == issuer:
-        rules.append({"port": port("acme_http", host), "from": ["loadbalancers"], "comment": "acme-http-01"})
-    if acme and in_lb and host != issuer:
-        rules.append({"port": port("ssh", host), "from": [f"{addresses[issuer]}/32"], "comment": "acme-push"})
-    if in_db and etcd_hosts:
+
+    def rule(key, sources, comment):
+        rules.append({"port": port(key, host), "from": sources, "comment": comment})
+
+    if host in topo.loadbalancers:
+        rule("haproxy_stats", admin, "haproxy-stats")
+    if acme["enabled"] and host == acme["issuer"]:
+        rule("acme_http", ["loadbalancers"], "acme-http-01")
+    if acme["enabled"] and host in topo.loadbalancers and host != acme["issuer"]:
+        rule("ssh", [f"{addresses[acme['issuer']]}/32"], "acme-push")
+    if in_db and topo.etcd_hosts:
         # The HA agent: /primary for the writer endpoint, /status for the other agents, /metrics.
         agent_from = [g for g in ["loadbalancers", *db_groups] if g in groups]
-        if monitoring:
-            agent_from.append(monitoring_group)
-        rules.append({"port": port("db_agent", host), "from": agent_from, "comment": "db-ha-agent"})
+        if topo.monitoring:
+            agent_from.append(topo.monitoring_group)
+        rule("db_agent", agent_from, "db-ha-agent")
     if in_db and writer:
-        rules.append({"port": port("db", host), "from": ["loadbalancers"], "comment": "db-writer-endpoint"})
-    if in_etcd:
-        rules.append({"port": port("etcd_client", host), "from": [etcd_group, *db_groups], "comment": "etcd-client"})
-        rules.append({"port": port("etcd_peer", host), "from": [etcd_group], "comment": "etcd-peer"})
-    if writer and in_lb:
-        rules.append({"port": port("db_writer", host), "from": ["webservers"], "comment": "db-writer-endpoint"})
-    if backup_hosts and (in_db or in_backup):
+        rule("db", ["loadbalancers"], "db-writer-endpoint")
+    if host in topo.etcd_hosts:
+        rule("etcd_client", [topo.etcd_group, *db_groups], "etcd-client")
+        rule("etcd_peer", [topo.etcd_group], "etcd-peer")
+    if writer and host in topo.loadbalancers:
+        rule("db_writer", ["webservers"], "db-writer-endpoint")
+    if topo.backup_hosts and (in_db or host in topo.backup_hosts):
         # Backup streams (backup host <- source, rebuilds between database hosts) and the
         # repository's files (a restore target among the database or backup hosts).
-        backup_from = [g for g in [backup_group, *db_groups] if g in groups]
-        rules.append({"port": port("backup_agent", host), "from": backup_from, "comment": "backup-agent"})
-    if backup_hosts and in_db:
-        rules.append({"port": port("db", host), "from": [backup_group], "comment": "db-binlog-archive"})
-    if monitoring and host in stack_hosts:
-        rules.append({"port": port("node_exporter", host), "from": [monitoring_group], "comment": "node-exporter"})
-        if in_lb:
-            rules.append(
-                {"port": port("haproxy_metrics", host), "from": [monitoring_group], "comment": "haproxy-metrics"}
-            )
-        if in_web:
-            rules.append(
-                {"port": port("nginx_exporter", host), "from": [monitoring_group], "comment": "nginx-exporter"}
-            )
-        if in_db:
-            rules.append(
-                {"port": port("mysqld_exporter", host), "from": [monitoring_group], "comment": "mysqld-exporter"}
-            )
-        if in_mon:
-            rules.append({"port": port("prometheus", host), "from": ui, "comment": "prometheus"})
-            rules.append({"port": port("alertmanager", host), "from": ui, "comment": "alertmanager"})
+        rule("backup_agent", [g for g in [topo.backup_group, *db_groups] if g in groups], "backup-agent")
+    if topo.backup_hosts and in_db:
+        rule("db", [topo.backup_group], "db-binlog-archive")
+    if topo.monitoring and host in topo.stack_hosts:
+        rule("node_exporter", [topo.monitoring_group], "node-exporter")
+        for key, member, comment in (
+            ("haproxy_metrics", host in topo.loadbalancers, "haproxy-metrics"),
+            ("nginx_exporter", host in topo.webservers, "nginx-exporter"),
+            ("mysqld_exporter", in_db, "mysqld-exporter"),
+        ):
+            if member:
+                rule(key, [topo.monitoring_group], comment)
+        if host in topo.monitors:
+            rule("prometheus", ui, "prometheus")
+            rule("alertmanager", ui, "alertmanager")
+    return rules
 
-    def endpoints(hosts, key):
-        """Each host's endpoint for a port key: its address and the port it serves itself."""
-        return [{"name": h, "address": addresses[h], "port": port(key, h)} for h in hosts]
 
-    # The writer endpoint's servers: every database host at its own database port.
-    db_servers = endpoints(db_hosts, "db") if writer else []
-    # What Prometheus scrapes (on the monitoring hosts): every exporter at the port its own host
-    # serves, the same numbers the exporters listen on and the firewall rules above open.
-    monitoring_targets = {}
-    if monitoring and in_mon:
-        monitoring_targets = {
-            "node": endpoints(stack_hosts, "node_exporter"),
-            "haproxy": endpoints(loadbalancers, "haproxy_metrics"),
-            "nginx": endpoints(webservers, "nginx_exporter"),
-            "mysqld": endpoints(db_hosts, "mysqld_exporter"),
-            "ha_agent": endpoints(db_hosts, "db_agent") if etcd_hosts else [],
-        }
+def _endpoints(hosts, key, addresses, settings):
+    """Each host's endpoint for a port key: its address and the port it serves itself."""
+    return [{"name": h, "address": addresses[h], "port": settings.port(key, h)} for h in hosts]
 
-    # The application's environment on a web server: how it reaches the databases, then
-    # webinfra_app_env, then nginx_app_env as the inventory sets it (the most specific wins).
-    app_env = {}
-    if in_web and primary:
+
+def _monitoring_targets(host, topo, addresses, settings):
+    """What Prometheus scrapes (on the monitoring hosts): every exporter at the port its own host
+    serves, the same numbers the exporters listen on and the firewall rules open."""
+    if not (topo.monitoring and host in topo.monitors):
+        return {}
+    return {
+        job: _endpoints(hosts, key, addresses, settings)
+        for job, hosts, key in (
+            ("node", topo.stack_hosts, "node_exporter"),
+            ("haproxy", topo.loadbalancers, "haproxy_metrics"),
+            ("nginx", topo.webservers, "nginx_exporter"),
+            ("mysqld", topo.db_hosts, "mysqld_exporter"),
+            ("ha_agent", topo.db_hosts if topo.etcd_hosts else [], "db_agent"),
+        )
+    }
+
+
+def _app_env(host, cfg, topo, addresses, settings, hostvars, writer_address, writer_port):  # noqa: PLR0913
+    """The application's environment on a web server: how it reaches the databases, then
+    webinfra_app_env, then nginx_app_env as the inventory sets it (the most specific wins)."""
+    if host not in topo.webservers:
+        return {}
+    env = {}
+    if topo.primary:
 
         def db(key):
             role, var = DB_SETTINGS[key]
-            value = setting(primary, role, var)
+            value = settings.get(topo.primary, role, var)
             if value is None or value == "":
                 raise StackError(f"{var} is not set (the application's database account); set it in the inventory")
             return value
 
-        app_env = {
+        env = {
             "DB_NAME": str(db("database")),
             "DB_WRITE_HOST": writer_address,
             "DB_WRITE_PORT": str(writer_port),
@@ -389,85 +441,121 @@ def build(host, inputs, groups, hostvars, role_defaults, partial=False):  # noqa
             "DB_READ_USER": str(db("reader_user")),
             "DB_READ_PASSWORD": str(db("reader_password")),
         }
-        if host in replicas:
-            app_env["DB_READ_SOCKET"] = DB_SOCKET
+        if host in topo.replicas:
+            env["DB_READ_SOCKET"] = DB_SOCKET
         else:
             custom = str(cfg["webinfra_app_db_read_host"] or "")
-            reader = (replicas + [primary])[0]
-            app_env["DB_READ_HOST"] = custom or addresses[reader]
+            reader = (topo.replicas + [topo.primary])[0]
+            env["DB_READ_HOST"] = custom or addresses[reader]
             # The reading server's own database port (a custom read host: the primary's).
-            app_env["DB_READ_PORT"] = str(port("db", primary if custom else reader))
-    if in_web:
-        for name, extra in (
-            ("webinfra_app_env", cfg["webinfra_app_env"]),
-            ("nginx_app_env", (hostvars.get(host) or {}).get("nginx_app_env")),
-        ):
-            if extra is None:
-                continue
-            if not isinstance(extra, dict):
-                raise StackError(f"{name} must be a mapping of environment variable names to values")
-            app_env.update({str(k): str(v) for k, v in extra.items()})
+            env["DB_READ_PORT"] = str(settings.port("db", topo.primary if custom else reader))
+    for name, extra in (
+        ("webinfra_app_env", cfg["webinfra_app_env"]),
+        ("nginx_app_env", (hostvars.get(host) or {}).get("nginx_app_env")),
+    ):
+        if extra is None:
+            continue
+        if not isinstance(extra, dict):
+            raise StackError(f"{name} must be a mapping of environment variable names to values")
+        env.update({str(k): str(v) for k, v in extra.items()})
+    return env
+
+
+def _tiers_and_play_groups(host, topo):
+    """This host's tiers, and the groups the later plays of a playbook target (group_by)."""
+    in_db = host in topo.db_hosts
+    tiers = [
+        name
+        for name, member in (
+            ("loadbalancers", host in topo.loadbalancers),
+            ("webservers", host in topo.webservers),
+            ("db_primary", host == topo.primary),
+            ("db_replicas", host in topo.replicas),
+            ("monitoring", topo.monitoring and host in topo.monitors),
+            ("etcd", host in topo.etcd_hosts),
+            ("backups", host in topo.backup_hosts),
+        )
+        if member
+    ]
+    play_groups = []
+    if tiers:
+        play_groups.append("webinfra_stack")
+        if topo.monitoring:
+            play_groups.append("webinfra_exporters")
+    if host in topo.etcd_hosts:
+        play_groups.append("webinfra_etcd")
+    if in_db:
+        play_groups.append("webinfra_db")
+    if topo.backup_hosts and (in_db or host in topo.backup_hosts):
+        play_groups.append("webinfra_backup")
+    if topo.monitoring and host in topo.monitors:
+        play_groups.append("webinfra_monitoring")
+    return tiers, play_groups
+
+
+def build(host, inputs, groups, hostvars, role_defaults, partial=False):
+    """The stack model as seen from `host`.
+
+    inputs: the webinfra_* inputs (missing ones take DEFAULTS).
+    groups: inventory group name -> host names.
+    hostvars: host name -> mapping of its variables (inventory, facts).
+    role_defaults: role name -> its defaults/main.yml as a dict.
+    partial: a host whose address is unknown (unreachable, no webinfra_private_address) is listed
+      in `unaddressed` with the address "" instead of refusing the model: for the playbooks
+      that only read the model while a host may be down (failover, health), never to configure.
+    """
+    cfg = _config(inputs)
+    topo = _topology(cfg, groups)
+    addresses, unaddressed = _addresses(cfg, topo, hostvars, partial)
+    settings = Settings(hostvars, role_defaults)
+    port = settings.port
+
+    backend_tls = _bool(cfg["webinfra_backend_tls"], "webinfra_backend_tls")
+    backend_port = cfg["webinfra_backend_port"]
+    backend_port = (443 if backend_tls else 80) if not backend_port or int(backend_port) == 0 else backend_port
+    backend_port = _port(backend_port, "webinfra_backend_port")
+    vip = str(cfg["webinfra_vip"] or "").strip()
+    if vip:
+        check_address("the balancers", vip, "webinfra_vip")
+    writer, writer_address, writer_port = _writer(cfg, topo, addresses, settings)
+    networks = _admin_networks(cfg)
+    acme = _acme(cfg, topo, addresses, settings)
+    rules = _firewall_rules(host, groups, topo, addresses, settings, networks, writer, acme)
+    app_env = _app_env(host, cfg, topo, addresses, settings, hostvars, writer_address, writer_port)
     packages = cfg["webinfra_app_system_packages"] or []
     if isinstance(packages, (str, bytes, dict)):
         raise StackError("webinfra_app_system_packages must be a list of Debian package names")
 
-    semisync = setting(primary, *DB_SETTINGS["semisync"]) if primary else False
+    primary = topo.primary
+    semisync = settings.get(primary, *DB_SETTINGS["semisync"]) if primary else False
     semisync = _bool(True if semisync is None else semisync, "mysql_replication_semisync")
     # The servers' TLS (mysql_replication_tls): the application then connects over TLS (its
     # accounts require it); a web server that hosts a replica reads through the unix socket,
     # with a reader account for localhost that needs no TLS.
-    db_tls = setting(primary, *DB_SETTINGS["tls"]) if primary else False
+    db_tls = settings.get(primary, *DB_SETTINGS["tls"]) if primary else False
     db_tls = _bool(True if db_tls is None else db_tls, "mysql_replication_tls")
-    socket_reader = any(h in replicas for h in webservers)
-
-    tiers = [
-        name
-        for name, member in (
-            ("loadbalancers", in_lb),
-            ("webservers", in_web),
-            ("db_primary", host == primary),
-            ("db_replicas", host in replicas),
-            ("monitoring", monitoring and in_mon),
-            ("etcd", in_etcd),
-            ("backups", in_backup),
-        )
-        if member
-    ]
-    # Groups the later plays of a playbook target (group_by): no host pattern repeats the logic.
-    play_groups = []
-    if tiers:
-        play_groups.append("webinfra_stack")
-        if monitoring:
-            play_groups.append("webinfra_exporters")
-    if in_etcd:
-        play_groups.append("webinfra_etcd")
-    if in_db:
-        play_groups.append("webinfra_db")
-    if backup_hosts and (in_db or in_backup):
-        play_groups.append("webinfra_backup")
-    if monitoring and in_mon:
-        play_groups.append("webinfra_monitoring")
+    tiers, play_groups = _tiers_and_play_groups(host, topo)
     return {
         "play_groups": play_groups,
         # The ports this host serves, as its inventory or the owning role's default sets them.
         "ports": {key: port(key, host) for key in PORTS},
         "groups": {
-            "db_primary": primary_group,
-            "db_replicas": replica_group,
-            "monitoring": monitoring_group,
-            "etcd": etcd_group,
-            "backups": backup_group,
+            "db_primary": topo.primary_group,
+            "db_replicas": topo.replica_group,
+            "monitoring": topo.monitoring_group,
+            "etcd": topo.etcd_group,
+            "backups": topo.backup_group,
         },
         "hosts": {
-            "stack": stack_hosts,
-            "loadbalancers": loadbalancers,
-            "webservers": webservers,
+            "stack": topo.stack_hosts,
+            "loadbalancers": topo.loadbalancers,
+            "webservers": topo.webservers,
             "db_primary": primary,
-            "db_replicas": replicas,
-            "db": db_hosts,
-            "monitoring": monitors if monitoring else [],
-            "etcd": etcd_hosts,
-            "backups": backup_hosts,
+            "db_replicas": topo.replicas,
+            "db": topo.db_hosts,
+            "monitoring": topo.monitors if topo.monitoring else [],
+            "etcd": topo.etcd_hosts,
+            "backups": topo.backup_hosts,
         },
         "addresses": addresses,
         # Hosts whose address was unknown (only with partial: their address is "").
@@ -476,43 +564,37 @@ def build(host, inputs, groups, hostvars, role_defaults, partial=False):  # noqa
         "backend": {"tls": backend_tls, "port": backend_port},
         "vip": vip,
         # Where clients reach the site inside the stack: the virtual IP, else the first balancer.
-        "site_address": vip or (addresses[loadbalancers[0]] if loadbalancers else ""),
+        "site_address": vip or (addresses[topo.loadbalancers[0]] if topo.loadbalancers else ""),
         # The lab (webinfra_lab): every role's lab-only relaxations of its checks follow it.
         "lab": _bool(cfg["webinfra_lab"], "webinfra_lab"),
-        "monitoring": monitoring,
-        "admin_networks": admin,
-        "monitoring_ui_networks": ui,
+        "monitoring": topo.monitoring,
+        "admin_networks": networks[0],
+        "monitoring_ui_networks": networks[1],
         "db": {
-            "groups": db_groups,
+            "groups": topo.db_groups,
             "port": port("db", primary or None),
             "agent_port": port("db_agent", primary or None),
-            "semisync": semisync and len(db_hosts) > 1,
+            "semisync": semisync and len(topo.db_hosts) > 1,
             "tls": db_tls,
-            "socket_reader": socket_reader,
+            "socket_reader": any(h in topo.replicas for h in topo.webservers),
         },
         "db_writer": {"enabled": writer, "address": writer_address, "port": writer_port},
         # The database hosts behind the writer endpoint (name, address, port); empty without it.
-        "db_servers": db_servers,
+        "db_servers": _endpoints(topo.db_hosts, "db", addresses, settings) if writer else [],
         # Prometheus' scrape targets by job (node, haproxy, nginx, mysqld, ha_agent), each a list
         # of name, address and port; empty on hosts that are no monitoring host.
-        "monitoring_targets": monitoring_targets,
+        "monitoring_targets": _monitoring_targets(host, topo, addresses, settings),
         # The database HA agents' etcd endpoints (empty: no automatic failover).
         "etcd": {
-            "enabled": bool(etcd_hosts),
-            "endpoints": [f"https://{addresses[h]}:{port('etcd_client', h)}" for h in etcd_hosts],
+            "enabled": bool(topo.etcd_hosts),
+            "endpoints": [f"https://{addresses[h]}:{port('etcd_client', h)}" for h in topo.etcd_hosts],
         },
         # Backups (empty hosts: none): the repositories and the port of their agents.
-        "backup": {"enabled": bool(backup_hosts), "group": backup_group, "hosts": backup_hosts},
+        "backup": {"enabled": bool(topo.backup_hosts), "group": topo.backup_group, "hosts": topo.backup_hosts},
         "firewall_rules": rules,
         # ACME certificates for the site (issuer: the balancer that asks; challenge: where its lego
         # answers HTTP-01, for every balancer's HAProxy, also as its address and port for lego).
-        "acme": {
-            "enabled": acme,
-            "issuer": issuer,
-            "challenge": challenge,
-            "challenge_address": challenge_address,
-            "challenge_port": challenge_port,
-        },
+        "acme": acme,
         # HTTPS on the exporters and HAProxy's metrics endpoint, and Prometheus scraping them so.
         "exporters": {"tls": _bool(cfg["webinfra_exporters_tls"], "webinfra_exporters_tls")},
         "app": {"env": app_env, "packages": _unique(APP_PACKAGES + [str(p) for p in packages])},
