@@ -87,10 +87,10 @@ def _alerts():
 
 def test_a_pause_needs_a_reason_and_an_end_fires_its_alert_and_ends():
     refused = run_playbook("playbooks/ha_pause.yml")
-    text = " ".join(refused.stdout.split())
+    text = " ".join((refused.stdout + refused.stderr).split())
     assert refused.returncode != 0 and "give ha_pause_reason" in text, text[-2000:]
     too_long = run_playbook("playbooks/ha_pause.yml", "-e", "ha_pause_reason=test", "-e", "ha_pause_seconds=7200")
-    text = " ".join(too_long.stdout.split())
+    text = " ".join((too_long.stdout + too_long.stderr).split())
     assert too_long.returncode != 0 and "at most 3600" in text, text[-2000:]
     assert not ha_status(REPLICA)["paused"]
     proc = run_playbook("playbooks/ha_pause.yml", "-e", "ha_pause_reason='molecule test'", "-e", "ha_pause_seconds=300")
