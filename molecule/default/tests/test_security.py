@@ -374,8 +374,13 @@ def test_bad_certificate_is_refused_before_any_change(tmp_path, cert, key, expec
             "must not be a lab default or",
         ),
         ({"webinfra_lab": False, "webinfra_admin_networks": ["10.0.0.0/8"]}, LBS[0], "haproxy_tls_internal_ca"),
+        (
+            {"webinfra_lab": False, "webinfra_admin_networks": ["10.0.0.0/8"], "firewall_enabled": False},
+            LBS[0],
+            "firewall_disabled_reason",
+        ),
     ],
-    ids=["no-admin-networks", "bad-network", "lab-passwords", "internal-ca-outside-lab"],
+    ids=["no-admin-networks", "bad-network", "lab-passwords", "internal-ca-outside-lab", "firewall-off"],
 )
 def test_insecure_settings_are_refused_outside_the_lab(tmp_path, extra, limit, expected):
     extra_file = tmp_path / "extra.json"
