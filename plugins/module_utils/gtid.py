@@ -111,3 +111,24 @@ def most_advanced(positions):
         "no server has every transaction of the others (diverged positions: %s)"
         % ", ".join("%s=%s" % (n, positions[n]) for n in sorted(positions))
     )
+
+
+def union(a, b):
+    """A position holding every transaction of `a` and of `b` (a replica's applied and received
+    positions: what it has, applied or not). Raises GtidError when they diverged."""
+    if _is_mysql(a or "") or _is_mysql(b or ""):
+        merged = parse_mysql(a)
+        for uuid, intervals in parse_mysql(b).items():
+            merged.setdefault(uuid, []).extend(intervals)
+        return ",".join(
+            "%s:%s" % (uuid, ":".join(("%d" % s) if s == e else ("%d-%d" % (s, e)) for s, e in sorted(set(iv))))
+            for uuid, iv in sorted(merged.items())
+        )
+    mine, theirs = parse_mariadb(a), parse_mariadb(b)
+    for domain, (server, seq) in theirs.items():
+        have = mine.get(domain)
+        if have is None or have[1] < seq:
+            mine[domain] = (server, seq)
+        elif have[1] == seq and have[0] != server:
+            raise GtidError("%s and %s diverged in domain %d" % (a, b, domain))
+    return ",".join("%d-%d-%d" % (d, s, q) for d, (s, q) in sorted(mine.items()))

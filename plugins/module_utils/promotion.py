@@ -52,13 +52,16 @@ def plan(flavor, state, role, semisync=True, channel=""):
         if switch and semisync and not variables.get(switch):
             statements.append("SET GLOBAL %s = ON" % switch)
     elif role == "read_only":
-        if switch and variables.get(switch):
-            statements.append("SET GLOBAL %s = OFF" % switch)
+        # Read-only first, semi-sync off after: turned off first, semi-sync would release the
+        # commits waiting for an acknowledgement as successful, and new sessions would commit
+        # with no replica until read_only is on.
         if "super_read_only" in variables and not flavor.is_mariadb:
             if not variables.get("super_read_only"):
                 statements.append("SET GLOBAL super_read_only = ON")
         elif not variables.get("read_only"):
             statements.append("SET GLOBAL read_only = ON")
+        if switch and variables.get(switch):
+            statements.append("SET GLOBAL %s = OFF" % switch)
     else:
         raise PromotionError("unknown role %r (primary, read_only)" % role)
     return statements

@@ -49,6 +49,7 @@ STATUS_COLUMNS = {
     "executed_gtid_set": ("Gtid_Slave_Pos", "Executed_Gtid_Set"),
     "channel": ("Connection_name", "Channel_Name"),
     "sql_delay": ("SQL_Delay",),
+    "sql_state": ("Slave_SQL_Running_State", "Replica_SQL_Running_State"),
 }
 
 # Settings compared between the desired source and SHOW ... STATUS (password cannot be read).
@@ -142,6 +143,7 @@ def normalize_status(row):
         "executed_gtid_set",
         "channel",
         "source_log_file",
+        "sql_state",
     ):
         out[key] = "" if out[key] is None else str(out[key])
     out["running"] = out["io_running"] and out["sql_running"]

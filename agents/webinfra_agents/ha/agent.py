@@ -50,15 +50,19 @@ from webinfra_agents.ha.decide import (
     choose,
     eligibility,
     follow_decision,
+    known_lag,
     lease_valid,
     pause_active,
+    received,
     relay_applied,
     replica_lag,
     replicated,
     silence_limit_ms,
+    stalled,
     switchover_pending,
 )
 from webinfra_agents.ha.lease import Lease
+from webinfra_agents.ha.local import LocalState
 from webinfra_agents.ha.state import AgentState, Role
 from webinfra_agents.ha.store import EtcdError, Store
 from webinfra_agents.kit.daemon import log, sd_notify
@@ -78,12 +82,24 @@ DEFAULTS = {
     "control_socket": "/run/webinfra-ha-agent/control.sock",
     # The longest pause of automatic failover an operator may ask for (seconds).
     "pause_max": 3600,
+    # systemd's WatchdogSec for the agent (the unit renders the same value).
+    "watchdog": 3,
+    # A leader whose client sessions wait this long for a global read lock, the commit lock or
+    # disk space gives the lease up (0: never).
+    "write_stall": 10,
+    # How long a new leader may apply the transactions it received before it is made writable.
+    "apply_timeout": 120,
+    # The agent's own state across restarts and etcd's state loss (ha.local).
+    "state_file": None,
     "etcd": None,
     "peers": {},
 }
 ERRANT_IO_ERRNOS = (1236,)  # the source's binary log lacks what this server has
 NUDGE_INTERVAL = 10  # seconds between two statements that make an idle leader's replicas acknowledge
 HURRY_INTERVAL = 0.1  # seconds between rounds of a switchover's target
+CANDIDATE_INTERVAL = 0.25  # seconds between rounds of a candidate (the election is the write window)
+STALL_HOLD_OFF = 3  # x ttl: a leader that gave its lease up over a write stall does not compete again
+WATCHDOG_PING = 0.5  # seconds between two WATCHDOG=1 of the guard thread
 SWITCHOVER_ACK_WAIT = 5  # seconds the leader waits for the target to see a switchover request
 ABORT_FENCE_WAIT = 1.0  # seconds the watchdog's handler waits for its fence before exiting
 EXIT_WATCHDOG = 1  # the exit status after systemd's watchdog signal (systemd: watchdog, FAILURE)
@@ -131,6 +147,18 @@ class Agent:
         self.hurry = False
         self.seen = None
         self.nudged_at = float("-inf")
+        self.local = LocalState(self.cfg.get("state_file"), clock)
+        self.state.errant = self.local.get("errant") or ""
+        # Peers' liveness from etcd's revisions of their records: {name: (mod_revision, when it
+        # last changed on this agent's own monotonic clock)}.
+        self.peer_revisions = {}
+        # The etcd revision at which this candidate saw no leader (peers that published after it
+        # published their final position).
+        self.candidate_revision = None
+        self.started_at = clock()
+        self.no_init_since = None
+        self.stall_until = None
+        self.round_ended = clock()
         self.api = Api(self)
 
     @property
@@ -164,6 +192,8 @@ class Agent:
             "replicas": db.get("semisync_clients", 0),
             "io_running": replica.get("io_running", False),
             "errant": self.state.errant,
+            "received": received(db) if db.get("ok") else None,
+            "history": bool(self.local.get("history")),
         }
         if self.seen is not None:
             out["switchover_seen"] = self.seen
@@ -243,8 +273,14 @@ class Agent:
         except EtcdError as exc:
             view, etcd_ok = None, False
             self.set_state(etcd_error=str(exc))
+        if view is not None:
+            self.note_revisions(view)
         # Unreadable keys count as absent (a leader key that does not decode is no leader).
         leader = view.leader if view else None
+        if leader is not None:
+            self.no_init_since = None
+            if leader.get("name") != self.me:
+                self.local.set(history=True)
         paused = self.effective_pause(view)
         self.set_state(paused=paused, pause=view.pause if paused else None, etcd_ok=etcd_ok)
         switchover = view.switchover if view else None
@@ -274,9 +310,33 @@ class Agent:
             return self.follow(db, leader, view.members)
         return self.compete(db, view)
 
+    def note_revisions(self, view):
+        now = self.clock()
+        for name, revision in view.member_revisions.items():
+            seen = self.peer_revisions.get(name)
+            if seen is None or seen[0] != revision:
+                self.peer_revisions[name] = (revision, now)
+
+    def live(self, name):
+        """Whether `name`'s agent published within the last 2 x loop_wait + 2 s (by this agent's
+        own clock: its record's revision changed; a record never seen change counts as live
+        until that long after this agent first read it)."""
+        seen = self.peer_revisions.get(name)
+        return seen is not None and self.clock() - seen[1] <= 2 * float(self.cfg["loop_wait"]) + 2
+
     def lead(self, db, etcd_ok, leader, view):
         members = view.members if view else {}
         switchover = view.switchover if view else None
+        if etcd_ok and leader is None and self.leadership.valid(self.clock(), self.cfg):
+            # The key vanished while this agent's lease is valid: etcd lost its state (a
+            # re-created cluster, a wiped data directory) or someone deleted it. This server is
+            # the writer and has every acknowledged write: it takes the key back at once.
+            if not self.reclaim(db, view):
+                self.leadership.clear()
+                self.fence("the leader key vanished and could not be taken back")
+                self.set_state(role=Role.REPLICA, leader=None)
+                return Outcome.LOST
+            leader = json.loads(self.leader_value())
         if etcd_ok and (leader is None or leader.get("name") != self.me):
             self.leadership.clear()
             self.fence("the leader key is gone or names %s" % (leader or {}).get("name"))
@@ -292,6 +352,14 @@ class Agent:
                 return Outcome.RELEASED
             return Outcome.DB_DOWN
         self.db_failures = 0
+        stuck = self.write_stalled()
+        if stuck:
+            self.stall_until = self.clock() + STALL_HOLD_OFF * float(self.cfg["ttl"])
+            self.release(
+                "writes stalled: %d client sessions waited over %s s (%s)"
+                % (len(stuck), self.cfg["write_stall"], stuck[0].get("state"))
+            )
+            return Outcome.RELEASED
         if switchover and switchover.get("to") not in (None, self.me) and "position" not in switchover:
             return self.hand_over(switchover, members)
         # Semi-sync waits only once a replica is connected: a new leader whose old primary is
@@ -325,8 +393,43 @@ class Agent:
             except Exception as exc:  # pylint: disable=broad-except
                 log("checking the replicas' connections: %s" % exc)
         self.set_state(role=Role.PRIMARY, leader=self.me, errant="")
+        self.local.set(history=True, errant="", errant_gtid=None)
         self.publish_leading(db)
         return Outcome.LEADER
+
+    def write_stalled(self):
+        """The client sessions stalled past write_stall (decide.stalled); [] when none or unknown."""
+        if not float(self.cfg.get("write_stall") or 0):
+            return []
+        try:
+            return stalled(self.db.processlist(), self.cfg["write_stall"])
+        except Exception as exc:  # pylint: disable=broad-except
+            log("reading the sessions' states: %s" % exc)
+            return []
+
+    def reclaim(self, db, view):
+        """Take the vanished leader key back: under the lease still held, else (a re-created
+        etcd forgot it) under a new one; `initialized` too when it is gone."""
+        lease = self.leadership.id
+        try:
+            started = self.clock()
+            try:
+                alive = self.store.keepalive(lease) > 0
+            except EtcdError:
+                alive = False  # a re-created etcd does not know the lease
+            if not alive:
+                lease, started = self.store.grant(self.cfg["ttl"]), self.clock()
+            puts = {}
+            if view.initialized is None:
+                puts["initialized"] = json.dumps({"by": self.me, "at": self.wall(), "restored": True})
+            if not self.store.take_leadership(self.leader_value(), lease, self.record(db), puts):
+                return False
+        except EtcdError as exc:
+            log("taking the vanished leader key back: %s" % exc)
+            return False
+        self.leadership.hold(lease, started)
+        log("the leader key had vanished (etcd lost its state?): taken back under lease %s" % lease)
+        return True
 
     def renew(self):
         """One renewal of the leader lease (the keeper thread; the unit tests call it per round)."""
@@ -388,12 +491,23 @@ class Agent:
         return False
 
     def guards(self):
+        pinged = float("-inf")
         while self.running:
             try:
                 self.guard()
             except Exception as exc:  # pylint: disable=broad-except
                 log("lease guard: %s" % exc)
+            now = self.clock()
+            if now - pinged >= WATCHDOG_PING and self.alive(now):
+                # systemd's watchdog hears from the guard (it must run for the fence to come in
+                # time), and only while the main loop makes progress too.
+                sd_notify("WATCHDOG=1")
+                pinged = now
             time.sleep(0.1)
+
+    def alive(self, now):
+        """The main loop ended a round recently enough (its database and etcd calls time out)."""
+        return now - self.round_ended <= max(30.0, 3 * float(self.cfg["ttl"]))
 
     def keep(self):
         while self.running:
@@ -450,7 +564,7 @@ class Agent:
         return Outcome.HANDED_OVER
 
     def follow(self, db, leader, members):
-        self.candidate_since = None
+        self.candidate_since = self.candidate_revision = None
         name = leader.get("name")
         self.set_state(role=Role.REPLICA, leader=name)
         if not db["ok"]:
@@ -465,13 +579,17 @@ class Agent:
         replica = db.get("replica")
         address = leader.get("address")
         pointed = replica is not None and replica.get("source_host") == address
+        if self.state.errant and self.local.get("errant_gtid") not in (None, db["gtid"]):
+            # Errant at another position: the server was rebuilt or rolled back since; judge again.
+            log("the position changed since it was found errant (%s): judged again" % db["gtid"])
+            self.set_errant("")
         if pointed and replica.get("last_io_errno") in ERRANT_IO_ERRNOS:
             self.db.stop_replication()
             errant = "the leader's binary log lacks this server's transactions: %s (%s)" % (
                 db["gtid"],
                 replica.get("last_io_error"),
             )
-            self.set_state(errant=errant)
+            self.set_errant(errant, db["gtid"])
         elif not pointed and replica is None and not db["gtid"]:
             # A new server: the role seeds it first (a dump, or replication from the start).
             self.set_state(role=Role.NEW)
@@ -486,7 +604,7 @@ class Agent:
             if verdict == Follow.WAIT:
                 log("waiting for the new leader %s to publish its position" % name)
             elif verdict == Follow.ERRANT:
-                self.set_state(errant=detail)
+                self.set_errant(detail, db["gtid"])
             else:
                 log("replicating from the leader %s (%s)" % (name, address))
                 result = self.db.follow(address, fresh_start=replica is None or not replica.get("source_host"))
@@ -498,20 +616,27 @@ class Agent:
         replica = db.get("replica") or {}
         self.last_lag = replica_lag(db, (members.get(name) or {}).get("gtid"), self.last_lag)
         self.set_state(db=db, lag=self.last_lag)
+        leader_record = members.get(name)
+        if leader_record and not leader_record.get("read_only", True):
+            self.local.set(urgent=False, history=True, last_leader=leader_record, lag=self.last_lag)
         self.publish(db)
         return Outcome.ERRANT if self.state.errant else Outcome.FOLLOWER
 
-    def compete(self, db, view):
+    def set_errant(self, errant, position=None):
+        """Record (or clear) the server's errant state, in memory and durably."""
+        if errant:
+            log("errant: %s" % errant)
+        self.set_state(errant=errant)
+        self.local.set(errant=errant, errant_gtid=position if errant else None)
+
+    def compete(self, db, view):  # noqa: PLR0911,PLR0912 - one branch per kind of election
         members = view.members
         self.set_state(role=Role.CANDIDATE, leader=None)
         if db.get("ok") and not db["read_only"]:
             self.fence("no leader holds the lease")
             db = self.db.observe()
-        if view.initialized is None:
-            if self.me == self.cfg.get("bootstrap") and db.get("ok"):
-                initialized = json.dumps({"by": self.me, "at": self.wall()})
-                return self.acquire(db, {"initialized": initialized}, Outcome.BOOTSTRAP)
-            return Outcome.WAITING_BOOTSTRAP
+        if view.initialized is None and not self.local.get("history"):
+            return self.bootstrap(db, view)
         switchover = view.switchover
         if switchover and switchover.get("force") and switchover.get("to") == self.me:
             # An operator's choice (failover.yml while paused): no eligibility rules, but the relay log first.
@@ -530,50 +655,94 @@ class Agent:
             self.blocked = "paused"
             self.publish(db)
             return Outcome.PAUSED
-        last = view.last_failover or {}
-        age = self.wall() - last["at"] if last.get("at") else None
-        leader_record = None
-        previous = view.last_leader
-        if previous:
-            # What the last leader reported while it led (a record without a position is the
-            # bare name written when it took the key: its member record then).
-            leader_record = previous if "gtid" in previous else members.get(previous.get("name"))
-        ok, reason = eligibility(db, self.last_lag, leader_record, self.cfg, age)
+        leader_record = self.last_leader_record(view)
+        mine = received(db) if db.get("ok") else None
+        own = members.get(self.me) or {}
+        lag = known_lag(self.last_lag, mine, leader_record, own.get("lag", self.local.get("lag")))
+        ok, reason = eligibility(db, self.state.errant, lag, leader_record, self.cfg, view.window_open)
+        if ok and self.stall_until is not None and self.clock() < self.stall_until:
+            ok, reason = False, "this server gave the lease up over a write stall"
         self.set_state(blocked=reason)
         if not ok:
             if reason != self.blocked:
                 log("may not take over: %s" % reason)
             self.blocked = reason
-            self.candidate_since = None
+            self.candidate_revision = None
             self.publish(db, candidate=False, blocked=reason)
             return Outcome.INELIGIBLE
         self.blocked = ""
-        if self.candidate_since is None:
-            # First round: publish the final position; compare in the next round.
-            self.candidate_since = self.wall()
+        self.hurry = True
+        if self.candidate_revision is None:
+            # First round: publish the final position; compare once every live peer published after this.
+            self.candidate_revision = view.revision
+            self.candidate_since = self.clock()
             self.publish(db, candidate=True)
             return Outcome.CANDIDATE
         self.publish(db, candidate=True)
-        fresh = self.wall() - 2 * float(self.cfg["loop_wait"]) - 2
-        candidates = {
-            name: rec.get("gtid", "")
-            for name, rec in members.items()
-            if rec.get("candidate") and rec.get("updated", 0) >= fresh
-        }
-        candidates[self.me] = db["gtid"]
-        verdict = choose(self.me, db["gtid"], candidates)
+        previous = (leader_record or {}).get("name")
+        peers = {}
+        for name, record in members.items():
+            if name in (self.me, previous) or not self.live(name):
+                continue
+            peers[name] = {
+                "received": record.get("received") if record.get("ok") else None,
+                "candidate": bool(record.get("candidate")),
+                "final": view.member_revisions.get(name, 0) > self.candidate_revision,
+            }
+        verdict, detail = choose(self.me, mine, peers)
         if verdict == Choice.DIVERGED:
-            self.blocked = "diverged GTID positions among the candidates: %s" % candidates
+            self.blocked = "diverged GTID positions among the candidates: %s" % detail
             log(self.blocked)
             return Outcome.DIVERGED
         if verdict == Choice.WAIT:
+            if detail != self.state.blocked:
+                log("not taking over yet: %s" % detail)
+            self.set_state(blocked=detail)
             return Outcome.NOT_THE_BEST
-        extra = {"last_failover": json.dumps({"at": self.wall(), "to": self.me, "from": (previous or {}).get("name")})}
-        return self.acquire(db, extra, Outcome.FAILOVER)
+        extra = {
+            "last_failover": json.dumps({"at": self.wall(), "to": self.me, "from": previous}),
+            "failover_window": "window",
+        }
+        if view.initialized is None:
+            extra["initialized"] = json.dumps({"by": self.me, "at": self.wall(), "restored": True})
+        return self.acquire(db, extra, Outcome.FAILOVER, received_position=mine)
 
-    def acquire(self, db, extra_puts, why, delete=()):
-        """Take the leader key (`why`: the Outcome of taking it) with the extra keys given."""
+    def last_leader_record(self, view):
+        """What the last leader reported while it led: etcd's last_leader (a record without a
+        position is the bare name written when it took the key: its member record then), else
+        this agent's own copy (etcd lost its state)."""
+        previous = view.last_leader
+        if previous:
+            return previous if "gtid" in previous else view.members.get(previous.get("name"))
+        return self.local.get("last_leader")
+
+    def bootstrap(self, db, view):
+        """A cluster no agent has seen led: the configured bootstrap server takes the lease, once
+        it waited 2 x loop_wait + 2 s and no live peer's record says it saw the cluster led (etcd
+        lost its state: an election by position, never a bootstrap)."""
+        if self.no_init_since is None:
+            self.no_init_since = self.clock()
+        if self.me != self.cfg.get("bootstrap") or not db.get("ok"):
+            return Outcome.WAITING_BOOTSTRAP
+        if self.clock() - self.no_init_since < 2 * float(self.cfg["loop_wait"]) + 2:
+            self.publish(db)
+            return Outcome.WAITING_BOOTSTRAP
+        seen = sorted(n for n, r in view.members.items() if n != self.me and r.get("history") and self.live(n))
+        if seen:
+            self.local.set(history=True)
+            log("no cluster state in etcd, but %s saw the cluster led: an election, not a bootstrap" % ", ".join(seen))
+            return Outcome.WAITING_BOOTSTRAP
+        initialized = json.dumps({"by": self.me, "at": self.wall()})
+        return self.acquire(db, {"initialized": initialized}, Outcome.BOOTSTRAP)
+
+    def acquire(self, db, extra_puts, why, delete=(), received_position=None):
+        """Take the leader key (`why`: the Outcome of taking it) with the extra keys given; a
+        failover's new leader then applies what it received before it is made writable."""
         try:
+            extra_puts = dict(extra_puts)
+            if "failover_window" in extra_puts:
+                window = max(1, int(float(self.cfg["failover_window"])))
+                extra_puts["failover_window"] = (extra_puts["failover_window"], self.store.grant(window))
             lease = self.store.grant(self.cfg["ttl"])
             started = self.clock()
             if not self.store.take_leadership(self.leader_value(), lease, self.record(db), extra_puts, delete):
@@ -583,10 +752,19 @@ class Agent:
             log("could not take the leader key: %s" % exc)
             return Outcome.ACQUIRE_FAILED
         self.leadership.hold(lease, started)
-        self.candidate_since = None
+        self.candidate_since = self.candidate_revision = None
+        self.hurry = False
+        self.local.set(history=True)
         if why == Outcome.FAILOVER:
             self.counters["failovers"] += 1
         log("took the leader key (%s)" % why)
+        if received_position and db.get("replica") is not None:
+            # Every transaction this server received (a replica acknowledges what is in its relay
+            # log) is applied before it takes writes: the keeper renews the lease meanwhile.
+            drained = self.db.drain(received_position, float(self.cfg["apply_timeout"]))
+            if not drained:
+                self.release("could not apply the received transactions (%s) in time" % received_position)
+                return Outcome.ACQUIRE_FAILED
         self.db.stop_replication()
         connected = db.get("replicas_connected", 0)
         if why != Outcome.BOOTSTRAP and connected > 0:
@@ -619,8 +797,10 @@ class Agent:
                 self.db.close()
                 if self.leadership.id is not None and not self.leadership.valid(self.clock(), self.cfg):
                     self.drop_lease("round failed past the lease deadline")
-            sd_notify("WATCHDOG=1")
-            interval = HURRY_INTERVAL if self.hurry else float(self.cfg["loop_wait"])
+            self.round_ended = self.clock()
+            interval = float(self.cfg["loop_wait"])
+            if self.hurry:
+                interval = CANDIDATE_INTERVAL if self.state.role == Role.CANDIDATE else HURRY_INTERVAL
             self.wake.wait(max(0.05, interval - (self.clock() - started)))
             self.wake.clear()
 
@@ -700,10 +880,34 @@ def request_main(argv):
     return 0 if 200 <= status < 300 else 1
 
 
+def fence_main(argv, database=Database):
+    """`webinfra-ha-agent fence [config]` (the unit's ExecStopPost, whenever the agent stopped,
+    crashed or was killed by its watchdog): a writable server is made read-only at once - client
+    sessions ended first, a lock wait bounded - and killed when that fails (systemd starts it
+    again read-only). A read-only or stopped server is left alone."""
+    cfg = load_config(argv[0] if argv else "/etc/webinfra/ha-agent.json")
+    db = database(cfg, read_timeout=3)
+    state = db.observe()
+    if not state.get("ok") or state.get("read_only"):
+        return 0
+    log("the agent is not running and its server is writable: fencing")
+    try:
+        if db.fence():
+            return 0
+    except Exception as exc:  # pylint: disable=broad-except
+        log("fencing by SQL failed: %s" % exc)
+        if not_running(exc):
+            return 0
+    db.last_resort()
+    return 1
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "request":
         return request_main(argv[1:])
+    if argv and argv[0] == "fence":
+        return fence_main(argv[1:])
     path = argv[0] if argv else "/etc/webinfra/ha-agent.json"
     cfg = load_config(path)
     problems = check_config(cfg)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import subprocess
 import time
 
-from ansible_collections.webinfra.distributed.plugins.module_utils import promotion, replication
+from ansible_collections.webinfra.distributed.plugins.module_utils import gtid, promotion, replication
 from webinfra_agents.ha.decide import peer, silent_peers
 from webinfra_agents.kit import db as kit_db
 from webinfra_agents.kit.daemon import log
@@ -207,6 +207,46 @@ class Database:
         status = replication.read_status(cur, self.flavor)
         if status is not None and (status["io_running"] or status["sql_running"] or status["io_connecting"]):
             cur.execute(self.flavor.stop())
+
+    def processlist(self):
+        """Client sessions' {state, time} (decide.stalled reads them)."""
+        cur = self.cursor()
+        cur.execute(
+            "SELECT STATE AS state, TIME AS time FROM information_schema.PROCESSLIST "
+            "WHERE ID <> CONNECTION_ID() AND COMMAND NOT IN ('Binlog Dump', 'Binlog Dump GTID', 'Daemon', 'Slave_IO', "
+            "'Slave_SQL', 'Slave_worker')"
+        )
+        return cur.fetchall() or []
+
+    def drain(self, position, timeout, poll=0.05):
+        """A new leader's replication: stop receiving, then wait until the SQL thread applied
+        `position` (all it received). A transaction received only in part (its source died in
+        the middle) was never acknowledged and can never be applied: done when the SQL thread
+        has read the whole relay log and applied nothing more for a second. False on an apply
+        error or after `timeout` seconds."""
+        cur = self.cursor()
+        self.kill_io_threads(cur)
+        deadline = time.monotonic() + timeout
+        last, since = None, time.monotonic()
+        while time.monotonic() < deadline:
+            cur.execute("SELECT @@GLOBAL.gtid_slave_pos AS applied, @@GLOBAL.gtid_current_pos AS pos")
+            row = cur.fetchone()
+            applied = gtid.union(str(row["applied"] or ""), str(row["pos"] or ""))
+            if gtid.contains(applied, position):
+                return True
+            status = replication.read_status(cur, self.flavor) or {}
+            if not status.get("sql_running"):
+                log("the SQL thread stopped before it applied %s: %s" % (position, status.get("last_sql_error")))
+                return False
+            if applied != last:
+                last, since = applied, time.monotonic()
+            idle = "read all relay log" in (status.get("sql_state") or "").lower()
+            if idle and time.monotonic() - since >= 1.0:
+                log("applied every complete transaction received (%s; received %s)" % (applied, position))
+                return True
+            time.sleep(poll)
+        log("did not apply %s within %s s" % (position, timeout))
+        return False
 
     def wait_applied(self, position, timeout):
         cur = self.cursor()

@@ -75,7 +75,24 @@ def check_config(cfg):
             "ttl (%s s) must be at least 3 x loop_wait + 2 s (%s s): the leader fences itself "
             "before its lease can expire" % (cfg["ttl"], 3 * loop + 2)
         )
+    hung = hung_agent_fence_seconds(cfg)
+    if ttl < hung + 1:
+        problems.append(
+            "ttl (%s s) must be at least the hung agent's fence time + 1 s (%s s: systemd's watchdog "
+            "%s s, the abort %s s, the fence %s s): a frozen agent's server must be read-only before "
+            "its lease can expire" % (cfg["ttl"], hung + 1, cfg.get("watchdog", 3), ABORT_SECONDS, FENCE_SECONDS)
+        )
     return problems
+
+
+ABORT_SECONDS = 1  # systemd's TimeoutAbortSec: a hung agent's SIGABRT, then SIGKILL
+FENCE_SECONDS = 2  # the fence of ExecStopPost (webinfra-ha-agent fence): sessions ended, read_only
+
+
+def hung_agent_fence_seconds(cfg):
+    """Seconds from an agent's last sign of life to its server being read-only when the agent
+    hangs (frozen, starved): systemd's watchdog, its abort timeout, then ExecStopPost's fence."""
+    return float(cfg.get("watchdog", 3)) + ABORT_SECONDS + FENCE_SECONDS
 
 
 def pause_active(record, now, pause_max):
@@ -136,32 +153,54 @@ def follow_decision(my_pos, leader_pos):
     return Follow.ERRANT, "this server is at %s, the leader at %s" % (my_pos or "(empty)", leader_pos or "(empty)")
 
 
-def eligibility(db, last_lag, leader_record, cfg, last_failover_age):  # noqa: PLR0911 - one rule per refusal
-    """(eligible, reason) for this server to compete for leadership when nobody holds it."""
+def received(db):
+    """Every transaction the server has, applied or only received into its relay log (a replica's
+    acknowledgement means "in my relay log"): None when the two positions diverged."""
+    replica = db.get("replica") or {}
+    try:
+        return gtid.union(db.get("gtid") or "", replica.get("gtid_io_pos") or "")
+    except gtid.GtidError:
+        return None
+
+
+def known_lag(last_lag, mine, leader_record, recorded_lag):
+    """This replica's lag behind the last leader, from what it measured while the leader was
+    alive, else from what etcd (or its own state file) recorded: 0 when it has received the last
+    leader's recorded position, else the lag it published before a restart; None when unknown."""
+    if last_lag is not None:
+        return last_lag
+    try:
+        if mine is not None and leader_record and gtid.contains(mine, leader_record.get("gtid") or ""):
+            return 0
+    except gtid.GtidError:
+        pass
+    return recorded_lag
+
+
+def eligibility(db, errant, lag, leader_record, cfg, window_open):  # noqa: PLR0911 - one rule per refusal
+    """(eligible, reason) for this server to compete for leadership when nobody holds it. `lag`
+    comes from known_lag; `window_open` says whether the last failover's window (a key under an
+    etcd lease of failover_window seconds) still exists."""
     if not db.get("ok"):
         return False, "database not answering"
-    if db.get("errant"):
-        return False, "errant transactions"
+    if errant:
+        return False, "errant transactions: %s" % errant
     replica = db.get("replica")
-    if replica is not None:
-        if not replica.get("sql_running") and replica.get("last_sql_error"):
-            return False, "replication SQL thread stopped: %s" % replica["last_sql_error"]
-        if not relay_applied(replica):
-            return False, "relay log not applied yet"
-    if last_lag is None and replica is not None:
-        return False, "lag never measured while the leader was alive"
-    if last_lag is not None and last_lag > float(cfg["max_lag"]):
-        return False, "lagged %s s behind the leader (max_lag %s s)" % (last_lag, cfg["max_lag"])
+    if replica is not None and not replica.get("sql_running") and replica.get("last_sql_error"):
+        return False, "replication SQL thread stopped: %s" % replica["last_sql_error"]
+    if received(db) is None:
+        return False, "applied and received positions diverged"
+    if lag is None and replica is not None:
+        return False, "lag unknown: no measurement, and no recorded position of the last leader this server has"
+    if lag is not None and lag > float(cfg["max_lag"]):
+        return False, "lagged %s s behind the leader (max_lag %s s)" % (lag, cfg["max_lag"])
     if replicated(cfg) and leader_record and not leader_record.get("semisync"):
         # The last leader acknowledged commits that no replica confirmed (its replicas were cut
         # off or not connected yet): holding its last reported position is not enough, it may
         # have acknowledged more since. Only an operator may choose (failover.yml while paused).
         return False, "the last leader ran asynchronously: acknowledged writes may exist only there"
-    if last_failover_age is not None and last_failover_age < float(cfg["failover_window"]):
-        return False, "a failover happened %d s ago (failover_window %s s)" % (
-            last_failover_age,
-            cfg["failover_window"],
-        )
+    if window_open:
+        return False, "a failover happened less than failover_window (%s s) ago" % cfg["failover_window"]
     return True, ""
 
 
@@ -216,17 +255,54 @@ def switchover_pending(switchover, now):
     return now - float(since) < SWITCHOVER_MAX_AGE
 
 
-def choose(me, my_pos, candidates):
-    """Choice.ACQUIRE, WAIT or DIVERGED for `me` among `candidates` ({name: gtid position})."""
-    for name, pos in sorted(candidates.items()):
+def choose(me, mine, peers):
+    """(Choice, detail) for candidate `me`, whose received position is `mine`, among `peers`:
+    {name: {"received": position or None, "candidate": bool, "final": bool}} of every live
+    database member except the last leader. `final` says the peer published after this
+    candidate saw the leader gone (its position can no longer grow).
+
+    A peer that has a transaction `me` lacks wins or blocks: `me` waits, candidate or not (an
+    acknowledged write may be only there: a semi-synchronous commit needs one replica's
+    acknowledgement). A live peer that has not published since is waited for. Equal positions:
+    the first name among the candidates."""
+    for name, peer_info in sorted(peers.items()):
         if name == me:
             continue
+        if not peer_info.get("final"):
+            return Choice.WAIT, "waiting for %s to publish its position" % name
+        theirs = peer_info.get("received")
+        if theirs is None:
+            continue  # its database does not answer: it has nothing to offer
         try:
-            order = gtid.compare(my_pos or "", pos or "")
+            order = gtid.compare(mine or "", theirs or "")
         except gtid.GtidError:
-            return Choice.DIVERGED
+            return Choice.DIVERGED, "%s at %s, %s at %s" % (me, mine, name, theirs)
         if order is None:
-            return Choice.DIVERGED
-        if order < 0 or (order == 0 and name < me):
-            return Choice.WAIT
-    return Choice.ACQUIRE
+            return Choice.DIVERGED, "%s at %s, %s at %s" % (me, mine, name, theirs)
+        if order < 0:
+            return Choice.WAIT, "%s has transactions this server lacks (%s)" % (
+                name,
+                "a candidate" if peer_info.get("candidate") else "not a candidate",
+            )
+        if order == 0 and peer_info.get("candidate") and name < me:
+            return Choice.WAIT, "%s has the same position and comes first" % name
+    return Choice.ACQUIRE, ""
+
+
+STALL_STATES = (
+    "waiting for global read lock",
+    "waiting for commit lock",
+    "waiting for someone to free space",
+)
+
+
+def stalled(processlist, limit):
+    """Client sessions that waited longer than `limit` seconds for something no commit gets
+    past (a global read lock, a full disk): a leader whose writes all hang. Rows: {state, time}."""
+    if not limit or float(limit) <= 0:
+        return []
+    return [
+        row
+        for row in processlist or []
+        if str(row.get("state") or "").lower() in STALL_STATES and float(row.get("time") or 0) >= float(limit)
+    ]

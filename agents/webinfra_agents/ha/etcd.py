@@ -6,7 +6,9 @@ Used by the HA agent on the database hosts (no gRPC library in Debian's python3 
 both releases). etcd 3.4 and 3.5 serve the gateway under /v3/. Keys and values are bytes in
 base64; 64-bit numbers are strings in JSON, and fields equal to zero/false are left out.
 Each call tries the endpoints in turn (the last one that answered first) and raises EtcdError
-when none answered within the timeout.
+when none answered within the timeout. Connections persist between calls (HTTP keep-alive): on a
+lossy link a new TLS handshake per call would lose a round trip or three to every dropped
+packet; a persistent connection that failed is retried once, new, before the next endpoint.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import base64
 import http.client
 import json
 import ssl
+import threading
 import urllib.parse
 
 
@@ -86,6 +89,10 @@ class Client:
         self.timeout = timeout
         self._opener = opener
         self._context = None
+        # {endpoint: open connection}; one call at a time per client (the agent's threads each
+        # have their own client; the API's requests share the main one).
+        self._connections = {}
+        self._lock = threading.Lock()
         if opener is None and any(e.startswith("https:") for e in self.endpoints):
             self._context = ssl.create_default_context(cafile=ca_file)
             if cert_file:
@@ -98,23 +105,48 @@ class Client:
             raise ValueError("not an http(s) endpoint: %s" % endpoint)
         if self._opener is not None:
             return self._opener(url.geturl(), data, self.timeout)
-        if url.scheme == "https":
-            conn = http.client.HTTPSConnection(
-                url.hostname, url.port or 2379, timeout=self.timeout, context=self._context
-            )
-        else:
-            conn = http.client.HTTPConnection(url.hostname, url.port or 2379, timeout=self.timeout)
+        reused = endpoint in self._connections
+        try:
+            return self._exchange(endpoint, self._connections.pop(endpoint, None) or self._connect(url), url, data)
+        except (OSError, http.client.HTTPException):
+            if not reused:
+                raise
+        # The kept connection was closed by the server or broken meanwhile: once more, new.
+        return self._exchange(endpoint, self._connect(url), url, data)
+
+    def _exchange(self, endpoint, conn, url, data):
+        """One request on `conn`, kept open for the next call unless the server closes it."""
         try:
             conn.request("POST", url.path, body=data, headers={"Content-Type": "application/json"})
             response = conn.getresponse()
             text = response.read().decode("utf-8")
-            if response.status >= 400:
-                raise EtcdHTTPError("HTTP %s %s" % (response.status, text[:300]))
-            return json.loads(text or "{}")
-        finally:
+        except (OSError, http.client.HTTPException):
             conn.close()
+            raise
+        if response.will_close:
+            conn.close()
+        else:
+            self._connections[endpoint] = conn
+        if response.status >= 400:
+            raise EtcdHTTPError("HTTP %s %s" % (response.status, text[:300]))
+        return json.loads(text or "{}")
+
+    def _connect(self, url):
+        if url.scheme == "https":
+            return http.client.HTTPSConnection(url.hostname, url.port or 2379, timeout=self.timeout, context=self._context)
+        return http.client.HTTPConnection(url.hostname, url.port or 2379, timeout=self.timeout)
+
+    def close(self):
+        with self._lock:
+            for conn in self._connections.values():
+                conn.close()
+            self._connections.clear()
 
     def call(self, path, body):
+        with self._lock:
+            return self._call(path, body)
+
+    def _call(self, path, body):
         errors = []
         for endpoint in list(self.endpoints):
             try:

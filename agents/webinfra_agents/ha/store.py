@@ -9,6 +9,9 @@ Keys under `/webinfra/<cluster>/`:
 - `last_leader`: the leader's record as it reported while it led;
 - `initialized`: written once by the bootstrap;
 - `last_failover`: when, to whom and from whom the last failover went;
+- `failover_window`: written with each automatic failover under an etcd lease of
+  `failover_window` seconds: while it exists no automatic failover runs (etcd's lease clock,
+  not the hosts' wall clocks, and it survives an agent's restart);
 - `pause`: present while automatic failover is paused;
 - `switchover`: a planned switchover (`to`, `requested`; then `position`, `at`, `from` once the
   leader handed over) or a forced failover (`to`, `force`).
@@ -37,6 +40,7 @@ class Keys:
         self.last_failover = self.prefix + "last_failover"
         self.pause = self.prefix + "pause"
         self.switchover = self.prefix + "switchover"
+        self.failover_window = self.prefix + "failover_window"
         self.members = self.prefix + "members/"
 
     def member(self, name):
@@ -57,6 +61,12 @@ class ClusterView:
     initialized: dict | None = None
     last_failover: dict | None = None
     last_leader: dict | None = None
+    # etcd's revision of this read, and each member record's mod_revision (liveness and
+    # freshness by etcd's revisions, never by comparing the hosts' wall clocks).
+    revision: int = 0
+    member_revisions: dict = field(default_factory=dict)
+    # The last failover's window is still open (its leased key exists).
+    window_open: bool = False
 
 
 def _decode(kv):
@@ -78,15 +88,16 @@ class Store:
     # reads
     def read(self):
         """The whole cluster in one range read (raises EtcdError when etcd does not answer)."""
-        _rev, kvs = self.client.get_prefix(self.keys.prefix)
+        revision, kvs = self.client.get_prefix(self.keys.prefix)
         keys = self.keys
         leader_kv = kvs.get(keys.leader)
-        members = {}
+        members, revisions = {}, {}
         for key, kv in kvs.items():
             if key.startswith(keys.members):
                 record = _decode(kv)
                 if record is not None:
                     members[key.rsplit("/", 1)[1]] = record
+                    revisions[key.rsplit("/", 1)[1]] = kv.get("mod_revision", 0)
         return ClusterView(
             leader=_decode(leader_kv),
             leader_lease=leader_kv.get("lease") if leader_kv else None,
@@ -97,6 +108,9 @@ class Store:
             initialized=_decode(kvs.get(keys.initialized)),
             last_failover=_decode(kvs.get(keys.last_failover)),
             last_leader=_decode(kvs.get(keys.last_leader)),
+            revision=revision,
+            member_revisions=revisions,
+            window_open=kvs.get(keys.failover_window) is not None,
         )
 
     def leader_lease(self):
@@ -129,9 +143,12 @@ class Store:
     # leadership
     def take_leadership(self, leader_value, lease, record, puts=None, deletes=()):
         """Create the leader key under `lease` if nobody holds it, with last_leader = `record`,
-        the extra `puts` ({short name: value}: initialized, last_failover) and `deletes`."""
+        the extra `puts` ({short name: value, or (value, lease)}: initialized, last_failover,
+        failover_window) and `deletes`."""
         ops = [etcd_api.put_op(self.keys.leader, leader_value, lease), etcd_api.put_op(self.keys.last_leader, record)]
-        ops += [etcd_api.put_op(getattr(self.keys, name), value) for name, value in (puts or {}).items()]
+        for name, value in (puts or {}).items():
+            value, key_lease = value if isinstance(value, tuple) else (value, 0)
+            ops.append(etcd_api.put_op(getattr(self.keys, name), value, key_lease))
         ops += [etcd_api.delete_op(getattr(self.keys, name)) for name in deletes]
         return self.client.txn([etcd_api.absent(self.keys.leader)], ops)
 

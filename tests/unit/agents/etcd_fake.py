@@ -14,6 +14,7 @@ class Clock:
 class FakeEtcd:
     def __init__(self, clock):
         self.clock, self.kv, self.leases, self.next, self.up = clock, {}, {}, 1, True
+        self.revision = 1
 
     def _check(self):
         if not self.up:
@@ -25,16 +26,29 @@ class FakeEtcd:
 
     def get_prefix(self, prefix):
         self._check()
-        return 0, {k: dict(v, key=k) for k, v in self.kv.items() if k.startswith(prefix)}
+        return self.revision, {k: dict(v, key=k) for k, v in self.kv.items() if k.startswith(prefix)}
 
     def put(self, key, value, lease=0):
         self._check()
+        if lease and lease not in self.leases:
+            raise etcd_api.EtcdError("etcdserver: requested lease not found")
         old = self.kv.get(key)
-        self.kv[key] = {"value": value, "lease": lease, "create_revision": old["create_revision"] if old else 1}
+        self.revision += 1
+        self.kv[key] = {
+            "value": value,
+            "lease": lease,
+            "create_revision": old["create_revision"] if old else self.revision,
+            "mod_revision": self.revision,
+        }
 
     def delete(self, key):
         self._check()
+        self.revision += 1
         self.kv.pop(key, None)
+
+    def wipe(self):
+        """Every key gone (a re-created cluster or a wiped data directory), leases too."""
+        self.kv, self.leases = {}, {}
 
     def txn(self, compare, success, failure=None):
         self._check()

@@ -43,3 +43,39 @@ def test_gateway_errors_are_errors():
     client = etcd.Client(["https://a:2379"], opener=lambda *a: {"error": "etcdserver: requested lease not found"})
     with pytest.raises(etcd.EtcdError, match="lease not found"):
         client.keepalive(5)
+
+
+def test_connections_persist_between_calls_and_a_broken_one_is_replaced():
+    """HTTP keep-alive: two calls, one TCP connection; after the server dropped it, a new one."""
+    import http.server
+    import threading
+
+    peers = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self):  # noqa: N802 - http.server's name
+            self.rfile.read(int(self.headers["Content-Length"]))
+            peers.append(self.client_address[1])
+            body = b'{"header": {"revision": "3"}}'
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            if len(peers) == 2:
+                self.close_connection = True
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        client = etcd.Client([f"http://127.0.0.1:{server.server_address[1]}"], timeout=2)
+        for _call in range(3):
+            assert client.get_prefix("/w/")[0] == 3
+        assert peers[0] == peers[1] != peers[2]
+        client.close()
+    finally:
+        server.shutdown()

@@ -33,27 +33,65 @@ def test_relay_applied_and_follow_decision():
 
 
 @pytest.mark.parametrize(
-    ("db", "lag", "leader", "age", "reason"),
+    ("db", "errant", "lag", "leader", "window", "reason"),
     [
-        ({"ok": False}, 0, None, None, "not answering"),
-        ({"ok": True, "replica": {"gtid_io_pos": "0-1-5", "executed_gtid_set": "0-1-4"}}, 0, None, None, "relay log"),
-        ({"ok": True, "replica": {}}, 31, None, None, "lagged 31"),
-        ({"ok": True, "replica": {}}, None, None, None, "never measured"),
-        ({"ok": True, "gtid": "0-1-4", "replica": {}}, 0, {"semisync": False, "gtid": "0-1-5"}, None, "asynchronously"),
-        ({"ok": True, "replica": {}}, 0, {"semisync": True}, 10, "failover happened"),
+        ({"ok": False}, "", 0, None, False, "not answering"),
+        ({"ok": True, "replica": {}}, "0-1-9 and more", 0, None, False, "errant transactions: 0-1-9"),
+        ({"ok": True, "replica": {"last_sql_error": "dup"}}, "", 0, None, False, "SQL thread stopped: dup"),
+        ({"ok": True, "gtid": "0-1-4", "replica": {"gtid_io_pos": "0-2-4"}}, "", 0, None, False, "diverged"),
+        ({"ok": True, "replica": {}}, "", 31, None, False, "lagged 31"),
+        ({"ok": True, "replica": {}}, "", None, None, False, "lag unknown"),
+        ({"ok": True, "gtid": "0-1-4", "replica": {}}, "", 0, {"semisync": False, "gtid": "0-1-5"}, False, "async"),
+        ({"ok": True, "replica": {}}, "", 0, {"semisync": True}, True, "failover happened"),
     ],
 )
-def test_eligibility_refusals(db, lag, leader, age, reason):
-    ok, why = decide.eligibility(db, lag, leader, dict(CFG, members=["a", "b"]), age)
+def test_eligibility_refusals(db, errant, lag, leader, window, reason):
+    ok, why = decide.eligibility(db, errant, lag, leader, dict(CFG, members=["a", "b"]), window)
     assert not ok and reason in why
 
 
-def test_choose_most_advanced_then_name():
-    assert decide.choose("b", "0-1-10", {"a": "0-1-9", "b": "0-1-10"}) == "acquire"
-    assert decide.choose("b", "0-1-10", {"a": "0-1-10", "b": "0-1-10"}) == "wait"
-    assert decide.choose("a", "0-1-10", {"a": "0-1-10", "b": "0-1-10"}) == "acquire"
-    assert decide.choose("a", "0-1-10", {"a": "0-1-10", "b": "0-1-11"}) == "wait"
-    assert decide.choose("a", "0-1-10", {"a": "0-1-10", "b": "0-2-10"}) == "diverged"
+def test_a_replica_still_applying_is_eligible_by_what_it_received():
+    """Its acknowledgements were for its relay log: the busiest replica may have the most."""
+    db = {"ok": True, "gtid": "0-1-4", "replica": {"gtid_io_pos": "0-1-9", "sql_running": True}}
+    assert decide.received(db) == "0-1-9"
+    assert decide.eligibility(db, "", 0, {"semisync": True, "gtid": "0-1-9"}, dict(CFG, members=["a", "b"]), False)[0]
+
+
+def test_known_lag_from_what_etcd_recorded_when_the_agent_restarted():
+    leader = {"gtid": "0-1-9"}
+    assert decide.known_lag(3, "0-1-1", leader, None) == 3  # measured
+    assert decide.known_lag(None, "0-1-9", leader, None) == 0  # has the leader's recorded position
+    assert decide.known_lag(None, "0-1-5", leader, 2) == 2  # published before its restart
+    assert decide.known_lag(None, "0-1-5", leader, None) is None
+
+
+def test_choose_by_received_positions_among_every_live_peer():
+    final = {"final": True, "candidate": True}
+    assert decide.choose("b", "0-1-10", {"a": dict(final, received="0-1-9")}) == ("acquire", "")
+    assert decide.choose("b", "0-1-10", {"a": dict(final, received="0-1-10")})[0] == "wait"
+    assert decide.choose("a", "0-1-10", {"b": dict(final, received="0-1-10")})[0] == "acquire"
+    assert decide.choose("a", "0-1-10", {"b": dict(final, received="0-1-11")})[0] == "wait"
+    assert decide.choose("a", "0-1-10", {"b": dict(final, received="0-2-10")})[0] == "diverged"
+    # A peer that is no candidate (lagging, paused by an error) but has more: nobody loses it.
+    verdict, detail = decide.choose("a", "0-1-10", {"b": {"final": True, "candidate": False, "received": "0-1-12"}})
+    assert verdict == "wait" and "not a candidate" in detail
+    # A live peer that has not published since the leader went: waited for.
+    assert decide.choose("a", "0-1-10", {"b": {"final": False, "received": "0-1-1"}})[0] == "wait"
+    # A peer whose database does not answer has nothing to offer.
+    assert decide.choose("a", "0-1-10", {"b": {"final": True, "received": None}})[0] == "acquire"
+
+
+def test_stalled_sessions():
+    rows = [{"state": "Waiting for global read lock", "time": 12}, {"state": "Sending data", "time": 99}]
+    assert decide.stalled(rows, 10) == rows[:1]
+    assert decide.stalled(rows, 0) == []
+    assert decide.stalled([{"state": "Waiting for commit lock", "time": 3}], 10) == []
+
+
+def test_check_config_ties_the_ttl_to_the_hung_agent_fence():
+    assert decide.check_config(dict(CFG, ttl=7, watchdog=3)) == []
+    problems = decide.check_config(dict(CFG, ttl=6, watchdog=3))
+    assert problems and "hung agent" in problems[0]
 
 
 # --- the loop against an in-memory etcd and fake servers ---------------------------------------
@@ -75,8 +113,9 @@ class FakeDb:
                 "io_running": True,
                 "sql_running": True,
                 "seconds_behind": 0,
-                "gtid_io_pos": self.gtid,
+                "gtid_io_pos": getattr(self, "io", None) or self.gtid,
                 "executed_gtid_set": self.gtid,
+                "sql_running": True,
             }
         return {
             "ok": True,
@@ -121,6 +160,14 @@ class FakeDb:
     def wait_applied(self, position, timeout):
         return True
 
+    def processlist(self):
+        return getattr(self, "sessions", [])
+
+    def drain(self, position, timeout):
+        self.drained = position
+        self.gtid = position  # applied what it received
+        return True
+
     def close(self):
         return None
 
@@ -135,6 +182,11 @@ def cluster(names=("db-01", "db-02")):
     for name in names:
         cfg = dict(CFG, name=name, address=name + ".addr", bootstrap=names[0], members=list(names))
         agents[name] = ha.Agent(cfg, etcd=store, db=FakeDb(name, "0-1-5"), clock=clock, wall=clock)
+    # A fresh cluster: the bootstrap waits 2 x loop_wait + 2 s for peers that saw it led.
+    for _round in range(5):
+        for agent in agents.values():
+            agent.step()
+        clock.now += 1
     return clock, store, agents
 
 
@@ -312,10 +364,10 @@ def test_an_asynchronous_leader_is_never_replaced_automatically():
     """It may have acknowledged writes after the last position it reported."""
     cfg = dict(CFG, members=["a", "b"])
     leader = {"semisync": False, "gtid": "0-1-9"}
-    assert not decide.eligibility({"ok": True, "gtid": "0-1-9", "replica": {}}, 0, leader, cfg, None)[0]
-    assert not decide.eligibility({"ok": True, "gtid": "0-1-8", "replica": {}}, 0, leader, cfg, None)[0]
+    assert not decide.eligibility({"ok": True, "gtid": "0-1-9", "replica": {}}, "", 0, leader, cfg, False)[0]
+    assert not decide.eligibility({"ok": True, "gtid": "0-1-8", "replica": {}}, "", 0, leader, cfg, False)[0]
     synchronous = {"semisync": True, "gtid": "0-1-9"}
-    assert decide.eligibility({"ok": True, "gtid": "0-1-9", "replica": {}}, 0, synchronous, cfg, None) == (True, "")
+    assert decide.eligibility({"ok": True, "gtid": "0-1-9", "replica": {}}, "", 0, synchronous, cfg, False) == (True, "")
 
 
 def test_the_guard_fences_at_the_deadline_even_while_a_renewal_hangs():
@@ -773,3 +825,161 @@ def test_the_port_drops_silent_clients_and_limits_connections(monkeypatch):
     finally:
         server.shutdown()
         server.server_close()
+
+
+# --- the fault matrix's cells, against the in-memory etcd ---------------------------------------
+
+
+def leader_of(agents):
+    return [n for n, a in agents.items() if a.lease is not None]
+
+
+def test_a_replica_agent_restarted_during_the_outage_still_takes_over(tmp_path):
+    """It judges itself by what etcd recorded (its lag, the last leader's position), not memory."""
+    clock, store, agents = cluster()
+    rounds(clock, agents, 3)
+    agents["db-01"].db.ok = False  # the primary's host is gone
+    old = agents["db-02"]
+    agents["db-02"] = ha.Agent(old.cfg, etcd=store, db=old.db, clock=clock, wall=clock)  # restarted: no memory
+    for _round in range(20):
+        rounds(clock, agents, 1, skip=("db-01",))
+    assert writable(agents) == ["db-02"]
+
+
+def test_the_most_advanced_replica_wins_even_while_it_still_applies():
+    """db-03 received (acknowledged) 0-1-9 and applied only 0-1-6; db-02 has 0-1-7: db-03 wins,
+    applies what it received first, then takes writes."""
+    clock, store, agents = cluster(("db-01", "db-02", "db-03"))
+    rounds(clock, agents, 3)
+    agents["db-01"].db.ok = False
+    agents["db-02"].db.gtid = "0-1-7"
+    agents["db-03"].db.gtid, agents["db-03"].db.io = "0-1-6", "0-1-9"
+    for _round in range(20):
+        rounds(clock, agents, 1, skip=("db-01",))
+    assert writable(agents) == ["db-03"]
+    assert agents["db-03"].db.drained == "0-1-9"
+
+
+def test_a_live_replica_with_more_blocks_a_candidate_with_less():
+    """db-02 is ineligible (here: it gave a lease up over a write stall) but holds 0-1-9: db-03
+    (0-1-8) must not take over and lose it."""
+    clock, store, agents = cluster(("db-01", "db-02", "db-03"))
+    rounds(clock, agents, 3)
+    agents["db-01"].db.ok = False
+    agents["db-02"].db.gtid = "0-1-9"
+    agents["db-02"].stall_until = clock.now + 10_000
+    agents["db-03"].db.gtid = "0-1-8"
+    for _round in range(20):
+        rounds(clock, agents, 1, skip=("db-01",))
+    assert writable(agents) == []
+    assert "db-02 has transactions" in agents["db-03"].state.blocked
+
+
+def test_the_sitting_leader_takes_its_vanished_key_back_and_nobody_bootstraps():
+    """etcd's keys deleted (a re-created cluster, a wiped data directory) while db-02 leads and
+    db-01 (the inventory's bootstrap server) lags: db-02 stays the only writer."""
+    clock, store, agents = cluster()
+    rounds(clock, agents, 3)
+    agents["db-02"].cfg["bootstrap"] = "db-01"
+    store.kv.pop("/webinfra/webinfra/leader")  # the keys deleted, the lease kept
+    for key in [k for k in store.kv if k != "/webinfra/webinfra/leader"]:
+        store.kv.pop(key)
+    for _round in range(10):
+        rounds(clock, agents, 1)
+        assert len(writable(agents)) == 1
+    assert writable(agents) == ["db-01"] and leader_of(agents) == ["db-01"]
+    store.wipe()  # now the leases too (a new etcd cluster)
+    for _round in range(10):
+        rounds(clock, agents, 1)
+        assert len(writable(agents)) <= 1
+    assert writable(agents) == ["db-01"]
+    assert "/webinfra/webinfra/initialized" in store.kv
+
+
+def test_a_lost_etcd_state_without_a_leader_elects_by_position_never_bootstraps():
+    """Every agent restarted and etcd empty: db-02 has more than the bootstrap server db-01."""
+    clock, store, agents = cluster()
+    rounds(clock, agents, 3)
+    for agent in agents.values():
+        agent.local.set(history=True)
+    agents["db-01"].db.ok = False
+    rounds(clock, agents, 20, skip=("db-01",))
+    assert writable(agents) == ["db-02"]
+    agents["db-02"].db.gtid = "0-2-12"
+    agents["db-01"].db.ok = True
+    agents["db-01"].db.read_only = True
+    store.wipe()
+    restarted = {n: ha.Agent(a.cfg, etcd=store, db=a.db, clock=clock, wall=clock) for n, a in agents.items()}
+    for name, agent in restarted.items():
+        agent.local.set(history=True)
+        agent.db.read_only = True
+    for _round in range(20):
+        rounds(clock, restarted, 1)
+        assert len(writable(restarted)) <= 1
+    assert writable(restarted) == ["db-02"]
+
+
+def test_a_write_stalled_leader_gives_the_lease_up_and_a_replica_takes_over():
+    clock, store, agents = cluster()
+    rounds(clock, agents, 3)
+    agents["db-01"].db.sessions = [{"state": "Waiting for global read lock", "time": 11}]
+    for _round in range(10):
+        rounds(clock, agents, 1)
+        assert len(writable(agents)) <= 1
+    assert writable(agents) == ["db-02"]
+    assert "write stall" in agents["db-01"].state.blocked or agents["db-01"].state.leader == "db-02"
+
+
+def test_the_failover_window_survives_a_restart_and_ends_with_its_lease():
+    clock, store, agents = cluster(("db-01", "db-02", "db-03"))
+    rounds(clock, agents, 3)
+    agents["db-01"].db.ok = False
+    rounds(clock, agents, 20, skip=("db-01",))
+    first = writable(agents)
+    assert len(first) == 1 and "/webinfra/webinfra/failover_window" in store.kv
+    restarted = {n: ha.Agent(a.cfg, etcd=store, db=a.db, clock=clock, wall=clock) for n, a in agents.items()}
+    restarted[first[0]].db.ok = False
+    rounds(clock, restarted, 30, skip=("db-01", first[0]))
+    assert writable(restarted) == []  # inside the window (300 s)
+    assert any("failover happened" in a.blocked for a in restarted.values())
+    clock.now += 300
+    rounds(clock, restarted, 20, skip=("db-01", first[0]))
+    assert len(writable(restarted)) == 1
+
+
+def test_errant_state_is_kept_across_a_restart_until_the_position_changes(tmp_path):
+    clock = Clock()
+    path = str(tmp_path / "state.json")
+    cfg = dict(CFG, name="db-01", address="a", state_file=path)
+    agent = ha.Agent(cfg, etcd=FakeEtcd(clock), db=FakeDb("db-01", "0-1-9"), clock=clock, wall=clock)
+    agent.set_errant("0-1-9 not on the leader", "0-1-9")
+    again = ha.Agent(cfg, etcd=FakeEtcd(clock), db=FakeDb("db-01", "0-1-9"), clock=clock, wall=clock)
+    assert again.state.errant == "0-1-9 not on the leader"
+    ok, why = decide.eligibility(again.db.observe(), again.state.errant, 0, None, cfg, False)
+    assert not ok and "errant" in why
+
+
+@pytest.mark.parametrize(("writable_db", "fence_works", "killed"), [(False, True, False), (True, True, False), (True, False, True)])
+def test_the_stop_fence_makes_a_writable_server_read_only_or_kills_it(tmp_path, writable_db, fence_works, killed):
+    """ExecStopPost (`webinfra-ha-agent fence`): after a crash or the watchdog's kill."""
+    config = tmp_path / "ha.json"
+    config.write_text(json.dumps({"name": "db-01"}))
+    seen = {}
+
+    class Db(FakeDb):
+        def __init__(self, cfg, read_timeout):
+            super().__init__("db-01", "0-1-5")
+            self.read_only = not writable_db
+            seen["db"] = self
+
+        def fence(self):
+            if not fence_works:
+                raise RuntimeError("Lock wait timeout exceeded")
+            return super().fence()
+
+        def last_resort(self):
+            seen["killed"] = True
+
+    status = ha.fence_main([str(config)], database=Db)
+    assert seen.get("killed", False) is killed and status == (1 if killed else 0)
+    assert seen["db"].read_only or killed

@@ -6,6 +6,7 @@ from ansible_collections.webinfra.distributed.plugins.module_utils.gtid import (
     contains,
     most_advanced,
     parse_mariadb,
+    union,
 )
 
 U1 = "3e11fa47-71ca-11e1-9e33-c80aa9429562"
@@ -58,3 +59,13 @@ def test_most_advanced_refuses_diverged_positions():
         most_advanced({"db-02": "0-1-120,1-3-1", "db-03": "0-1-121"})
     with pytest.raises(GtidError):
         most_advanced({})
+
+
+def test_union_of_applied_and_received():
+    assert union("0-1-10", "0-1-12") == "0-1-12"
+    assert union("0-1-12,1-2-3", "0-1-10") == "0-1-12,1-2-3"
+    assert union("", "0-2-5") == "0-2-5"
+    with pytest.raises(GtidError):
+        union("0-1-10", "0-2-10")
+    uuid = "3e11fa47-71ca-11e1-9e33-c80aa9429562"
+    assert union(f"{uuid}:1-5", f"{uuid}:7") == f"{uuid}:1-5:7"

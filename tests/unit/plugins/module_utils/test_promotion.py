@@ -47,9 +47,10 @@ def test_promote_mysql_turns_super_read_only_off_first():
 
 
 def test_read_only_mariadb_and_mysql():
+    # read_only before semi-sync off: no commit is released as acknowledged without a replica.
     assert plan(MARIADB_1011, state(read_only=False, rpl_semi_sync_master_enabled=True), "read_only") == [
-        "SET GLOBAL rpl_semi_sync_master_enabled = OFF",
         "SET GLOBAL read_only = ON",
+        "SET GLOBAL rpl_semi_sync_master_enabled = OFF",
     ]
     assert plan(MARIADB_1011, state(read_only=True, rpl_semi_sync_master_enabled=False), "read_only") == []
     assert plan(MYSQL_84, state(read_only=False, super_read_only=False), "read_only") == [
