@@ -11,17 +11,17 @@ import yaml
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.webinfra.distributed.plugins.plugin_utils.stack import DB_SETTINGS, PORTS, StackError, build
+from ansible_collections.webinfra.distributed.plugins.plugin_utils.stack import DB_SETTINGS, PORTS, TIMING, StackError, build
 
 ROLES_DIR = Path(__file__).resolve().parents[2] / "roles"
 
 
 @functools.cache
 def role_defaults():
-    """The variables of PORTS and DB_SETTINGS as the roles' defaults/main.yml set them (literal
+    """The variables of PORTS, DB_SETTINGS and TIMING as the roles' defaults/main.yml set them (literal
     values: a unit test keeps them so), read once per controller process."""
     files, out = {}, {}
-    for role, var in [*PORTS.values(), *DB_SETTINGS.values()]:
+    for role, var in [*PORTS.values(), *DB_SETTINGS.values(), *TIMING.values()]:
         if role not in files:
             files[role] = yaml.safe_load((ROLES_DIR / role / "defaults" / "main.yml").read_text()) or {}
         if var in files[role]:

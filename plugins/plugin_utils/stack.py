@@ -73,6 +73,18 @@ DB_SETTINGS = {
     "tls": ("mysql_replication", "mysql_replication_tls"),
 }
 
+# The timing automatic failover depends on across tiers: the HA agents' lease and the balancers'
+# check of the writer endpoint (read from the primary and from every balancer).
+TIMING = {
+    "ttl": ("mysql_replication", "mysql_replication_ha_ttl"),
+    "loop_wait": ("mysql_replication", "mysql_replication_ha_loop_wait"),
+    "inter": ("haproxy", "haproxy_db_writer_check_inter"),
+    "fall": ("haproxy", "haproxy_db_writer_check_fall"),
+    "fastinter": ("haproxy", "haproxy_db_writer_check_fastinter"),
+    "timeout": ("haproxy", "haproxy_db_writer_check_timeout"),
+}
+DURATION_UNITS = {"us": 0.000001, "ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
 DB_SOCKET = "/run/mysqld/mysqld.sock"
 APP_PACKAGES = ["python3-pymysql"]
 
@@ -312,6 +324,42 @@ def _writer(cfg, topo, addresses, settings):
     return False, addresses.get(topo.primary, ""), settings.port("db", topo.primary or None)
 
 
+def _seconds(value, name):
+    """An HAProxy duration ("250ms", "1s", a bare number of milliseconds) in seconds."""
+    text = str(value).strip().lower()
+    number = text.rstrip("abcdefghijklmnopqrstuvwxyz")
+    unit = text[len(number) :] or "ms"
+    try:
+        if unit not in DURATION_UNITS:
+            raise ValueError(unit)
+        return float(number) * DURATION_UNITS[unit]
+    except ValueError:
+        raise StackError(f"{name} must be an HAProxy duration (for example 250ms or 1s), is {value!r}") from None
+
+
+def _failover_timing(topo, settings, writer):
+    """Refuse check timings that could keep a frozen old primary UP on a balancer once a new
+    one can be: the writer check must mark it DOWN before the leader lease can expire (the
+    earliest a new leader is writable), ttl - loop_wait - 1 s after its last renewal."""
+    if not (writer and topo.etcd_hosts and topo.primary):
+        return
+    ttl = float(settings.get(topo.primary, *TIMING["ttl"]))
+    loop = float(settings.get(topo.primary, *TIMING["loop_wait"]))
+    bound = ttl - loop - 1
+    for lb in topo.loadbalancers:
+        inter, fastinter, timeout = (_seconds(settings.get(lb, *TIMING[k]), TIMING[k][1]) for k in ("inter", "fastinter", "timeout"))
+        fall = int(settings.get(lb, *TIMING["fall"]))
+        down = inter + timeout + (fall - 1) * (fastinter + timeout)
+        if down > bound:
+            raise StackError(
+                f"the writer endpoint's check on {lb} needs up to {down:g} s to mark a frozen primary DOWN "
+                f"(haproxy_db_writer_check_inter + haproxy_db_writer_check_timeout + (haproxy_db_writer_check_fall - 1) "
+                f"x (haproxy_db_writer_check_fastinter + haproxy_db_writer_check_timeout)), but a new leader can be "
+                f"writable {bound:g} s after the old one's last renewal (mysql_replication_ha_ttl - "
+                f"mysql_replication_ha_loop_wait - 1 s): shorten the check or raise mysql_replication_ha_ttl"
+            )
+
+
 def _admin_networks(cfg):
     """(admin networks, monitoring UI networks); every address is refused outside the lab."""
     admin = _networks(cfg["webinfra_admin_networks"], "webinfra_admin_networks")
@@ -518,6 +566,7 @@ def build(host, inputs, groups, hostvars, role_defaults, partial=False):
     if vip:
         check_address("the balancers", vip, "webinfra_vip")
     writer, writer_address, writer_port = _writer(cfg, topo, addresses, settings)
+    _failover_timing(topo, settings, writer)
     networks = _admin_networks(cfg)
     acme = _acme(cfg, topo, addresses, settings)
     rules = _firewall_rules(host, groups, topo, addresses, settings, networks, writer, acme)

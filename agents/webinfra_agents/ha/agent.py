@@ -699,10 +699,9 @@ class Agent:
                 log("not taking over yet: %s" % detail)
             self.set_state(blocked=detail)
             return Outcome.NOT_THE_BEST
-        extra = {
-            "last_failover": json.dumps({"at": self.wall(), "to": self.me, "from": previous}),
-            "failover_window": "window",
-        }
+        extra = {"last_failover": json.dumps({"at": self.wall(), "to": self.me, "from": previous})}
+        if float(self.cfg["failover_window"]) > 0:
+            extra["failover_window"] = json.dumps({"at": self.wall(), "to": self.me})
         if view.initialized is None:
             extra["initialized"] = json.dumps({"by": self.me, "at": self.wall(), "restored": True})
         return self.acquire(db, extra, Outcome.FAILOVER, received_position=mine)
@@ -741,7 +740,7 @@ class Agent:
         try:
             extra_puts = dict(extra_puts)
             if "failover_window" in extra_puts:
-                window = max(1, int(float(self.cfg["failover_window"])))
+                window = max(1, int(float(self.cfg["failover_window"])))  # etcd rounds up to its minimum
                 extra_puts["failover_window"] = (extra_puts["failover_window"], self.store.grant(window))
             lease = self.store.grant(self.cfg["ttl"])
             started = self.clock()

@@ -429,3 +429,17 @@ def test_public_addresses_only_in_the_lab_or_when_allowed():
     # Shared address space (RFC 6598, carrier-grade NAT and some clouds' private networks) is private.
     groups, hostvars = seed_inventory(**{"web-02": {"webinfra_private_address": "100.64.1.2"}})
     assert model("lb-01", {}, groups, hostvars)["addresses"]["web-02"] == "100.64.1.2"
+
+
+def test_writer_check_timing_must_mark_a_frozen_primary_down_before_the_lease_can_expire():
+    groups, hostvars = seed_inventory()
+    groups["etcd"] = ["lb-01", "web-01", "web-02"]
+    assert model("lb-01", groups=groups, hostvars=hostvars)["db_writer"]["enabled"]  # defaults: 3.25 s <= 6 s
+    hostvars["lb-01"]["haproxy_db_writer_check_timeout"] = "3s"  # 1 + 3 + 3.25 = 7.25 s > 8 - 1 - 1
+    with pytest.raises(StackError, match=r"needs up to 7.25 s .* writable 6 s after"):
+        model("lb-01", groups=groups, hostvars=hostvars)
+    hostvars["web-01"]["mysql_replication_ha_ttl"] = 10  # 7.25 s <= 8 s
+    assert model("lb-01", groups=groups, hostvars=hostvars)
+    hostvars["lb-01"]["haproxy_db_writer_check_inter"] = "soon"
+    with pytest.raises(StackError, match="haproxy_db_writer_check_inter must be an HAProxy duration"):
+        model("lb-01", groups=groups, hostvars=hostvars)
