@@ -11,7 +11,13 @@ import yaml
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.webinfra.distributed.plugins.plugin_utils.stack import DB_SETTINGS, PORTS, TIMING, StackError, build
+from ansible_collections.webinfra.distributed.plugins.plugin_utils.stack import (
+    DB_SETTINGS,
+    PORTS,
+    TIMING,
+    StackError,
+    build,
+)
 
 ROLES_DIR = Path(__file__).resolve().parents[2] / "roles"
 

@@ -347,14 +347,17 @@ def _failover_timing(topo, settings, writer):
     loop = float(settings.get(topo.primary, *TIMING["loop_wait"]))
     bound = ttl - loop - 1
     for lb in topo.loadbalancers:
-        inter, fastinter, timeout = (_seconds(settings.get(lb, *TIMING[k]), TIMING[k][1]) for k in ("inter", "fastinter", "timeout"))
+        inter, fastinter, timeout = (
+            _seconds(settings.get(lb, *TIMING[k]), TIMING[k][1]) for k in ("inter", "fastinter", "timeout")
+        )
         fall = int(settings.get(lb, *TIMING["fall"]))
         down = inter + timeout + (fall - 1) * (fastinter + timeout)
         if down > bound:
             raise StackError(
                 f"the writer endpoint's check on {lb} needs up to {down:g} s to mark a frozen primary DOWN "
-                f"(haproxy_db_writer_check_inter + haproxy_db_writer_check_timeout + (haproxy_db_writer_check_fall - 1) "
-                f"x (haproxy_db_writer_check_fastinter + haproxy_db_writer_check_timeout)), but a new leader can be "
+                "(haproxy_db_writer_check_inter + haproxy_db_writer_check_timeout + "
+                "(haproxy_db_writer_check_fall - 1) x (haproxy_db_writer_check_fastinter + "
+                "haproxy_db_writer_check_timeout)), but a new leader can be "
                 f"writable {bound:g} s after the old one's last renewal (mysql_replication_ha_ttl - "
                 f"mysql_replication_ha_loop_wait - 1 s): shorten the check or raise mysql_replication_ha_ttl"
             )

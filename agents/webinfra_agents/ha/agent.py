@@ -629,7 +629,7 @@ class Agent:
         self.set_state(errant=errant)
         self.local.set(errant=errant, errant_gtid=position if errant else None)
 
-    def compete(self, db, view):  # noqa: PLR0911,PLR0912 - one branch per kind of election
+    def compete(self, db, view):  # noqa: PLR0911,PLR0912,PLR0915 - one branch per kind of election
         members = view.members
         self.set_state(role=Role.CANDIDATE, leader=None)
         if db.get("ok") and not db["read_only"]:

@@ -133,7 +133,9 @@ class Client:
 
     def _connect(self, url):
         if url.scheme == "https":
-            return http.client.HTTPSConnection(url.hostname, url.port or 2379, timeout=self.timeout, context=self._context)
+            return http.client.HTTPSConnection(
+                url.hostname, url.port or 2379, timeout=self.timeout, context=self._context
+            )
         return http.client.HTTPConnection(url.hostname, url.port or 2379, timeout=self.timeout)
 
     def close(self):

@@ -146,8 +146,8 @@ class Store:
         the extra `puts` ({short name: value, or (value, lease)}: initialized, last_failover,
         failover_window) and `deletes`."""
         ops = [etcd_api.put_op(self.keys.leader, leader_value, lease), etcd_api.put_op(self.keys.last_leader, record)]
-        for name, value in (puts or {}).items():
-            value, key_lease = value if isinstance(value, tuple) else (value, 0)
+        for name, put in (puts or {}).items():
+            value, key_lease = put if isinstance(put, tuple) else (put, 0)
             ops.append(etcd_api.put_op(getattr(self.keys, name), value, key_lease))
         ops += [etcd_api.delete_op(getattr(self.keys, name)) for name in deletes]
         return self.client.txn([etcd_api.absent(self.keys.leader)], ops)

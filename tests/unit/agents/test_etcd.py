@@ -1,4 +1,6 @@
+import http.server
 import json
+import threading
 
 import pytest
 
@@ -47,9 +49,6 @@ def test_gateway_errors_are_errors():
 
 def test_connections_persist_between_calls_and_a_broken_one_is_replaced():
     """HTTP keep-alive: two calls, one TCP connection; after the server dropped it, a new one."""
-    import http.server
-    import threading
-
     peers = []
 
     class Handler(http.server.BaseHTTPRequestHandler):

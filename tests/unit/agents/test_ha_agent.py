@@ -115,7 +115,6 @@ class FakeDb:
                 "seconds_behind": 0,
                 "gtid_io_pos": getattr(self, "io", None) or self.gtid,
                 "executed_gtid_set": self.gtid,
-                "sql_running": True,
             }
         return {
             "ok": True,
@@ -367,7 +366,10 @@ def test_an_asynchronous_leader_is_never_replaced_automatically():
     assert not decide.eligibility({"ok": True, "gtid": "0-1-9", "replica": {}}, "", 0, leader, cfg, False)[0]
     assert not decide.eligibility({"ok": True, "gtid": "0-1-8", "replica": {}}, "", 0, leader, cfg, False)[0]
     synchronous = {"semisync": True, "gtid": "0-1-9"}
-    assert decide.eligibility({"ok": True, "gtid": "0-1-9", "replica": {}}, "", 0, synchronous, cfg, False) == (True, "")
+    assert decide.eligibility({"ok": True, "gtid": "0-1-9", "replica": {}}, "", 0, synchronous, cfg, False) == (
+        True,
+        "",
+    )
 
 
 def test_the_guard_fences_at_the_deadline_even_while_a_renewal_hangs():
@@ -910,7 +912,7 @@ def test_a_lost_etcd_state_without_a_leader_elects_by_position_never_bootstraps(
     agents["db-01"].db.read_only = True
     store.wipe()
     restarted = {n: ha.Agent(a.cfg, etcd=store, db=a.db, clock=clock, wall=clock) for n, a in agents.items()}
-    for name, agent in restarted.items():
+    for agent in restarted.values():
         agent.local.set(history=True)
         agent.db.read_only = True
     for _round in range(20):
@@ -959,7 +961,9 @@ def test_errant_state_is_kept_across_a_restart_until_the_position_changes(tmp_pa
     assert not ok and "errant" in why
 
 
-@pytest.mark.parametrize(("writable_db", "fence_works", "killed"), [(False, True, False), (True, True, False), (True, False, True)])
+@pytest.mark.parametrize(
+    ("writable_db", "fence_works", "killed"), [(False, True, False), (True, True, False), (True, False, True)]
+)
 def test_the_stop_fence_makes_a_writable_server_read_only_or_kills_it(tmp_path, writable_db, fence_works, killed):
     """ExecStopPost (`webinfra-ha-agent fence`): after a crash or the watchdog's kill."""
     config = tmp_path / "ha.json"

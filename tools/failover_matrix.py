@@ -1,0 +1,453 @@
+"""The failover fault matrix: one fault on the database leader (or around it) under write load,
+through the writer endpoint and straight to every database server, and what it cost.
+
+Shared by the Molecule scenario `faults` (each cell once, `make test`) and `make bench` (each
+cell several times). A cell:
+
+1. waits for a healthy cluster (one writable leader, every replica replicating, semi-sync on);
+2. starts tools/writeload.py on the client (POST /api/notes through the virtual IP) and
+   tools/failover_probe.py on a web server (read_only of every server every 100 ms, a direct
+   write to every server every 100 ms, with the application's own account);
+3. injects its fault, waits until a writable leader serves writes through the endpoint again
+   (or the cell's own end), and lifts the fault;
+4. checks, on the server that leads at the end: every acknowledged write (endpoint and direct)
+   is there; no two servers were writable in the same 100 ms; the longest stretch without an
+   acknowledged write at the client (the write window).
+
+Every command runs through `podman exec` (a frozen host answers at once with an error).
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+TOOLS = Path(__file__).resolve().parent
+WRITELOAD = "/usr/local/bin/webinfra-writeload"
+PROBE = "/usr/local/bin/webinfra-failover-probe"
+CA = "/root/webinfra-ca.pem"
+
+
+def double_writable(samples: dict, grid: float = 0.1, stale: float = 0.5) -> list[float]:
+    """Times (on a `grid`) at which more than one server's latest sample, no older than
+    `stale` seconds, read writable. samples: {server: [[time, 1 | 0 | None], ...]}."""
+    series = {name: sorted(points) for name, points in samples.items() if points}
+    if not series:
+        return []
+    start = min(points[0][0] for points in series.values())
+    end = max(points[-1][0] for points in series.values())
+    index = dict.fromkeys(series, 0)
+    out, now = [], start
+    while now <= end:
+        writable = 0
+        for name, points in series.items():
+            i = index[name]
+            while i + 1 < len(points) and points[i + 1][0] <= now:
+                i += 1
+            index[name] = i
+            stamp, value = points[i]
+            if stamp <= now and now - stamp <= stale and value == 1:
+                writable += 1
+        if writable > 1:
+            out.append(round(now, 2))
+        now += grid
+    return out
+
+
+@dataclass
+class Cell:
+    """What one trial of one fault measured."""
+
+    fault: str
+    leader_before: str = ""
+    leader_after: str = ""
+    window_s: float | None = None
+    requests: int = 0
+    failed: int = 0
+    acked: int = 0
+    lost: list = field(default_factory=list)
+    direct_acked: int = 0
+    direct_lost: list = field(default_factory=list)
+    double_writable: list = field(default_factory=list)
+    # The old leader was seen read-only during the trial (fenced, or gave the lease up).
+    leader_fenced: bool = False
+    notes: list = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+    def summary(self) -> str:
+        return (
+            f"{self.fault}: leader {self.leader_before} -> {self.leader_after}, write window {self.window_s} s, "
+            f"{self.failed} failed of {self.requests}, {len(self.lost)} of {self.acked} acknowledged writes lost "
+            f"(direct: {len(self.direct_lost)} of {self.direct_acked}), {len(self.double_writable)} samples with "
+            f"two writable servers{'; ' + '; '.join(self.notes) if self.notes else ''}"
+        )
+
+
+class Matrix:
+    """The lab's database hosts (`dbs`), one web server (the probe), the client (the load)."""
+
+    def __init__(self, lab: str, dbs: list[str], web: str, client: str, vip: str, ca_pem: str, rebuild=None):
+        self.lab, self.dbs, self.web, self.client, self.vip = lab, list(dbs), web, client, vip
+        self.rebuild = rebuild  # callable(host): re-seeds an errant former primary (rebuild.yml)
+        self.addresses = {h: self.sh(h, "hostname -I").stdout.split()[0] for h in self.dbs}
+        self.put(self.client, WRITELOAD, (TOOLS / "writeload.py").read_text())
+        self.put(self.client, CA, ca_pem)
+        self.put(self.web, PROBE, (TOOLS / "failover_probe.py").read_text())
+
+    # plumbing
+    def sh(self, host: str, script: str, timeout: float = 30, stdin: str | None = None) -> subprocess.CompletedProcess:
+        try:
+            return subprocess.run(
+                ["podman", "exec", "-i", f"{self.lab}-{host}", "bash", "-c", script],
+                input=stdin,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                check=False,
+            )
+        except subprocess.TimeoutExpired as exc:
+            return subprocess.CompletedProcess(exc.cmd, 124, "", "timed out")
+
+    def podman(self, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["podman", *args], capture_output=True, text=True, check=False, timeout=60)
+
+    def put(self, host: str, path: str, text: str) -> None:
+        proc = self.sh(host, f"cat > {shlex.quote(path)}", stdin=text)
+        assert proc.returncode == 0, proc.stderr
+
+    def sql(self, host: str, statement: str, timeout: float = 5) -> str | None:
+        proc = self.sh(host, f"timeout {timeout} mariadb -NBe {shlex.quote(statement)}", timeout=timeout + 5)
+        return proc.stdout.strip() if proc.returncode == 0 else None
+
+    def status(self, host: str) -> dict:
+        read = (
+            "import urllib.request, subprocess; a = subprocess.check_output(['hostname', '-I']).split()[0].decode(); "
+            "print(urllib.request.urlopen(f'http://{a}:3308/status', timeout=2).read().decode())"
+        )
+        proc = self.sh(host, f"python3 -c {shlex.quote(read)}", timeout=10)
+        try:
+            return json.loads(proc.stdout) if proc.returncode == 0 else {}
+        except ValueError:
+            return {}
+
+    @staticmethod
+    def wait(predicate, timeout: float, interval: float = 0.5):
+        deadline = time.time() + timeout
+        while True:
+            result = predicate()
+            if result or time.time() > deadline:
+                return result
+            time.sleep(interval)
+
+    # the cluster
+    def writable(self) -> list[str]:
+        return [h for h in self.dbs if self.sql(h, "SELECT @@GLOBAL.read_only", timeout=2) == "0"]
+
+    def leader(self) -> str | None:
+        leaders = {self.status(h).get("leader") for h in self.dbs} - {None, ""}
+        return leaders.pop() if len(leaders) == 1 else None
+
+    def replicating(self, host: str, leader: str) -> bool:
+        status = self.sh(host, "mariadb -e 'SHOW SLAVE STATUS\\G'").stdout
+        return (
+            "Slave_IO_Running: Yes" in status
+            and "Slave_SQL_Running: Yes" in status
+            and f"Master_Host: {self.addresses[leader]}" in status
+        )
+
+    def healthy(self) -> str | None:
+        """The leader when the cluster is healthy: it alone is writable and semi-synchronous,
+        every other server replicates from it and its agent measured no lag."""
+        leader = self.leader()
+        if leader is None or self.writable() != [leader]:
+            return None
+        if not self.status(leader).get("db", {}).get("semisync"):
+            return None
+        for other in self.dbs:
+            if other != leader and not (self.replicating(other, leader) and self.status(other).get("lag") == 0):
+                return None
+        return leader
+
+    def restore(self, timeout: float = 120) -> str:
+        """Back to a healthy cluster: servers left errant are rebuilt (rebuild.yml)."""
+
+        def settled():
+            leader = self.healthy()
+            if leader:
+                return leader
+            for host in self.dbs:
+                if self.status(host).get("errant") and self.rebuild is not None:
+                    self.rebuild(host)
+            return None
+
+        leader = self.wait(settled, timeout, interval=2)
+        assert leader, {h: self.status(h) for h in self.dbs}
+        return leader
+
+    # the loads
+    def start(self, name: str) -> None:
+        self.sh(self.client, f"rm -f /root/{name}.*")
+        self.sh(
+            self.client,
+            f"nohup python3 {WRITELOAD} --url https://{self.vip}/api/notes --method POST --prefix {name} "
+            f"--cafile {CA} --stop-file /root/{name}.stop --ready-file /root/{name}.ready --duration 300 "
+            f"> /root/{name}.json 2>/root/{name}.err &",
+        )
+        servers = " ".join(f"--server {h}={self.addresses[h]}:3306" for h in self.dbs)
+        self.sh(self.web, f"rm -f /root/{name}.*")
+        self.sh(
+            self.web,
+            f"nohup python3 {PROBE} {servers} --prefix {name}d --stop-file /root/{name}.stop "
+            f"--ready-file /root/{name}.ready > /root/{name}.json 2>/root/{name}.err &",
+        )
+        for host in (self.client, self.web):
+            ready = self.wait(lambda h=host: self.sh(h, f"test -e /root/{name}.ready").returncode == 0, 30)
+            assert ready, self.sh(host, f"cat /root/{name}.err").stdout
+
+    def stop(self, name: str) -> tuple[dict, dict]:
+        results = []
+        for host in (self.client, self.web):
+            self.sh(host, f"touch /root/{name}.stop")
+        for host in (self.client, self.web):
+            assert self.wait(lambda h=host: self.sh(h, f"test -s /root/{name}.json").returncode == 0, 30)
+            results.append(json.loads(self.sh(host, f"cat /root/{name}.json").stdout))
+        return results[0], results[1]
+
+    def stored(self, host: str, prefix: str) -> set[str]:
+        out = self.sql(host, f"SELECT body FROM webapp.notes WHERE body LIKE '{prefix}%'", timeout=20)  # noqa: S608
+        return set((out or "").split())
+
+    # one trial
+    def run(self, fault: str, inject, heal, settle: float = 4.0, timeout: float = 60) -> Cell:
+        """Inject `fault` (inject(leader) -> None) under load, wait for writes through the
+        endpoint to succeed on a leader again, `settle` seconds more, then heal(leader)."""
+        leader = self.restore()
+        cell = Cell(fault=fault, leader_before=leader)
+        name = f"fm{int(time.time() * 1000 % 10_000_000)}"
+        self.start(name)
+        try:
+            time.sleep(3)
+            injected = time.time()
+            inject(leader)
+            # Writes acknowledged again after the fault (through the endpoint), by some leader.
+            self.wait(lambda: self.writes_since(name, injected + 0.5), timeout)
+            time.sleep(settle)
+        finally:
+            load, probe = self.stop(name)
+            heal(leader)
+        after = self.wait(self.leader, 60) or ""
+        cell.leader_after = after
+        cell.window_s, cell.requests, cell.failed = (
+            load.get("max_gap_s"),
+            load.get("requests", 0),
+            load.get("failed", 0),
+        )
+        cell.acked = len(load.get("acked", []))
+        cell.direct_acked = sum(len(v) for v in probe["acked"].values())
+        if after:
+            stored = self.stored(after, name)
+            cell.lost = [b for b in load.get("acked", []) if b not in stored]
+            cell.direct_lost = [b for rows in probe["acked"].values() for _t, b in rows if b not in stored]
+        else:
+            cell.notes.append("no leader after the fault")
+        cell.double_writable = double_writable(probe["samples"])
+        cell.leader_fenced = any(value == 0 for _t, value in probe["samples"].get(leader, []))
+        return cell
+
+    def writes_since(self, name: str, since: float) -> bool:
+        """The client's load acknowledged a write that started after `since` (read from its
+        events so far: writeload appends nothing before it stops, so ask the app instead)."""
+        leader = self.leader()
+        if not leader or self.writable() != [leader]:
+            return False
+        query = f"SELECT UNIX_TIMESTAMP(MAX(created_at)) FROM webapp.notes WHERE body LIKE '{name}-%'"  # noqa: S608
+        newest = self.sql(leader, query)
+        try:
+            return newest not in (None, "", "NULL") and float(newest) >= since
+        except ValueError:
+            return False
+
+
+# --- the faults ----------------------------------------------------------------------------------
+
+FAULT_TABLE = "webinfra_fault"
+
+
+def nft(m: Matrix, host: str, rules: str) -> None:
+    proc = m.sh(host, "nft -f -", stdin=f"table inet {FAULT_TABLE} {{\n{rules}\n}}\n")
+    assert proc.returncode == 0, proc.stderr
+
+
+def unnft(m: Matrix, host: str) -> None:
+    m.sh(host, f"nft delete table inet {FAULT_TABLE} 2>/dev/null || true")
+
+
+def others(m: Matrix, leader: str) -> list[str]:
+    return [h for h in m.dbs if h != leader]
+
+
+def etcdctl(m: Matrix, host: str, args: str) -> subprocess.CompletedProcess:
+    tls = "--cacert=/etc/etcd/tls/ca.pem --cert=/etc/etcd/tls/member.pem --key=/etc/etcd/tls/member.key"
+    return m.sh(host, f"ETCDCTL_API=3 etcdctl --endpoints=https://{m.addresses[host]}:2379 {tls} {args}")
+
+
+def sql_thread(m: Matrix, host: str, running: bool) -> None:
+    m.sql(host, "START SLAVE SQL_THREAD" if running else "STOP SLAVE SQL_THREAD")
+
+
+class Fault:
+    """One kind of fault: inject(m, leader) under load (may block while the fault lasts), heal(m,
+    leader) after the load stopped; `failover` says whether a new leader is expected."""
+
+    name = ""
+    failover = True
+    timeout = 60.0
+
+    def inject(self, m: Matrix, leader: str) -> None:
+        raise NotImplementedError
+
+    def heal(self, m: Matrix, leader: str) -> None:
+        return None
+
+
+class KillDatabase(Fault):
+    name = "SIGKILL of MariaDB on the leader"
+    failover = False  # systemd starts it again read-only; the agent promotes it, or a replica takes over
+
+    def inject(self, m, leader):
+        m.sh(leader, "systemctl kill --signal=SIGKILL mariadb")
+
+
+class FreezeHost(Fault):
+    name = "leader's host frozen"
+
+    def inject(self, m, leader):
+        assert m.podman("pause", f"{m.lab}-{leader}").returncode == 0
+
+    def heal(self, m, leader):
+        m.podman("unpause", f"{m.lab}-{leader}")
+
+
+class FreezeAgent(Fault):
+    name = "leader's HA agent frozen (SIGSTOP)"
+    failover = False  # fenced by the watchdog in time; the restarted agent may take its lease back
+
+    def inject(self, m, leader):
+        m.sh(leader, "systemctl kill --signal=SIGSTOP webinfra-ha-agent")
+
+    def heal(self, m, leader):
+        m.sh(leader, "systemctl kill --signal=SIGCONT webinfra-ha-agent || true")
+
+
+class AsymmetricPartition(Fault):
+    name = "leader cut off from etcd and the replicas, not from the balancers"
+
+    def inject(self, m, leader):
+        peers = ", ".join(m.addresses[h] for h in others(m, leader))
+        nft(
+            m,
+            leader,
+            f"  chain in {{ type filter hook input priority -10; ip saddr {{ {peers} }} drop; }}\n"
+            f"  chain out {{ type filter hook output priority -10; ip daddr {{ {peers} }} drop; }}",
+        )
+
+    def heal(self, m, leader):
+        unnft(m, leader)
+
+
+class ReplicaAgentsRestarted(Fault):
+    name = "leader's host frozen, the replicas' agents restarted during the outage"
+
+    def inject(self, m, leader):
+        assert m.podman("pause", f"{m.lab}-{leader}").returncode == 0
+        for host in others(m, leader):
+            m.sh(host, "systemctl restart webinfra-ha-agent")
+
+    def heal(self, m, leader):
+        m.podman("unpause", f"{m.lab}-{leader}")
+
+
+class SlowApplier(Fault):
+    name = "one replica applying slowly (SQL thread stopped), then the leader's host frozen"
+
+    def inject(self, m, leader):
+        self.slow = others(m, leader)[0]
+        sql_thread(m, self.slow, running=False)
+        time.sleep(4)  # it receives and acknowledges, and applies nothing
+        assert m.podman("pause", f"{m.lab}-{leader}").returncode == 0
+
+    def heal(self, m, leader):
+        m.podman("unpause", f"{m.lab}-{leader}")
+        sql_thread(m, self.slow, running=True)
+
+
+class EtcdKeyspaceLoss(Fault):
+    name = "etcd's keys deleted while a replica applies slowly"
+    failover = False  # the sitting leader takes its key back
+
+    def inject(self, m, leader):
+        # The inventory's primary when it is a replica now (it bootstrapped the cluster: the
+        # server a careless bootstrap would promote), else the first replica.
+        self.slow = m.dbs[0] if leader != m.dbs[0] else others(m, leader)[0]
+        sql_thread(m, self.slow, running=False)
+        time.sleep(3)
+        proc = etcdctl(m, self.slow, "del --prefix /webinfra/")
+        assert proc.returncode == 0, proc.stderr
+        time.sleep(8)  # a lease's length: nobody bootstraps, nobody else takes over
+
+    def heal(self, m, leader):
+        sql_thread(m, self.slow, running=True)
+
+
+class WriteStall(Fault):
+    name = "writes stalled on the leader (a global read lock held)"
+
+    def inject(self, m, leader):
+        m.sh(leader, "nohup mariadb -e 'FLUSH TABLES WITH READ LOCK; SELECT SLEEP(40)' >/dev/null 2>&1 &")
+
+    def heal(self, m, leader):
+        m.sh(leader, "pkill -f 'SELECT SLEEP(40)' || true")
+
+
+class LossyEtcdLink(Fault):
+    name = "lossy link on the leader (20 % of its packets dropped for 20 s)"
+    failover = False
+
+    def inject(self, m, leader):
+        nft(
+            m,
+            leader,
+            "  chain in { type filter hook input priority -10; iif != lo numgen random mod 100 < 20 drop; }\n"
+            "  chain out { type filter hook output priority -10; oif != lo numgen random mod 100 < 20 drop; }",
+        )
+        time.sleep(20)
+        unnft(m, leader)
+
+    def heal(self, m, leader):
+        unnft(m, leader)
+
+
+FAULTS = {
+    "freeze-host": FreezeHost,
+    "freeze-agent": FreezeAgent,
+    "kill-mariadb": KillDatabase,
+    "asymmetric-partition": AsymmetricPartition,
+    "replica-agents-restarted": ReplicaAgentsRestarted,
+    "slow-applier": SlowApplier,
+    "etcd-keyspace-loss": EtcdKeyspaceLoss,
+    "write-stall": WriteStall,
+    "lossy-etcd-link": LossyEtcdLink,
+}
+
+
+def trial(m: Matrix, kind: str) -> Cell:
+    fault = FAULTS[kind]()
+    return m.run(
+        fault.name, lambda leader: fault.inject(m, leader), lambda leader: fault.heal(m, leader), timeout=fault.timeout
+    )
