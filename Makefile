@@ -14,7 +14,7 @@ LAB_INVENTORY ?= inventories/lab
 DEBIAN_RELEASES ?= 13 12
 # Further Molecule scenarios, run on the first release only (longest first: tools/molecule.sh
 # hands them to whichever lane is free).
-MOLECULE_SCENARIOS ?= ha acme operations seed
+MOLECULE_SCENARIOS ?= ha faults acme operations seed
 COLLECTION_LINK := .cache/collections/ansible_collections/webinfra/distributed
 
 export PATH := $(BIN):$(PATH)

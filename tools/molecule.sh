@@ -15,7 +15,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 
 read -r -a releases <<<"${DEBIAN_RELEASES:-13 12}"
-read -r -a scenarios <<<"${MOLECULE_SCENARIOS-ha acme operations seed}"
+read -r -a scenarios <<<"${MOLECULE_SCENARIOS-ha faults acme operations seed}"
 first=${releases[0]}
 logs=.cache/molecule-logs
 rm -rf "$logs"

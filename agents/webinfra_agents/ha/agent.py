@@ -744,7 +744,10 @@ class Agent:
                 extra_puts["failover_window"] = (extra_puts["failover_window"], self.store.grant(window))
             lease = self.store.grant(self.cfg["ttl"])
             started = self.clock()
-            if not self.store.take_leadership(self.leader_value(), lease, self.record(db), extra_puts, delete):
+            # last_leader keeps the previous leader's record until this server publishes as the
+            # leader, once writable: a new leader that gives the key up before (its relay log
+            # would not apply) leaves the candidates judging the leader that took the writes.
+            if not self.store.take_leadership(self.leader_value(), lease, None, extra_puts, delete):
                 self.store.revoke(lease)
                 return Outcome.LOST_RACE
         except EtcdError as exc:
@@ -779,7 +782,9 @@ class Agent:
         self.db.promote(replicated(self.cfg) and (why == Outcome.SWITCHOVER or connected > 0))
         db = self.db.observe()
         self.set_state(db=db, role=Role.PRIMARY, leader=self.me)
-        self.publish(db)
+        # As the leader at once: until a replica acknowledges, it commits asynchronously, and
+        # says so before the first write (it may not be replaced automatically meanwhile).
+        self.publish_leading(db)
         return why
 
     def run(self):

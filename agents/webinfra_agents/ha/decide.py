@@ -290,6 +290,8 @@ def choose(me, mine, peers):
 
 
 STALL_STATES = (
+    # FLUSH TABLES WITH READ LOCK: MariaDB 10.4 and later implement it with the backup lock.
+    "waiting for backup lock",
     "waiting for global read lock",
     "waiting for commit lock",
     "waiting for someone to free space",

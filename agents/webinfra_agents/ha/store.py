@@ -141,11 +141,14 @@ class Store:
         )
 
     # leadership
-    def take_leadership(self, leader_value, lease, record, puts=None, deletes=()):
-        """Create the leader key under `lease` if nobody holds it, with last_leader = `record`,
+    def take_leadership(self, leader_value, lease, record=None, puts=None, deletes=()):
+        """Create the leader key under `lease` if nobody holds it, with last_leader = `record`
+        when given (else the last leader's record stays until the new one publishes as leader),
         the extra `puts` ({short name: value, or (value, lease)}: initialized, last_failover,
         failover_window) and `deletes`."""
-        ops = [etcd_api.put_op(self.keys.leader, leader_value, lease), etcd_api.put_op(self.keys.last_leader, record)]
+        ops = [etcd_api.put_op(self.keys.leader, leader_value, lease)]
+        if record is not None:
+            ops.append(etcd_api.put_op(self.keys.last_leader, record))
         for name, put in (puts or {}).items():
             value, key_lease = put if isinstance(put, tuple) else (put, 0)
             ops.append(etcd_api.put_op(getattr(self.keys, name), value, key_lease))

@@ -987,3 +987,17 @@ def test_the_stop_fence_makes_a_writable_server_read_only_or_kills_it(tmp_path, 
     status = ha.fence_main([str(config)], database=Db)
     assert seen.get("killed", False) is killed and status == (1 if killed else 0)
     assert seen["db"].read_only or killed
+
+
+def test_a_new_leader_that_cannot_apply_what_it_received_leaves_the_last_leader_as_it_was():
+    clock, store, agents = cluster(("db-01", "db-02", "db-03"))
+    rounds(clock, agents, 3)
+    last = store.kv["/webinfra/webinfra/last_leader"]["value"]
+    agents["db-01"].db.ok = False
+    agents["db-02"].db.drain = lambda position, timeout: False  # its SQL thread fails
+    agents["db-02"].db.gtid = "0-1-6"  # the most advanced: it wins, then gives the key up
+    rounds(clock, agents, 12, skip=("db-01",))
+    assert json.loads(store.kv["/webinfra/webinfra/last_leader"]["value"])["name"] == json.loads(last)["name"]
+    # db-02 holds transactions nobody else has (they may be acknowledged): nobody takes over.
+    assert writable(agents) == []
+    assert "db-02 has transactions" in agents["db-03"].state.blocked
