@@ -737,11 +737,9 @@ class Agent:
     def acquire(self, db, extra_puts, why, delete=(), received_position=None):
         """Take the leader key (`why`: the Outcome of taking it) with the extra keys given; a
         failover's new leader then applies what it received before it is made writable."""
+        extra_puts = dict(extra_puts)
+        window = extra_puts.pop("failover_window", None)
         try:
-            extra_puts = dict(extra_puts)
-            if "failover_window" in extra_puts:
-                window = max(1, int(float(self.cfg["failover_window"])))  # etcd rounds up to its minimum
-                extra_puts["failover_window"] = (extra_puts["failover_window"], self.store.grant(window))
             lease = self.store.grant(self.cfg["ttl"])
             started = self.clock()
             # last_leader keeps the previous leader's record until this server publishes as the
@@ -785,7 +783,18 @@ class Agent:
         # As the leader at once: until a replica acknowledges, it commits asynchronously, and
         # says so before the first write (it may not be replaced automatically meanwhile).
         self.publish_leading(db)
+        if window is not None:
+            self.open_failover_window(window)
         return why
+
+    def open_failover_window(self, value):
+        """The failover window: a key under an etcd lease of failover_window seconds, written
+        once this failover took writes (an aborted one opens none)."""
+        try:
+            seconds = max(1, int(float(self.cfg["failover_window"])))  # etcd rounds up to its minimum
+            self.store.open_window(value, self.store.grant(seconds))
+        except EtcdError as exc:
+            log("opening the failover window: %s" % exc)
 
     def run(self):
         threading.Thread(target=self.keep, daemon=True).start()

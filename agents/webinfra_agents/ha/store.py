@@ -171,6 +171,9 @@ class Store:
         if lease is not None:
             self.client.revoke(lease)
 
+    def open_window(self, value, lease):
+        self.client.put(self.keys.failover_window, value, lease)
+
     # operator requests
     def pause(self, at, by, reason, until):
         self.client.put(self.keys.pause, json.dumps({"at": at, "by": by, "reason": reason, "until": until}))
