@@ -35,26 +35,41 @@ CA = "/root/webinfra-ca.pem"
 def double_writable(samples: dict, grid: float = 0.1, stale: float = 0.5) -> list[float]:
     """Times (on a `grid`) at which more than one server's latest sample, no older than
     `stale` seconds, read writable. samples: {server: [[time, 1 | 0 | None], ...]}."""
-    series = {name: sorted(points) for name, points in samples.items() if points}
+    return coincident(samples, 1, grid, stale)
+
+
+def down_together(samples: dict, grid: float = 0.1, stale: float = 1.5) -> list[float]:
+    """Times at which more than one server did not answer (its latest sample None, or older
+    than `stale` seconds: the probe waits up to 1 s for a server that does not answer)."""
+    return coincident(samples, None, grid, stale)
+
+
+def coincident(samples: dict, wanted, grid: float, stale: float) -> list[float]:
+    """Times (on a `grid`) at which more than one server's state was `wanted` (a sample older
+    than `stale` seconds counts as None: no answer)."""
+    series = {name: sorted(points, key=lambda p: p[0]) for name, points in samples.items() if points}
     if not series:
         return []
     start = min(points[0][0] for points in series.values())
     end = max(points[-1][0] for points in series.values())
     index = dict.fromkeys(series, 0)
-    out, now = [], start
-    while now <= end:
-        writable = 0
+    out = []
+    for step in range(round((end - start) / grid) + 1):
+        now = start + step * grid
+        count = 0
         for name, points in series.items():
             i = index[name]
             while i + 1 < len(points) and points[i + 1][0] <= now:
                 i += 1
             index[name] = i
             stamp, value = points[i]
-            if stamp <= now and now - stamp <= stale and value == 1:
-                writable += 1
-        if writable > 1:
+            if stamp > now:
+                continue  # no sample of this server yet
+            state = value if now - stamp <= stale else None
+            if state == wanted:
+                count += 1
+        if count > 1:
             out.append(round(now, 2))
-        now += grid
     return out
 
 
@@ -75,6 +90,8 @@ class Cell:
     double_writable: list = field(default_factory=list)
     # The old leader was seen read-only during the trial (fenced, or gave the lease up).
     leader_fenced: bool = False
+    # Times at which more than one server did not answer.
+    down_together: list = field(default_factory=list)
     notes: list = field(default_factory=list)
 
     def as_dict(self) -> dict:
@@ -92,9 +109,12 @@ class Cell:
 class Matrix:
     """The lab's database hosts (`dbs`), one web server (the probe), the client (the load)."""
 
-    def __init__(self, lab: str, dbs: list[str], web: str, client: str, vip: str, ca_pem: str, rebuild=None):
+    def __init__(  # noqa: PLR0913 - the lab's parts
+        self, lab: str, dbs: list[str], web: str, client: str, vip: str, ca_pem: str, rebuild=None, playbook=None
+    ):
         self.lab, self.dbs, self.web, self.client, self.vip = lab, list(dbs), web, client, vip
         self.rebuild = rebuild  # callable(host): re-seeds an errant former primary (rebuild.yml)
+        self.playbook = playbook  # callable(*args): runs site.yml with extra arguments, returns success
         self.addresses = {h: self.sh(h, "hostname -I").stdout.split()[0] for h in self.dbs}
         self.put(self.client, WRITELOAD, (TOOLS / "writeload.py").read_text())
         self.put(self.client, CA, ca_pem)
@@ -258,6 +278,7 @@ class Matrix:
             cell.notes.append("no leader after the fault")
         cell.double_writable = double_writable(probe["samples"])
         cell.leader_fenced = any(value == 0 for _t, value in probe["samples"].get(leader, []))
+        cell.down_together = down_together(probe["samples"])
         return cell
 
     def writes_since(self, name: str, since: float) -> bool:
@@ -433,6 +454,17 @@ class LossyEtcdLink(Fault):
         unnft(m, leader)
 
 
+class ConfigChange(Fault):
+    name = "a configuration change that restarts MariaDB, through site.yml"
+    failover = False  # the leader hands the lease over before its restart: a switchover
+
+    def inject(self, m, leader):
+        # A setting only a restart applies, different from what the servers run now.
+        current = int(m.sql(leader, "SELECT @@GLOBAL.max_connections") or 0)
+        assert m.playbook is not None, "the matrix needs a playbook runner for this fault"
+        m.playbook("site.yml", "-e", f"mysql_replication_max_connections={current + 1}")
+
+
 FAULTS = {
     "freeze-host": FreezeHost,
     "freeze-agent": FreezeAgent,
@@ -443,6 +475,7 @@ FAULTS = {
     "etcd-keyspace-loss": EtcdKeyspaceLoss,
     "write-stall": WriteStall,
     "lossy-etcd-link": LossyEtcdLink,
+    "config-change": ConfigChange,
 }
 
 

@@ -63,6 +63,7 @@ from webinfra_agents.ha.decide import (
 )
 from webinfra_agents.ha.lease import Lease
 from webinfra_agents.ha.local import LocalState
+from webinfra_agents.ha.restart import restart_main
 from webinfra_agents.ha.state import AgentState, Role
 from webinfra_agents.ha.store import EtcdError, Store
 from webinfra_agents.kit.daemon import log, sd_notify
@@ -921,6 +922,8 @@ def main(argv=None):
         return request_main(argv[1:])
     if argv and argv[0] == "fence":
         return fence_main(argv[1:])
+    if argv and argv[0] == "restart-database":
+        return restart_main(argv[1:], load_config)
     path = argv[0] if argv else "/etc/webinfra/ha-agent.json"
     cfg = load_config(path)
     problems = check_config(cfg)

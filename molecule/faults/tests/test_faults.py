@@ -34,9 +34,14 @@ def rebuild(name):
     assert proc.returncode == 0, playbook_digest(proc)
 
 
+def playbook(*args):
+    proc = run_playbook(*args)
+    assert proc.returncode == 0, playbook_digest(proc)
+
+
 @pytest.fixture(scope="module")
 def matrix():
-    m = Matrix(LAB, DBS, WEB, CLIENT, vip(), ca_certificate(), rebuild=rebuild)
+    m = Matrix(LAB, DBS, WEB, CLIENT, vip(), ca_certificate(), rebuild=rebuild, playbook=playbook)
     yield m
     print("\nFault matrix (one trial each):")
     for cell in RESULTS:
@@ -59,6 +64,7 @@ ORDER = [
     "freeze-agent",
     "write-stall",
     "etcd-keyspace-loss",
+    "config-change",
     "kill-mariadb",
     "asymmetric-partition",
     "slow-applier",
@@ -75,12 +81,17 @@ def test_fault(matrix, kind):
     assert cell.lost == [], f"{len(cell.lost)} acknowledged writes lost: {cell.lost[:10]}"
     assert cell.direct_lost == [], f"{len(cell.direct_lost)} direct writes lost: {cell.direct_lost[:10]}"
     assert cell.double_writable == [], cell.summary()
+    # One server down at a time at most (a configuration change restarts them one by one).
+    assert cell.down_together == [], (cell.down_together[:10], cell.summary())
     assert cell.window_s is not None and cell.window_s < WINDOW_BOUND, cell.summary()
     if FAULTS[kind].failover:
         assert cell.leader_after != cell.leader_before, cell.summary()
     if kind == "lossy-etcd-link":
         # Persistent connections and the retry budget: no fence, no failover, no flapping.
         assert cell.leader_after == cell.leader_before and not cell.leader_fenced, cell.summary()
+    if kind == "config-change":
+        restarts = {h: matrix.sql(h, "SELECT @@GLOBAL.max_connections") for h in DBS}
+        assert len(set(restarts.values())) == 1, restarts  # every server restarted with the new setting
     if kind == "etcd-keyspace-loss":
         # The sitting leader took its key back: the lagging bootstrap server never bootstrapped.
         assert cell.leader_after == cell.leader_before, cell.summary()

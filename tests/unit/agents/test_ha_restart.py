@@ -1,0 +1,71 @@
+from webinfra_agents.ha.restart import Restart, settled
+
+CFG = {"name": "db-01", "members": ["db-01", "db-02", "db-03"], "control_socket": "/x", "service": "mariadb"}
+REPLICA = {
+    "role": "replica",
+    "leader": "db-02",
+    "lag": 0,
+    "db": {"ok": True, "read_only": True, "replica": {"io_running": True, "sql_running": True}},
+}
+
+
+class Fake:
+    """The local agent as the command sees it: a status that changes with requests and restarts."""
+
+    def __init__(self, status, refuse=()):
+        self.current, self.refuse, self.calls, self.now = status, set(refuse), [], 0.0
+
+    def status(self):
+        return self.current
+
+    def request(self, path, body):
+        self.calls.append((path, body["to"]))
+        if body["to"] in self.refuse:
+            return 202, {}  # accepted, then refused by the leader: the lease never moves
+        self.current = dict(REPLICA, leader=body["to"])
+        return 202, {}
+
+    def systemctl(self, *args):
+        self.calls.append(args)
+        self.current = dict(REPLICA, leader=self.current.get("leader"))
+        return 0
+
+    def clock(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.now += seconds
+
+
+def restart(fake):
+    return Restart(CFG, fake.status, fake.request, fake.systemctl, fake.clock, fake.sleep)
+
+
+def test_a_replica_is_restarted_and_waited_for():
+    fake = Fake(dict(REPLICA))
+    code, out = restart(fake).run(60)
+    assert code == 0 and out["restarted"] and out["switched_over_to"] is None
+    assert fake.calls == [("restart", "mariadb")]
+
+
+def test_the_leader_hands_over_first_to_the_first_member_that_takes_it():
+    leader = {"role": "primary", "leader": "db-01", "db": {"ok": True, "read_only": False}}
+    fake = Fake(leader, refuse={"db-02"})
+    code, out = restart(fake).run(60)
+    assert code == 0 and out["switched_over_to"] == "db-03"
+    assert fake.calls == [("/switchover", "db-02"), ("/switchover", "db-03"), ("restart", "mariadb")]
+
+
+def test_a_leader_nobody_takes_over_from_is_not_restarted():
+    leader = {"role": "primary", "leader": "db-01", "db": {"ok": True, "read_only": False}}
+    fake = Fake(leader, refuse={"db-02", "db-03"})
+    code, out = restart(fake).run(60)
+    assert code == 1 and not out["restarted"] and "no other member took the lease" in out["error"]
+    assert ("restart", "mariadb") not in fake.calls
+
+
+def test_settled_needs_replication_without_lag():
+    assert settled(REPLICA)
+    assert not settled(dict(REPLICA, lag=3))
+    assert not settled(None)
+    assert settled({"role": "primary", "db": {"ok": True}})
