@@ -31,14 +31,24 @@ def semisync_variable(flavor, variables):
 def read_state(cursor, flavor, channel=""):
     cursor.execute(
         "SHOW GLOBAL VARIABLES WHERE Variable_name IN "
-        "('read_only', 'super_read_only', 'rpl_semi_sync_master_enabled', 'rpl_semi_sync_source_enabled')"
+        "('read_only', 'super_read_only', 'rpl_semi_sync_master_enabled', 'rpl_semi_sync_source_enabled', "
+        "'event_scheduler')"
     )
-    variables = {row["Variable_name"].lower(): str(row["Value"]).upper() in ("ON", "1") for row in cursor.fetchall()}
+    rows = cursor.fetchall()
+    variables = {row["Variable_name"].lower(): str(row["Value"]).upper() in ("ON", "1") for row in rows}
+    # DISABLED (set at start-up) cannot be changed at run time: left alone.
+    scheduler = [str(row["Value"]).upper() for row in rows if row["Variable_name"].lower() == "event_scheduler"]
+    if scheduler and scheduler[0] == "DISABLED":
+        variables.pop("event_scheduler", None)
     return {"variables": variables, "replica": read_status(cursor, flavor, channel)}
 
 
-def plan(flavor, state, role, semisync=True, channel=""):
-    """Statements that bring a server in `state` (from read_state) to `role`."""
+def plan(flavor, state, role, semisync=True, channel="", event_scheduler=None):
+    """Statements that bring a server in `state` (from read_state) to `role`.
+
+    The event scheduler runs only on the primary: turned on with it when `event_scheduler` is
+    true, always off on a read-only server (an event's definer with SUPER or READ ONLY ADMIN
+    writes past read_only)."""
     variables = state["variables"]
     statements = []
     switch = semisync_variable(flavor, variables)
@@ -51,6 +61,8 @@ def plan(flavor, state, role, semisync=True, channel=""):
             statements.append("SET GLOBAL read_only = OFF")
         if switch and semisync and not variables.get(switch):
             statements.append("SET GLOBAL %s = ON" % switch)
+        if event_scheduler and "event_scheduler" in variables and not variables["event_scheduler"]:
+            statements.append("SET GLOBAL event_scheduler = ON")
     elif role == "read_only":
         # Read-only first, semi-sync off after: turned off first, semi-sync would release the
         # commits waiting for an acknowledgement as successful, and new sessions would commit
@@ -62,6 +74,8 @@ def plan(flavor, state, role, semisync=True, channel=""):
             statements.append("SET GLOBAL read_only = ON")
         if switch and variables.get(switch):
             statements.append("SET GLOBAL %s = OFF" % switch)
+        if variables.get("event_scheduler"):
+            statements.append("SET GLOBAL event_scheduler = OFF")
     else:
         raise PromotionError("unknown role %r (primary, read_only)" % role)
     return statements
@@ -113,6 +127,7 @@ def apply(
     kill_connections=False,
     channel="",
     check_mode=False,
+    event_scheduler=None,
 ):
     """Bring the server to `role`; returns dict(changed, queries, killed, gtid_position)."""
     if wait_gtid:
@@ -124,7 +139,7 @@ def apply(
                 % (wait_gtid, wait_timeout, current_position(cursor, flavor))
             )
     ex = Executor(cursor, check_mode)
-    for statement in plan(flavor, read_state(cursor, flavor, channel), role, semisync, channel):
+    for statement in plan(flavor, read_state(cursor, flavor, channel), role, semisync, channel, event_scheduler):
         ex.run(statement)
     killed = []
     if role == "read_only" and kill_connections:

@@ -28,6 +28,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ha-inventory", default=str(ROOT / "inventories" / "lab-ha"))
     parser.add_argument("--failover-trials", type=int, default=5)
     parser.add_argument(
+        "--matrix-trials", type=int, default=10, help="trials of each failover fault of the matrix (0: no matrix)"
+    )
+    parser.add_argument(
+        "--matrix-quick", type=int, default=3, help="trials of the matrix's faults that expect no failover"
+    )
+    parser.add_argument(
         "--scaling-shapes",
         default=",".join(f"{w}x{r}" for w, r in SCALING_SHAPES),
         help="the scaling step's labs, WEBSxREPLICAS, comma-separated",

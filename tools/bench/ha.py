@@ -7,6 +7,7 @@ import json
 import time
 
 from bench.common import CLIENT, ROOT, Lab, Step, ensure_client, lab_tool, log, run
+from bench.matrix import bench_matrix, matrix_judge, matrix_lines
 from probes import ReadOnlySampler, Shell, agent_status, haproxy_servers, vip_holder
 
 
@@ -162,7 +163,7 @@ def bench_auto_failover(lab: Lab, vip: str, trials: int) -> dict:
     }
 
 
-def bench_ha(inventory: str, trials: int = 5) -> dict:  # noqa: PLR0915 - one sequence of measurements
+def bench_ha(inventory: str, trials: int = 5, matrix_trials: int = 0, matrix_quick: int = 0) -> dict:  # noqa: PLR0915 - one sequence of measurements
     """Balancer failover and switchover windows on a second lab (inventories/lab-ha), which is
     created, deployed, measured and removed."""
     lab = Lab(inventory)
@@ -231,6 +232,8 @@ def bench_ha(inventory: str, trials: int = 5) -> dict:  # noqa: PLR0915 - one se
             f"{len(lost)} of {len(res['acked'])} acknowledged writes lost (playbook {playbook_seconds:.1f} s)"
         )
         out["auto_failover"] = bench_auto_failover(lab, vip, trials)
+        if matrix_trials > 0:
+            out["matrix"] = bench_matrix(lab, vip, matrix_trials, matrix_quick)
         return out
     finally:
         log(f"ha: removing {lab.name}")
@@ -259,6 +262,8 @@ def ha_lines(h: dict) -> list[str]:
             f"{a['lost_acknowledged_writes']} acknowledged writes lost; "
             f"{a['double_writable_samples']} samples with two writable servers |"
         )
+    if "matrix" in h:
+        lines += matrix_lines(h["matrix"])
     return lines
 
 
@@ -281,13 +286,17 @@ def ha_judge(h: dict) -> dict:
             and a["lost_acknowledged_writes"] == 0
             and a["double_writable_samples"] == 0
         )
+    if "matrix" in h:
+        verdict.update(matrix_judge(h["matrix"]))
     return verdict
 
 
 STEP = Step(
     "ha",
     "a second lab (lab-ha): balancer failover, switchover and automatic failover under load",
-    run=lambda ctx: bench_ha(ctx.args.ha_inventory, ctx.args.failover_trials),
+    run=lambda ctx: bench_ha(
+        ctx.args.ha_inventory, ctx.args.failover_trials, ctx.args.matrix_trials, ctx.args.matrix_quick
+    ),
     lines=ha_lines,
     judge=ha_judge,
     needs_lab=False,

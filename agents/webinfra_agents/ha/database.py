@@ -173,7 +173,9 @@ class Database:
     def promote(self, semisync):
         cur = self.cursor()
         self.kill_io_threads(cur)
-        return promotion.apply(cur, self.flavor, "primary", semisync=semisync)
+        return promotion.apply(
+            cur, self.flavor, "primary", semisync=semisync, event_scheduler=self.cfg.get("event_scheduler", False)
+        )
 
     def follow(self, address, fresh_start):
         cfg, repl = self.cfg, self.cfg["replication"]

@@ -132,3 +132,11 @@ def test_apply_check_mode_executes_nothing():
         "gtid_position": "0-1-7",
     }
     assert "SET GLOBAL read_only = OFF" not in cursor.executed
+
+
+def test_the_event_scheduler_runs_on_the_primary_only():
+    replica = state(read_only=True, event_scheduler=False)
+    assert "SET GLOBAL event_scheduler = ON" in plan(MARIADB_1011, replica, "primary", event_scheduler=True)
+    assert "SET GLOBAL event_scheduler = ON" not in plan(MARIADB_1011, replica, "primary")
+    primary = state(read_only=False, event_scheduler=True)
+    assert plan(MARIADB_1011, primary, "read_only") == ["SET GLOBAL read_only = ON", "SET GLOBAL event_scheduler = OFF"]
