@@ -46,6 +46,7 @@ from webinfra_agents.ha.decide import (
     Choice,
     Follow,
     Outcome,
+    StallWatch,
     check_config,
     choose,
     eligibility,
@@ -58,7 +59,6 @@ from webinfra_agents.ha.decide import (
     replica_lag,
     replicated,
     silence_limit_ms,
-    stalled,
     switchover_pending,
 )
 from webinfra_agents.ha.lease import Lease
@@ -159,6 +159,7 @@ class Agent:
         self.started_at = clock()
         self.no_init_since = None
         self.stall_until = None
+        self.stall_watch = StallWatch(self.cfg.get("write_stall"))
         self.round_ended = clock()
         self.api = Api(self)
 
@@ -353,7 +354,7 @@ class Agent:
                 return Outcome.RELEASED
             return Outcome.DB_DOWN
         self.db_failures = 0
-        stuck = self.write_stalled()
+        stuck = self.write_stalled(db)
         if stuck:
             self.stall_until = self.clock() + STALL_HOLD_OFF * float(self.cfg["ttl"])
             self.release(
@@ -398,12 +399,12 @@ class Agent:
         self.publish_leading(db)
         return Outcome.LEADER
 
-    def write_stalled(self):
-        """The client sessions stalled past write_stall (decide.stalled); [] when none or unknown."""
-        if not float(self.cfg.get("write_stall") or 0):
+    def write_stalled(self, db):
+        """The client sessions of a write stall (decide.StallWatch); [] when none or unknown."""
+        if self.stall_watch.limit <= 0:
             return []
         try:
-            return stalled(self.db.processlist(), self.cfg["write_stall"])
+            return self.stall_watch.observe(self.clock(), self.db.processlist(), db.get("binlog"))
         except Exception as exc:  # pylint: disable=broad-except
             log("reading the sessions' states: %s" % exc)
             return []

@@ -303,8 +303,36 @@ def stalled(processlist, limit):
     past (a global read lock, a full disk): a leader whose writes all hang. Rows: {state, time}."""
     if not limit or float(limit) <= 0:
         return []
-    return [
-        row
-        for row in processlist or []
-        if str(row.get("state") or "").lower() in STALL_STATES and float(row.get("time") or 0) >= float(limit)
-    ]
+    return [row for row in waiting(processlist) if float(row.get("time") or 0) >= float(limit)]
+
+
+def waiting(processlist):
+    """Client sessions waiting in one of STALL_STATES now, however long."""
+    return [row for row in processlist or [] if str(row.get("state") or "").lower() in STALL_STATES]
+
+
+class StallWatch:
+    """Writes stalled on the leader: a session waited `limit` seconds for what no commit gets
+    past, or - the application gives up on its writes after a few seconds, and the server then
+    drops their waits - sessions were seen waiting in every round for `limit` seconds while the
+    binary log did not move (nothing committed)."""
+
+    def __init__(self, limit):
+        self.limit = float(limit or 0)
+        self.since, self.position = None, None
+
+    def observe(self, now, processlist, position):
+        """The stalled sessions' rows (one is enough to act on); [] when writes go through."""
+        if self.limit <= 0:
+            return []
+        long_waits = stalled(processlist, self.limit)
+        if long_waits:
+            return long_waits
+        waits = waiting(processlist)
+        if not waits or position != self.position:
+            self.since = now if waits else None
+            self.position = position
+            return []
+        if self.since is None:
+            self.since = now
+        return waits if now - self.since >= self.limit else []

@@ -1001,3 +1001,21 @@ def test_a_new_leader_that_cannot_apply_what_it_received_leaves_the_last_leader_
     # db-02 holds transactions nobody else has (they may be acknowledged): nobody takes over.
     assert writable(agents) == []
     assert "db-02 has transactions" in agents["db-03"].state.blocked
+
+
+def test_a_stall_is_waiters_in_every_round_while_nothing_commits():
+    """The application gives up on a write after a few seconds and the server drops its wait:
+    no single session waits 10 s, yet writes have stalled."""
+    watch = decide.StallWatch(10)
+    short = [{"state": "Waiting for backup lock", "time": 2}]
+    assert watch.observe(0, short, "0-1-5") == []
+    assert watch.observe(5, short, "0-1-5") == []
+    assert watch.observe(10, short, "0-1-5") == short
+    # Commits going through (the position moves): no stall.
+    moving = decide.StallWatch(10)
+    for second in range(0, 30, 2):
+        assert moving.observe(second, short, "0-1-%d" % second) == []
+    # No waiter in a round: the count starts again.
+    gaps = decide.StallWatch(10)
+    assert gaps.observe(0, short, "p") == [] and gaps.observe(6, [], "p") == [] and gaps.observe(12, short, "p") == []
+    assert decide.StallWatch(0).observe(100, [{"state": "Waiting for backup lock", "time": 99}], "p") == []
