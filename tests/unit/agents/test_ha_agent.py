@@ -1014,7 +1014,7 @@ def test_a_stall_is_waiters_in_every_round_while_nothing_commits():
     # Commits going through (the position moves): no stall.
     moving = decide.StallWatch(10)
     for second in range(0, 30, 2):
-        assert moving.observe(second, short, "0-1-%d" % second) == []
+        assert moving.observe(second, short, f"0-1-{second}") == []
     # No waiter in a round: the count starts again.
     gaps = decide.StallWatch(10)
     assert gaps.observe(0, short, "p") == [] and gaps.observe(6, [], "p") == [] and gaps.observe(12, short, "p") == []
