@@ -760,6 +760,7 @@ class Agent:
         if why == Outcome.FAILOVER:
             self.counters["failovers"] += 1
         log("took the leader key (%s)" % why)
+        took = self.clock()
         if received_position and db.get("replica") is not None:
             # Every transaction this server received (a replica acknowledges what is in its relay
             # log) is applied before it takes writes: the keeper renews the lease meanwhile.
@@ -767,6 +768,7 @@ class Agent:
             if not drained:
                 self.release("could not apply the received transactions (%s) in time" % received_position)
                 return Outcome.ACQUIRE_FAILED
+            log("applied what it received (%s) in %.2f s" % (received_position, self.clock() - took))
         self.db.stop_replication()
         connected = db.get("replicas_connected", 0)
         if why != Outcome.BOOTSTRAP and connected > 0:
@@ -785,6 +787,7 @@ class Agent:
         # As the leader at once: until a replica acknowledges, it commits asynchronously, and
         # says so before the first write (it may not be replaced automatically meanwhile).
         self.publish_leading(db)
+        log("writable %.2f s after it took the key" % (self.clock() - took))
         if window is not None:
             self.open_failover_window(window)
         return why

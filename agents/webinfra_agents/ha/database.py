@@ -192,6 +192,9 @@ class Database:
             "ssl_ca": repl.get("ssl_ca"),
             "ssl_verify_server_cert": repl.get("ssl", False),
         }
+        # An IO thread still trying the old source (a frozen host: connecting until its timeout)
+        # makes the STOP before CHANGE MASTER wait for it: ended first.
+        self.kill_io_threads(cur)
         if fresh_start:
             # A former primary: its own binary log is its position (current_pos), not the stale slave_pos.
             status = replication.read_status(cur, self.flavor)
@@ -224,7 +227,7 @@ class Database:
         """A new leader's replication: stop receiving, then wait until the SQL thread applied
         `position` (all it received). A transaction received only in part (its source died in
         the middle) was never acknowledged and can never be applied: done when the SQL thread
-        has read the whole relay log and applied nothing more for a second. False on an apply
+        has read the whole relay log and applied nothing more for half a second. False on an apply
         error or after `timeout` seconds."""
         cur = self.cursor()
         self.kill_io_threads(cur)
@@ -246,7 +249,7 @@ class Database:
             if applied != last:
                 last, since = applied, time.monotonic()
             idle = "read all relay log" in (status.get("sql_state") or "").lower()
-            if idle and time.monotonic() - since >= 1.0:
+            if idle and time.monotonic() - since >= 0.5:
                 log("applied every complete transaction received (%s; received %s)" % (applied, position))
                 return True
             time.sleep(poll)
