@@ -626,7 +626,7 @@ class Agent:
 
     def set_errant(self, errant, position=None):
         """Record (or clear) the server's errant state, in memory and durably."""
-        if errant:
+        if errant and errant != self.state.errant:
             log("errant: %s" % errant)
         self.set_state(errant=errant)
         self.local.set(errant=errant, errant_gtid=position if errant else None)

@@ -40,14 +40,14 @@ def agent_status(socket_path, timeout=5):
 
 def settled(status):
     """The server answers, is read-only, replicates with both threads and no lag (or is the
-    cluster's only server and leads)."""
+    cluster's only server and leads, or is errant: held out until rebuilt, nothing to wait for)."""
     if not status:
         return False
     db = status.get("db") or {}
     replica = db.get("replica") or {}
     if not db.get("ok"):
         return False
-    if status.get("role") == "primary":
+    if status.get("role") == "primary" or status.get("errant"):
         return True
     return bool(
         db.get("read_only") and replica.get("io_running") and replica.get("sql_running") and status.get("lag") == 0
@@ -121,6 +121,9 @@ class Restart:
             )
             return 1, out
         out["rejoin_seconds"] = round(self.clock() - restarted, 2)
+        errant = (self.status() or {}).get("errant")
+        if errant:
+            out["errant"] = "%s (held out of the cluster: rebuild.yml)" % errant
         return 0, out
 
 

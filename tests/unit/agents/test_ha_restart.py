@@ -69,3 +69,11 @@ def test_settled_needs_replication_without_lag():
     assert not settled(dict(REPLICA, lag=3))
     assert not settled(None)
     assert settled({"role": "primary", "db": {"ok": True}})
+
+
+def test_an_errant_server_is_restarted_and_reported_not_waited_for():
+    errant = dict(REPLICA, errant="0-1-9 not on the leader", db={"ok": True, "read_only": True, "replica": {}})
+    fake = Fake(errant)
+    fake.systemctl = lambda *args: 0
+    code, out = restart(fake).run(60)
+    assert code == 0 and "rebuild.yml" in out["errant"]
