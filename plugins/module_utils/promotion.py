@@ -43,17 +43,18 @@ def read_state(cursor, flavor, channel=""):
     return {"variables": variables, "replica": read_status(cursor, flavor, channel)}
 
 
-def plan(flavor, state, role, semisync=True, channel="", event_scheduler=None):
+def plan(flavor, state, role, semisync=True, channel="", event_scheduler=None, keep_replica=False):
     """Statements that bring a server in `state` (from read_state) to `role`.
 
     The event scheduler runs only on the primary: turned on with it when `event_scheduler` is
     true, always off on a read-only server (an event's definer with SUPER or READ ONLY ADMIN
-    writes past read_only)."""
+    writes past read_only). `keep_replica`: the caller stops and resets the replication itself
+    (the HA agent, without waiting on a hung IO thread)."""
     variables = state["variables"]
     statements = []
     switch = semisync_variable(flavor, variables)
     if role == "primary":
-        if state["replica"] is not None:
+        if state["replica"] is not None and not keep_replica:
             statements += [flavor.stop(channel), flavor.reset(channel)]
         if variables.get("super_read_only"):
             statements.append("SET GLOBAL super_read_only = OFF")
@@ -128,6 +129,7 @@ def apply(
     channel="",
     check_mode=False,
     event_scheduler=None,
+    keep_replica=False,
 ):
     """Bring the server to `role`; returns dict(changed, queries, killed, gtid_position)."""
     if wait_gtid:
@@ -139,7 +141,8 @@ def apply(
                 % (wait_gtid, wait_timeout, current_position(cursor, flavor))
             )
     ex = Executor(cursor, check_mode)
-    for statement in plan(flavor, read_state(cursor, flavor, channel), role, semisync, channel, event_scheduler):
+    state = read_state(cursor, flavor, channel)
+    for statement in plan(flavor, state, role, semisync, channel, event_scheduler, keep_replica):
         ex.run(statement)
     killed = []
     if role == "read_only" and kill_connections:

@@ -367,7 +367,8 @@ class Agent:
         # Semi-sync waits only once a replica is connected: a new leader whose old primary is
         # gone commits at once (asynchronously; the candidates' rule covers that state).
         semisync = replicated(self.cfg) and db.get("replicas_connected", 0) > 0
-        if db["read_only"] or db.get("replica") is not None or (semisync and not db.get("semisync_enabled")):
+        still_replica = (db.get("replica") or {}).get("sql_running")
+        if db["read_only"] or still_replica or (semisync and not db.get("semisync_enabled")):
             enabling = semisync and not db.get("semisync_enabled") and not db["read_only"]
             self.db.promote(semisync)
             if enabling:
@@ -769,7 +770,6 @@ class Agent:
                 self.release("could not apply the received transactions (%s) in time" % received_position)
                 return Outcome.ACQUIRE_FAILED
             log("applied what it received (%s) in %.2f s" % (received_position, self.clock() - took))
-        self.db.stop_replication()
         connected = db.get("replicas_connected", 0)
         if why != Outcome.BOOTSTRAP and connected > 0:
             # Left from an earlier leadership (the replicas connect only once they see the new

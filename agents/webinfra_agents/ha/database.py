@@ -7,6 +7,7 @@ flavour utilities."""
 from __future__ import annotations
 
 import subprocess
+import threading
 import time
 
 from ansible_collections.webinfra.distributed.plugins.module_utils import gtid, promotion, replication
@@ -29,6 +30,8 @@ class Database:
         self.conn = None
         self.flavor = None
         self.read_timeout = read_timeout or max(5, int(cfg["loop_wait"]) * 3)
+        self.detach_lock = threading.Lock()
+        self.detaching = False
 
     def cursor(self):
         if self.conn is None:
@@ -171,11 +174,50 @@ class Database:
             promotion._kill(cur, row["id"])  # pylint: disable=protected-access
 
     def promote(self, semisync):
+        """Writable. Replication is detached without waiting: the SQL thread (idle: the leader
+        applied what it received) stops at once, and the rest - STOP and RESET of a replica
+        whose IO thread may hang connecting to a frozen source for seconds, which KILL does not
+        interrupt - runs on a connection and thread of its own. Events the IO thread still
+        fetches from a resumed old source land in a relay log nothing applies, then deleted."""
         cur = self.cursor()
         self.kill_io_threads(cur)
+        status = replication.read_status(cur, self.flavor)
+        if status is not None:
+            if status.get("sql_running"):
+                cur.execute(self.flavor.stop() + " SQL_THREAD")
+            self.detach_replication()
         return promotion.apply(
-            cur, self.flavor, "primary", semisync=semisync, event_scheduler=self.cfg.get("event_scheduler", False)
+            cur,
+            self.flavor,
+            "primary",
+            semisync=semisync,
+            event_scheduler=self.cfg.get("event_scheduler", False),
+            keep_replica=True,
         )
+
+    def detach_replication(self):
+        """STOP and RESET ... ALL of the replication left on a new leader, in the background."""
+        with self.detach_lock:
+            if self.detaching:
+                return
+            self.detaching = True
+
+        def run():
+            try:
+                conn = kit_db.connect(self.cfg["socket"], connect_timeout=2, read_timeout=120, write_timeout=5)
+                try:
+                    cur = conn.cursor()
+                    cur.execute(self.flavor.stop())
+                    cur.execute(self.flavor.reset())
+                finally:
+                    conn.close()
+            except Exception as exc:  # pylint: disable=broad-except
+                log("detaching the replication of the new leader: %s" % exc)
+            finally:
+                with self.detach_lock:
+                    self.detaching = False
+
+        threading.Thread(target=run, daemon=True).start()
 
     def follow(self, address, fresh_start):
         cfg, repl = self.cfg, self.cfg["replication"]

@@ -140,3 +140,8 @@ def test_the_event_scheduler_runs_on_the_primary_only():
     assert "SET GLOBAL event_scheduler = ON" not in plan(MARIADB_1011, replica, "primary")
     primary = state(read_only=False, event_scheduler=True)
     assert plan(MARIADB_1011, primary, "read_only") == ["SET GLOBAL read_only = ON", "SET GLOBAL event_scheduler = OFF"]
+
+
+def test_keep_replica_leaves_the_replication_to_the_caller():
+    current = state(replica={"running": False}, read_only=True)
+    assert plan(MARIADB_1011, current, "primary", semisync=False, keep_replica=True) == ["SET GLOBAL read_only = OFF"]
