@@ -56,6 +56,26 @@ def test_three_database_hosts_one_writable_leader(matrix):
         assert matrix.replicating(other, "db-01")
 
 
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ("mysql_replication_ha_cluster=renamed", "mysql_replication_ha_cluster is 'renamed', but the HA agent on"),
+        (
+            "mysql_replication_ha_ttl=6",
+            "must be at least 3 x mysql_replication_ha_loop_wait + 2 s (5.0 s) and at least 7",
+        ),
+        ("haproxy_db_writer_check_timeout=3s", "needs up to 7.25 s to mark a frozen primary DOWN"),
+    ],
+)
+def test_bad_failover_settings_are_refused_before_any_change(matrix, extra, message):
+    """A renamed cluster prefix on a running stack, a TTL a hung agent's fence does not fit in,
+    a writer check slower than the lease: refused in preflight, naming the setting."""
+    proc = run_playbook("site.yml", "--tags", "preflight", "-e", extra)
+    text = " ".join((proc.stdout + proc.stderr).split())
+    assert proc.returncode != 0 and message in text, text[-3000:]
+    assert matrix.writable() == [matrix.leader()]
+
+
 # Order: faults that leave every server as it was first, the ones that may leave an errant
 # former primary (a frozen host) after; the keyspace loss once the inventory's primary is a
 # replica (the write stall moved the lease), so that it is the lagging one.
