@@ -277,6 +277,17 @@ class Agent:
             self.set_state(etcd_error=str(exc))
         if view is not None:
             self.note_revisions(view)
+            healthy = sorted(
+                name
+                for name, rec in view.members.items()
+                if name != self.me
+                and self.live(name)
+                and rec.get("ok")
+                and rec.get("io_running")
+                and not rec.get("errant")
+                and rec.get("read_only", True)
+            )
+            self.set_state(replicas_healthy=healthy)
         # Unreadable keys count as absent (a leader key that does not decode is no leader).
         leader = view.leader if view else None
         if leader is not None:

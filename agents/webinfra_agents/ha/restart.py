@@ -6,8 +6,9 @@ The mysql_replication role's restart handler runs it on one database host at a t
 configuration change never restarts more than one server at once):
 
 1. when this server leads, hand the lease over first (a planned switchover to each other member
-   in turn, through the agent's control socket, until one takes it); a leader no replica takes
-   over from is not restarted (the command fails, naming why);
+   in turn, through the agent's control socket, until one takes it); a leader whose healthy
+   replicas all refuse is not restarted (the command fails, naming why); one with no healthy
+   replica at all (a cluster being built) is restarted in place;
 2. restart the server (systemd starts it read-only);
 3. wait until it replicates from the leader again with no lag (or, alone, answers again).
 
@@ -95,7 +96,12 @@ class Restart:
         out = {"restarted": False, "switched_over_to": None}
         status = self.status()
         me = self.cfg["name"]
-        if status and status.get("leader") == me and len(self.cfg.get("members", [])) > 1:
+        leads = status and status.get("leader") == me and len(self.cfg.get("members", [])) > 1
+        if leads and not status.get("replicas_healthy"):
+            # No replica could take over (a cluster still being built: its replicas not seeded
+            # yet): a restart in place cannot cause a failover; the writes pause meanwhile.
+            out["in_place"] = "no healthy replica to hand the lease over to"
+        elif leads:
             target = self.hand_over(me, min(20.0, timeout))
             if target is None:
                 out["error"] = (

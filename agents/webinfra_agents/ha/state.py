@@ -39,6 +39,9 @@ class AgentState:
     blocked: str = ""
     # The last round's outcome (decide.Outcome).
     last_step: str = ""
+    # The other members that replicate, answer and are not errant, as the last round saw them
+    # (the ones a switchover could go to).
+    replicas_healthy: list = dataclasses.field(default_factory=list)
 
     def update(self, **values):
         """Set the named fields; a name that is no field is a programming error."""

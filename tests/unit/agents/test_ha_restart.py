@@ -48,8 +48,11 @@ def test_a_replica_is_restarted_and_waited_for():
     assert fake.calls == [("restart", "mariadb")]
 
 
+LEADER = {"role": "primary", "leader": "db-01", "db": {"ok": True, "read_only": False}, "replicas_healthy": ["db-02"]}
+
+
 def test_the_leader_hands_over_first_to_the_first_member_that_takes_it():
-    leader = {"role": "primary", "leader": "db-01", "db": {"ok": True, "read_only": False}}
+    leader = dict(LEADER)
     fake = Fake(leader, refuse={"db-02"})
     code, out = restart(fake).run(60)
     assert code == 0 and out["switched_over_to"] == "db-03"
@@ -57,7 +60,7 @@ def test_the_leader_hands_over_first_to_the_first_member_that_takes_it():
 
 
 def test_a_leader_nobody_takes_over_from_is_not_restarted():
-    leader = {"role": "primary", "leader": "db-01", "db": {"ok": True, "read_only": False}}
+    leader = dict(LEADER)
     fake = Fake(leader, refuse={"db-02", "db-03"})
     code, out = restart(fake).run(60)
     assert code == 1 and not out["restarted"] and "no other member took the lease" in out["error"]
@@ -77,3 +80,12 @@ def test_an_errant_server_is_restarted_and_reported_not_waited_for():
     fake.systemctl = lambda *args: 0
     code, out = restart(fake).run(60)
     assert code == 0 and "rebuild.yml" in out["errant"]
+
+
+def test_a_leader_without_any_healthy_replica_is_restarted_in_place():
+    """A cluster being built (its replicas not seeded yet): nobody could take over anyway."""
+    fake = Fake(dict(LEADER, replicas_healthy=[]))
+    fake.systemctl = lambda *args: fake.calls.append(args) or 0
+    code, out = restart(fake).run(60)
+    assert code == 0 and out["restarted"] and "no healthy replica" in out["in_place"]
+    assert fake.calls == [("restart", "mariadb")]
