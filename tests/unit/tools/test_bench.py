@@ -1,6 +1,7 @@
 import pytest
 import yaml
 from bench import common, console, datapath, ha, mitogen, replication, scaling, steps
+from bench.matrix import matrix_judge, matrix_lines
 from bench import deploy as deploy_step
 from bench import report as report_step
 
@@ -255,3 +256,36 @@ def test_every_step_module_is_in_the_registry_in_run_order():
         assert step.name == name and step.summary and callable(step.run) and callable(step.lines)
     # The steps that create their own labs run without the default one.
     assert {n for n, s in steps.REGISTRY.items() if not s.needs_lab} == {"ha", "scaling"}
+
+
+def test_the_fault_matrix_rows_and_verdicts():
+    rows = {
+        "freeze-host": {
+            "fault": "leader's host frozen",
+            "failover": True,
+            "trials": 3,
+            "window_median_seconds": 8.9,
+            "window_worst_seconds": 9.6,
+            "lost_acknowledged_writes": 0,
+            "acknowledged_writes": 900,
+            "double_writable_samples": 0,
+        },
+        "lossy-etcd-link": {
+            "fault": "lossy link",
+            "failover": False,
+            "trials": 1,
+            "window_median_seconds": 4.0,
+            "window_worst_seconds": 4.0,
+            "lost_acknowledged_writes": 0,
+            "acknowledged_writes": 300,
+            "double_writable_samples": 0,
+        },
+    }
+    lines = matrix_lines(rows)
+    assert "| leader's host frozen | 3 | 8.9 s | 9.6 s | 0 of 900 | 0 |" in lines
+    assert matrix_judge(rows) == {
+        "matrix_0_lost_never_two_writable": True,
+        "matrix_failover_median_at_most_10s_worst_at_most_15s": True,
+    }
+    rows["freeze-host"]["window_worst_seconds"] = 16
+    assert not matrix_judge(rows)["matrix_failover_median_at_most_10s_worst_at_most_15s"]
