@@ -1,9 +1,9 @@
 import pytest
 import yaml
 from bench import common, console, datapath, ha, mitogen, replication, scaling, steps
-from bench.matrix import matrix_judge, matrix_lines
 from bench import deploy as deploy_step
 from bench import report as report_step
+from bench.matrix import matrix_judge, matrix_lines
 
 WRK = """\
 Running 20s test @ https://lb-01/
