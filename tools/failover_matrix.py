@@ -462,7 +462,8 @@ class ConfigChange(Fault):
         # A setting only a restart applies, different from what the servers run now.
         current = int(m.sql(leader, "SELECT @@GLOBAL.max_connections") or 0)
         assert m.playbook is not None, "the matrix needs a playbook runner for this fault"
-        m.playbook("site.yml", "-e", f"mysql_replication_max_connections={current + 1}")
+        # Only the database hosts change (a balancer stopped by an earlier test stays out of it).
+        m.playbook("site.yml", "--limit", ",".join(m.dbs), "-e", f"mysql_replication_max_connections={current + 1}")
 
 
 FAULTS = {
