@@ -159,6 +159,9 @@ class Agent:
         self.started_at = clock()
         self.no_init_since = None
         self.stall_until = None
+        # The lease of the last leader key this agent saw: a key deleted (not expired) leaves its
+        # lease running, and its holder writable - no candidate takes over until it is gone.
+        self.seen_leader_lease = None
         self.stall_watch = StallWatch(self.cfg.get("write_stall"))
         self.round_ended = clock()
         self.api = Api(self)
@@ -292,6 +295,7 @@ class Agent:
         leader = view.leader if view else None
         if leader is not None:
             self.no_init_since = None
+            self.seen_leader_lease = view.leader_lease
             if leader.get("name") != self.me:
                 self.local.set(history=True)
         paused = self.effective_pause(view)
@@ -713,6 +717,17 @@ class Agent:
                 log("not taking over yet: %s" % detail)
             self.set_state(blocked=detail)
             return Outcome.NOT_THE_BEST
+        if self.seen_leader_lease:
+            try:
+                left = self.store.lease_left(self.seen_leader_lease)
+            except EtcdError:
+                left = 1  # unknown: not now
+            if left > 0:
+                self.set_state(
+                    blocked="the last leader's lease still runs (%d s): its key was deleted, not expired" % left
+                )
+                return Outcome.NOT_THE_BEST
+            self.seen_leader_lease = None
         extra = {"last_failover": json.dumps({"at": self.wall(), "to": self.me, "from": previous})}
         if float(self.cfg["failover_window"]) > 0:
             extra["failover_window"] = json.dumps({"at": self.wall(), "to": self.me})

@@ -198,6 +198,11 @@ class Client:
         result = answer.get("result", answer)
         return int(result.get("TTL", 0))
 
+    def time_to_live(self, lease):
+        """Seconds the lease has left; -1 when etcd does not know it (expired, revoked)."""
+        answer = self.call("lease/timetolive", {"ID": str(lease)})
+        return int(answer.get("TTL", -1))
+
     def revoke(self, lease):
         try:
             self.call("lease/revoke", {"ID": str(lease)})

@@ -129,6 +129,10 @@ class Store:
     def revoke(self, lease):
         self.client.revoke(lease)
 
+    def lease_left(self, lease):
+        """Seconds `lease` has left (-1: gone)."""
+        return self.client.time_to_live(lease)
+
     # a member's own records
     def publish(self, name, record):
         self.client.put(self.keys.member(name), record)

@@ -84,6 +84,10 @@ class FakeEtcd:
         self.leases[lease] = self.clock() + 10
         return 10
 
+    def time_to_live(self, lease):
+        self._check()
+        return int(self.leases[lease] - self.clock()) if lease in self.leases else -1
+
     def revoke(self, lease):
         self._check()
         self.leases[lease] = 0

@@ -1019,3 +1019,19 @@ def test_a_stall_is_waiters_in_every_round_while_nothing_commits():
     gaps = decide.StallWatch(10)
     assert gaps.observe(0, short, "p") == [] and gaps.observe(6, [], "p") == [] and gaps.observe(12, short, "p") == []
     assert decide.StallWatch(0).observe(100, [{"state": "Waiting for backup lock", "time": 99}], "p") == []
+
+
+def test_a_deleted_leader_key_is_not_taken_while_its_lease_runs():
+    """The keys deleted while the leader's main loop is slow to notice (its keeper still renews):
+    the candidates wait for its lease, never two writable; the leader then takes its key back."""
+    clock, store, agents = cluster(("db-01", "db-02", "db-03"))
+    rounds(clock, agents, 3)
+    for key in list(store.kv):
+        store.kv.pop(key)
+    for _round in range(6):
+        agents["db-01"].renew()  # the keeper renews; the main loop does not run
+        rounds(clock, agents, 1, skip=("db-01",))
+        assert writable(agents) == ["db-01"]
+    assert "lease still runs" in agents["db-02"].state.blocked
+    rounds(clock, agents, 3)
+    assert writable(agents) == ["db-01"] and leader_of(agents) == ["db-01"]
