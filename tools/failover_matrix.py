@@ -110,10 +110,22 @@ class Matrix:
     """The lab's database hosts (`dbs`), one web server (the probe), the client (the load)."""
 
     def __init__(  # noqa: PLR0913 - the lab's parts
-        self, lab: str, dbs: list[str], web: str, client: str, vip: str, ca_pem: str, rebuild=None, playbook=None
+        self,
+        lab: str,
+        dbs: list[str],
+        web: str,
+        client: str,
+        vip: str,
+        ca_pem: str,
+        rebuild=None,
+        playbook=None,
+        etcd_root_password: str = "",
     ):
         self.lab, self.dbs, self.web, self.client, self.vip = lab, list(dbs), web, client, vip
+        # etcd's root user (role-based access control): faults that change etcd's keys run as it.
+        self.etcd_root_password = etcd_root_password
         self.rebuild = rebuild  # callable(host): re-seeds an errant former primary (rebuild.yml)
+        self.rebuilds: list[tuple[str, str]] = []  # (host, why) of each rebuild restore() ran
         self.playbook = playbook  # callable(*args): runs site.yml with extra arguments, returns success
         self.addresses = {h: self.sh(h, "hostname -I").stdout.split()[0] for h in self.dbs}
         self.put(self.client, WRITELOAD, (TOOLS / "writeload.py").read_text())
@@ -195,14 +207,18 @@ class Matrix:
         return leader
 
     def restore(self, timeout: float = 120) -> str:
-        """Back to a healthy cluster: servers left errant are rebuilt (rebuild.yml)."""
+        """Back to a healthy cluster: an errant former primary rolls its unacknowledged
+        transactions back by itself; one whose agent refused to (`not rolled back`) is rebuilt
+        (rebuild.yml), and counted in `rebuilds`."""
 
         def settled():
             leader = self.healthy()
             if leader:
                 return leader
             for host in self.dbs:
-                if self.status(host).get("errant") and self.rebuild is not None:
+                errant = self.status(host).get("errant") or ""
+                if "not rolled back" in errant and self.rebuild is not None:
+                    self.rebuilds.append((host, errant))
                     self.rebuild(host)
             return None
 
@@ -314,8 +330,14 @@ def others(m: Matrix, leader: str) -> list[str]:
 
 
 def etcdctl(m: Matrix, host: str, args: str) -> subprocess.CompletedProcess:
+    """etcdctl on `host` as etcd's root user (the password on stdin, never in a command line)."""
     tls = "--cacert=/etc/etcd/tls/ca.pem --cert=/etc/etcd/tls/member.pem --key=/etc/etcd/tls/member.key"
-    return m.sh(host, f"ETCDCTL_API=3 etcdctl --endpoints=https://{m.addresses[host]}:2379 {tls} {args}")
+    return m.sh(
+        host,
+        'read -r P; if [ -n "$P" ]; then export ETCDCTL_USER="root:$P"; fi; '
+        f"ETCDCTL_API=3 etcdctl --endpoints=https://{m.addresses[host]}:2379 {tls} {args}",
+        stdin=m.etcd_root_password + "\n",
+    )
 
 
 def sql_thread(m: Matrix, host: str, running: bool) -> None:
@@ -353,6 +375,32 @@ class FreezeHost(Fault):
 
     def heal(self, m, leader):
         m.podman("unpause", f"{m.lab}-{leader}")
+
+
+class UnacknowledgedCommits(Fault):
+    name = "the leader's replicas stop receiving (its packets to them dropped), commits wait, then its host frozen"
+    # The leader's binary log then holds commits no replica received (never acknowledged): the
+    # former leader is errant, rolls them back and rejoins by itself (ha/rejoin.py).
+    marker = "unacked-marker"
+
+    def inject(self, m, leader):
+        peers = ", ".join(m.addresses[h] for h in others(m, leader))
+        nft(
+            m,
+            leader,
+            f"  chain out {{ type filter hook output priority -10; ip daddr {{ {peers} }} tcp sport 3306 drop; }}",
+        )
+        self.marker = f"unacked-{int(time.time())}"
+        insert = f"INSERT INTO webapp.notes (body) VALUES ('{self.marker}')"  # noqa: S608 - a test marker
+        m.sh(leader, f"nohup timeout 60 mariadb -e {shlex.quote(insert)} >/dev/null 2>&1 &")
+        # The commit is in the binary log, waiting for an acknowledgement; frozen before the leader
+        # ends its silent replicas' connections (after 2 s: its record still says semi-sync).
+        time.sleep(0.8)
+        assert m.podman("pause", f"{m.lab}-{leader}").returncode == 0
+
+    def heal(self, m, leader):
+        m.podman("unpause", f"{m.lab}-{leader}")
+        unnft(m, leader)
 
 
 class FreezeAgent(Fault):
@@ -468,6 +516,7 @@ class ConfigChange(Fault):
 
 FAULTS = {
     "freeze-host": FreezeHost,
+    "unacknowledged-commits": UnacknowledgedCommits,
     "freeze-agent": FreezeAgent,
     "kill-mariadb": KillDatabase,
     "asymmetric-partition": AsymmetricPartition,

@@ -11,8 +11,10 @@ import yaml
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
+from ansible_collections.webinfra.distributed.plugins.plugin_utils.secrets import stored_password
 from ansible_collections.webinfra.distributed.plugins.plugin_utils.stack import (
     DB_SETTINGS,
+    HA_SETTINGS,
     PORTS,
     TIMING,
     StackError,
@@ -24,15 +26,29 @@ ROLES_DIR = Path(__file__).resolve().parents[2] / "roles"
 
 @functools.cache
 def role_defaults():
-    """The variables of PORTS, DB_SETTINGS and TIMING as the roles' defaults/main.yml set them (literal
+    """The variables of PORTS, DB_SETTINGS, HA_SETTINGS and TIMING as the roles' defaults/main.yml set them (literal
     values: a unit test keeps them so), read once per controller process."""
     files, out = {}, {}
-    for role, var in [*PORTS.values(), *DB_SETTINGS.values(), *TIMING.values()]:
+    for role, var in [*PORTS.values(), *DB_SETTINGS.values(), *HA_SETTINGS.values(), *TIMING.values()]:
         if role not in files:
             files[role] = yaml.safe_load((ROLES_DIR / role / "defaults" / "main.yml").read_text()) or {}
         if var in files[role]:
             out.setdefault(role, {})[var] = files[role][var]
     return out
+
+
+def add_etcd_passwords(etcd, directory):
+    """etcd's root password and each HA agent's, kept on the controller in `directory` (generated
+    the first time: plugin_utils.secrets.stored_password)."""
+    if not etcd["users"]:
+        etcd["root_password"] = ""
+        return
+    if not directory:
+        raise StackError("webinfra_secrets_dir must name a directory on the controller for etcd's passwords")
+    etcd["secrets_dir"] = directory
+    etcd["root_password"] = stored_password(directory, "root")
+    for user in etcd["users"].values():
+        user["password"] = stored_password(directory, user["name"])
 
 
 class ActionModule(ActionBase):
@@ -43,6 +59,8 @@ class ActionModule(ActionBase):
         "inputs": {"type": "dict", "default": {}},
         "fact": {"type": "str", "default": "webinfra_stack"},
         "partial": {"type": "bool", "default": False},
+        # Where the controller keeps the passwords it generates (etcd's users): created when missing.
+        "secrets_dir": {"type": "str", "default": ""},
     }
 
     def run(self, tmp=None, task_vars=None):
@@ -59,7 +77,8 @@ class ActionModule(ActionBase):
                 role_defaults(),
                 partial=args["partial"],
             )
-        except StackError as exc:
+            add_etcd_passwords(model["etcd"], args["secrets_dir"])
+        except (StackError, ValueError, OSError) as exc:
             raise AnsibleActionFail(f"stack: {exc}") from exc
         # The model holds the application's database passwords: the result is hidden once it
         # succeeded (a refusal above keeps its message visible).

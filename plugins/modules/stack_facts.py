@@ -51,6 +51,16 @@ options:
     type: bool
     default: false
     version_added: 0.10.0
+  secrets_dir:
+    description:
+      - Directory on the controller where the passwords the stack generates are kept - etcd's
+        V(root) user and each database host's HA agent user (role-based access control). Each is
+        created once (32 random letters and digits, mode 0600, directory 0700) and read on later
+        runs; write your own into a file to choose it.
+      - Needed when the etcd group has hosts.
+    type: str
+    default: ""
+    version_added: 0.10.0
 notes:
   - The fact holds the application's database passwords, so the task's result is hidden once it
     succeeded (as with C(no_log)); a refusal keeps its message.
@@ -87,7 +97,8 @@ ansible_facts:
           C(db_writer) (C(enabled), C(address), C(port)), C(db_servers) (the writer endpoint's
           database servers - C(name), C(address), C(port)), C(monitoring_targets) (on monitoring
           hosts, Prometheus' targets by job - C(name), C(address), C(port) - each at the port its own
-          host serves), C(firewall_rules) (C(port), C(from),
+          host serves), C(etcd) (C(enabled), C(endpoints), C(users) - database host to its HA agent's etcd user C(name),
+          C(prefixes) and C(password) - C(root_password), C(secrets_dir)), C(firewall_rules) (C(port), C(from),
           C(comment)), C(acme) (C(enabled), C(issuer), C(challenge)), C(exporters) (C(tls)) and
           C(app) (C(env), C(packages)).
       type: dict

@@ -83,6 +83,10 @@ TIMING = {
     "fastinter": ("haproxy", "haproxy_db_writer_check_fastinter"),
     "timeout": ("haproxy", "haproxy_db_writer_check_timeout"),
 }
+# The HA agents' cluster name (their etcd prefix /webinfra/<cluster>/), per database host.
+HA_SETTINGS = {"cluster": ("mysql_replication", "mysql_replication_ha_cluster")}
+# etcd users of the stack (etcd_auth_managed_prefix of the etcd role).
+ETCD_USER_PREFIX = "webinfra-"
 DURATION_UNITS = {"us": 0.000001, "ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 DB_SOCKET = "/run/mysqld/mysqld.sock"
@@ -544,6 +548,28 @@ def _tiers_and_play_groups(host, topo):
     return tiers, play_groups
 
 
+def _etcd_users(topo, settings):
+    """etcd's users of the stack: each database host's HA agent its own, read-write on its
+    cluster's prefix only (the passwords are added on the controller, plugin_utils.secrets)."""
+    if not topo.etcd_hosts:
+        return {}
+    # etcd takes a client certificate's common name (each host's, from the internal CA) as the
+    # user on its gRPC port: no host may be named as one of etcd's users.
+    clashes = [h for h in topo.stack_hosts if h == "root" or h.startswith(ETCD_USER_PREFIX)]
+    if clashes:
+        raise StackError(
+            f"the host name(s) {', '.join(clashes)} would be etcd users (root, {ETCD_USER_PREFIX}*): etcd takes "
+            "a client certificate's common name as its user, so rename the host(s) in the inventory"
+        )
+    users = {}
+    for db in topo.db_hosts:
+        cluster = str(settings.get(db, *HA_SETTINGS["cluster"]) or "")
+        if not cluster or "/" in cluster:
+            raise StackError(f"mysql_replication_ha_cluster of {db} must be a name without '/', is {cluster!r}")
+        users[db] = {"name": f"{ETCD_USER_PREFIX}ha-{db}", "prefixes": [f"/webinfra/{cluster}/"]}
+    return users
+
+
 def build(host, inputs, groups, hostvars, role_defaults, partial=False):
     """The stack model as seen from `host`.
 
@@ -640,6 +666,8 @@ def build(host, inputs, groups, hostvars, role_defaults, partial=False):
         "etcd": {
             "enabled": bool(topo.etcd_hosts),
             "endpoints": [f"https://{addresses[h]}:{port('etcd_client', h)}" for h in topo.etcd_hosts],
+            # Database host -> its HA agent's etcd user {name, prefixes} (role-based access control).
+            "users": _etcd_users(topo, settings),
         },
         # Backups (empty hosts: none): the repositories and the port of their agents.
         "backup": {"enabled": bool(topo.backup_hosts), "group": topo.backup_group, "hosts": topo.backup_hosts},

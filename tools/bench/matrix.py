@@ -5,6 +5,7 @@ acknowledged writes (through the endpoint and straight) and samples with two wri
 from __future__ import annotations
 
 import statistics
+from pathlib import Path
 
 from bench.common import CLIENT, ROOT, Lab, log
 from failover_matrix import FAULTS, Matrix, trial
@@ -26,7 +27,18 @@ def bench_matrix(lab: Lab, vip: str, trials: int, quick: int) -> dict:
     def playbook(*args: str) -> None:
         lab.playbook(str(ROOT / args[0]), *args[1:])
 
-    m = Matrix(lab.name, dbs, lab.groups["webservers"][0], CLIENT, vip, ca, rebuild=rebuild, playbook=playbook)
+    root = Path(lab.inventory) / ".pki" / "etcd" / "root"
+    m = Matrix(
+        lab.name,
+        dbs,
+        lab.groups["webservers"][0],
+        CLIENT,
+        vip,
+        ca,
+        rebuild=rebuild,
+        playbook=playbook,
+        etcd_root_password=root.read_text().strip() if root.exists() else "",
+    )
     rows = {}
     for kind in FAULTS:
         count = quick if kind in QUICK else trials

@@ -34,6 +34,7 @@ import json
 import os
 import signal
 import socketserver
+import subprocess
 import sys
 import threading
 import time
@@ -63,6 +64,7 @@ from webinfra_agents.ha.decide import (
 )
 from webinfra_agents.ha.lease import Lease
 from webinfra_agents.ha.local import LocalState
+from webinfra_agents.ha.rejoin import RejoinRefused, Rewind
 from webinfra_agents.ha.restart import restart_main
 from webinfra_agents.ha.state import AgentState, Role
 from webinfra_agents.ha.store import EtcdError, Store
@@ -92,6 +94,10 @@ DEFAULTS = {
     "apply_timeout": 120,
     # The agent's own state across restarts and etcd's state loss (ha.local).
     "state_file": None,
+    # An errant former primary rolls its unacknowledged transactions back and rejoins by itself
+    # (ha.rejoin), saving them for audit in rejoin_dir; false: it waits for rebuild.yml.
+    "rejoin": True,
+    "rejoin_dir": "/var/lib/webinfra-ha-agent/errant",
     "etcd": None,
     "peers": {},
 }
@@ -136,7 +142,7 @@ class Agent:
         # fence ends in the last resort (the server killed).
         self.fence_lock = threading.Lock()
         self.state = AgentState()
-        self.counters = {"failovers": 0, "fences": 0, "switchovers": 0, "silent_replicas_cut": 0}
+        self.counters = {"failovers": 0, "fences": 0, "switchovers": 0, "silent_replicas_cut": 0, "rejoins": 0}
         self.last_lag = None
         self.candidate_since = None
         self.db_failures = 0
@@ -324,7 +330,7 @@ class Agent:
                 pass
             return Outcome.ADOPT_FAILED
         if leader is not None:
-            return self.follow(db, leader, view.members)
+            return self.follow(db, leader, view.members, view.last_failover)
         return self.compete(db, view)
 
     def note_revisions(self, view):
@@ -581,7 +587,7 @@ class Agent:
         self.set_state(role=Role.REPLICA, leader=None)
         return Outcome.HANDED_OVER
 
-    def follow(self, db, leader, members):
+    def follow(self, db, leader, members, last_failover=None):
         self.candidate_since = self.candidate_revision = None
         name = leader.get("name")
         self.set_state(role=Role.REPLICA, leader=name)
@@ -601,6 +607,8 @@ class Agent:
             # Errant at another position: the server was rebuilt or rolled back since; judge again.
             log("the position changed since it was found errant (%s): judged again" % db["gtid"])
             self.set_errant("")
+        if self.state.errant and self.rejoin(db, members.get(name) or {}, last_failover):
+            db, replica, pointed = self.replicate_after_rejoin(address)
         if pointed and replica.get("last_io_errno") in ERRANT_IO_ERRNOS:
             self.db.stop_replication()
             errant = "the leader's binary log lacks this server's transactions: %s (%s)" % (
@@ -639,6 +647,48 @@ class Agent:
             self.local.set(urgent=False, history=True, last_leader=leader_record, lag=self.last_lag)
         self.publish(db)
         return Outcome.ERRANT if self.state.errant else Outcome.FOLLOWER
+
+    def rejoin(self, db, leader_record, last_failover):
+        """Roll this errant former primary's transactions back and reset its binary log to where
+        the new leader took over (rejoin.py); True when done. A refusal is logged and not tried
+        again at this position (rebuild.yml re-seeds the server)."""
+        if not self.cfg.get("rejoin", True) or self.local.get("rejoin_refused") == db["gtid"]:
+            return False
+        if leader_record.get("read_only", True) or not leader_record.get("gtid"):
+            return False  # the leader's own record (its position) first
+        try:
+            self.db.stop_replication()
+            done = Rewind(self.db, self.cfg["rejoin_dir"]).rejoin(
+                (last_failover or {}).get("position") or "", leader_record, last_failover, self.me
+            )
+        except (RejoinRefused, OSError, subprocess.SubprocessError) as exc:
+            log("errant, not rolled back by itself (rebuild.yml re-seeds it): %s" % exc)
+            self.local.set(rejoin_refused=db["gtid"])
+            self.set_errant(
+                "%s; not rolled back: %s" % (self.state.errant.split("; not rolled back")[0], exc), db["gtid"]
+            )
+            return False
+        except Exception as exc:  # pylint: disable=broad-except - the database's errors
+            log("errant, the roll-back failed (tried again next round): %s" % exc)
+            self.db.close()
+            return False
+        self.counters["rejoins"] += 1
+        log(
+            "rejoined: rolled back %d errant transaction(s) %s, saved in %s; replicating from %s"
+            % (done["transactions"], done["gtids"], done["audit"], done["leader"])
+        )
+        self.set_errant("")
+        self.local.set(rejoin_refused=None)
+        return True
+
+    def replicate_after_rejoin(self, address):
+        """(db, replica, pointed) once the rolled-back server replicates from the leader again."""
+        result = self.db.follow(address, fresh_start=False)
+        if result.get("error"):
+            log("replication from %s after the roll-back: %s" % (address, result["error"]))
+        db = self.db.observe()
+        replica = db.get("replica")
+        return db, replica, replica is not None and replica.get("source_host") == address
 
     def set_errant(self, errant, position=None):
         """Record (or clear) the server's errant state, in memory and durably."""
@@ -728,7 +778,9 @@ class Agent:
                 )
                 return Outcome.NOT_THE_BEST
             self.seen_leader_lease = None
-        extra = {"last_failover": json.dumps({"at": self.wall(), "to": self.me, "from": previous})}
+        # `position`: where this server takes over (what it received): the old leader's
+        # transactions after it were never acknowledged, and are rolled back when it rejoins.
+        extra = {"last_failover": json.dumps({"at": self.wall(), "to": self.me, "from": previous, "position": mine})}
         if float(self.cfg["failover_window"]) > 0:
             extra["failover_window"] = json.dumps({"at": self.wall(), "to": self.me})
         if view.initialized is None:
@@ -946,6 +998,20 @@ def fence_main(argv, database=Database):
     return 1
 
 
+def etcd_client(cfg):
+    """A client of the agent's etcd (TLS; its user and password with etcd's access control)."""
+    conf = cfg["etcd"]
+    return etcd_api.Client(
+        conf["endpoints"],
+        conf.get("ca"),
+        conf.get("cert"),
+        conf.get("key"),
+        timeout=max(0.5, float(cfg["loop_wait"])),
+        user=conf.get("user") or "",
+        password=conf.get("password") or "",
+    )
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "request":
@@ -960,13 +1026,7 @@ def main(argv=None):
     if problems:
         log("webinfra-ha-agent: %s" % "; ".join(problems))
         return 2
-    tls = cfg["etcd"]
-    client = etcd_api.Client(
-        tls["endpoints"], tls.get("ca"), tls.get("cert"), tls.get("key"), timeout=max(0.5, float(cfg["loop_wait"]))
-    )
-    keeper = etcd_api.Client(
-        tls["endpoints"], tls.get("ca"), tls.get("cert"), tls.get("key"), timeout=max(0.5, float(cfg["loop_wait"]))
-    )
+    client, keeper = etcd_client(cfg), etcd_client(cfg)
     agent = Agent(cfg, etcd=client, keeper_etcd=keeper, fence_db=Database(cfg))
     server = LimitedHTTPServer((cfg["listen"], int(cfg["port"])), make_handler(agent.api))
     threading.Thread(target=server.serve_forever, daemon=True).start()

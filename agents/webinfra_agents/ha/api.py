@@ -30,6 +30,7 @@ COUNTER_HELP = {
     "fences": "Times this agent made its server read-only.",
     "switchovers": "Switchovers this agent handed over.",
     "silent_replicas_cut": "Binlog dump threads ended because their replica stopped acknowledging.",
+    "rejoins": "Times this errant former primary rolled its unacknowledged transactions back and rejoined.",
 }
 
 

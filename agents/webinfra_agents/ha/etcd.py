@@ -4,11 +4,14 @@
 
 Used by the HA agent on the database hosts (no gRPC library in Debian's python3 packages for
 both releases). etcd 3.4 and 3.5 serve the gateway under /v3/. Keys and values are bytes in
-base64; 64-bit numbers are strings in JSON, and fields equal to zero/false are left out.
-Each call tries the endpoints in turn (the last one that answered first) and raises EtcdError
-when none answered within the timeout. Connections persist between calls (HTTP keep-alive): on a
-lossy link a new TLS handshake per call would lose a round trip or three to every dropped
-packet; a persistent connection that failed is retried once, new, before the next endpoint.
+base64; 64-bit numbers are strings in JSON, and fields equal to zero/false are left out. With a
+user and password (etcd's role-based access control: the gateway does not take the client
+certificate's name as a user) the client authenticates for a token first and again whenever etcd
+says the token expired or is unknown. Each call tries the endpoints in turn (the last one that
+answered first) and raises EtcdError when none answered within the timeout. Connections persist
+between calls (HTTP keep-alive): on a lossy link a new TLS handshake per call would lose a round
+trip or three to every dropped packet; a persistent connection that failed is retried once, new,
+before the next endpoint.
 """
 
 from __future__ import annotations
@@ -49,6 +52,10 @@ def prefix_end(prefix):
     return b"\0"
 
 
+def answer_text(answer):
+    return str(answer.get("message") or answer.get("error") or answer)
+
+
 def decode_kv(kv):
     return {
         "key": unb64(kv.get("key")),
@@ -79,14 +86,28 @@ def value_is(key, value):
     return {"key": b64(key), "result": "EQUAL", "target": "VALUE", "value": b64(value)}
 
 
-class Client:
-    """etcd v3 over HTTPS with a client certificate; `endpoints` are https://host:port URLs."""
+# etcd's answers that mean "authenticate again" (an expired or unknown token), not a refusal.
+REAUTHENTICATE = ("invalid auth token", "user name is empty", "revision in header is old", "token is expired")
 
-    def __init__(self, endpoints, ca_file=None, cert_file=None, key_file=None, timeout=2.0, opener=None):
+
+def needs_token(text):
+    text = str(text).lower()
+    return any(words in text for words in REAUTHENTICATE)
+
+
+class Client:
+    """etcd v3 over HTTPS with a client certificate; `endpoints` are https://host:port URLs;
+    `user` and `password` when etcd's access control is on."""
+
+    def __init__(
+        self, endpoints, ca_file=None, cert_file=None, key_file=None, timeout=2.0, opener=None, user="", password=""
+    ):
         if not endpoints:
             raise EtcdError("no etcd endpoint given")
         self.endpoints = list(endpoints)
         self.timeout = timeout
+        self.user, self.password = user or "", password or ""
+        self.token = None
         self._opener = opener
         self._context = None
         # {endpoint: open connection}; one call at a time per client (the agent's threads each
@@ -104,7 +125,7 @@ class Client:
         if url.scheme not in ("https", "http"):
             raise ValueError("not an http(s) endpoint: %s" % endpoint)
         if self._opener is not None:
-            return self._opener(url.geturl(), data, self.timeout)
+            return self._opener(url.geturl(), data, self.timeout, self._headers(path))
         reused = endpoint in self._connections
         try:
             return self._exchange(endpoint, self._connections.pop(endpoint, None) or self._connect(url), url, data)
@@ -117,7 +138,7 @@ class Client:
     def _exchange(self, endpoint, conn, url, data):
         """One request on `conn`, kept open for the next call unless the server closes it."""
         try:
-            conn.request("POST", url.path, body=data, headers={"Content-Type": "application/json"})
+            conn.request("POST", url.path, body=data, headers=self._headers(url.path))
             response = conn.getresponse()
             text = response.read().decode("utf-8")
         except (OSError, http.client.HTTPException):
@@ -130,6 +151,47 @@ class Client:
         if response.status >= 400:
             raise EtcdHTTPError("HTTP %s %s" % (response.status, text[:300]))
         return json.loads(text or "{}")
+
+    def _headers(self, path):
+        headers = {"Content-Type": "application/json"}
+        if self.token and not path.endswith("auth/authenticate"):
+            headers["Authorization"] = self.token
+        return headers
+
+    def _authenticate(self, endpoint):
+        """A new token from `endpoint` (a JWT: every member takes it); "" while etcd's access
+        control is off (site.yml turns it on once every agent has its credentials)."""
+        self.token = None
+        try:
+            answer = self._post(endpoint, "auth/authenticate", {"name": self.user, "password": self.password})
+        except EtcdHTTPError as exc:
+            if "authentication is not enabled" not in str(exc):
+                raise
+            self.token = ""
+            return
+        if isinstance(answer, dict) and "authentication is not enabled" in answer_text(answer):
+            self.token = ""
+            return
+        if not isinstance(answer, dict) or not answer.get("token"):
+            raise EtcdHTTPError("authentication as %s failed: %s" % (self.user, str(answer)[:200]))
+        self.token = answer["token"]
+
+    def _request(self, endpoint, path, body):
+        """One call on one endpoint, authenticated (again, once, when etcd asks for a new token)."""
+        if self.user and self.token is None:
+            self._authenticate(endpoint)
+        try:
+            answer = self._post(endpoint, path, body)
+        except EtcdHTTPError as exc:
+            if not (self.user and needs_token(exc)):
+                raise
+            answer = None
+        if answer is None or (isinstance(answer, dict) and answer.get("error") and needs_token(answer_text(answer))):
+            if not self.user:
+                return answer
+            self._authenticate(endpoint)
+            answer = self._post(endpoint, path, body)
+        return answer
 
     def _connect(self, url):
         if url.scheme == "https":
@@ -152,7 +214,7 @@ class Client:
         errors = []
         for endpoint in list(self.endpoints):
             try:
-                answer = self._post(endpoint, path, body)
+                answer = self._request(endpoint, path, body)
             except (OSError, ValueError, EtcdHTTPError, http.client.HTTPException) as exc:
                 errors.append("%s: %s" % (endpoint, exc))
                 continue

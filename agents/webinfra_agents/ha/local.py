@@ -10,7 +10,9 @@ one server must not forget when etcd forgets it, or when the agent restarts:
 - `last_leader`: the last leader's record as this agent last read it (its position);
 - `lag`: this server's last measured lag behind the leader;
 - `errant` and `errant_gtid`: the server holds transactions the leader lacks, and the position
-  it had when that was found (a later, different position - a rebuild - is judged again).
+  it had when that was found (a later, different position - a rebuild - is judged again);
+- `rejoin_refused`: the position at which rolling the errant transactions back was refused (not
+  tried again at that position: rebuild.yml re-seeds the server).
 
 Written atomically (a temporary file renamed), only when something changed, at most every
 `min_interval` seconds for the leader's position.
@@ -24,7 +26,7 @@ import tempfile
 
 from webinfra_agents.kit.daemon import log
 
-FIELDS = ("history", "last_leader", "lag", "errant", "errant_gtid")
+FIELDS = ("history", "last_leader", "lag", "errant", "errant_gtid", "rejoin_refused")
 
 
 class LocalState:

@@ -188,3 +188,83 @@ def test_the_backup_agent_has_a_key_of_its_own():
     # (MariaDB and etcd still share the host's general key: the next purposes of issue 31.)
     others = {fingerprints["/etc/mysql/tls/server.key"], fingerprints["/etc/etcd/tls/member.key"]}
     assert fingerprints[f"{TLS}/host.key"] not in others, fingerprints
+
+
+ETCD_TLS = "--cacert=/etc/etcd/tls/ca.pem --cert=/etc/etcd/tls/member.pem --key=/etc/etcd/tls/member.key"
+
+
+def etcd_member_not_a_database_host():
+    databases = set(groups()["db_primary"] + groups()["db_replicas"])
+    return next(h for h in groups()["etcd"] if h not in databases)
+
+
+def etcd_gateway(source, cert, key, path, body, token=""):
+    """POST to the local etcd member's JSON gateway from `source` (curl): (HTTP status, text)."""
+    target = address(etcd_member_not_a_database_host())
+    header = f"-H 'Authorization: {token}' " if token else ""
+    cmd = host(source).run(
+        f"curl -s -o /tmp/etcd-answer -w '%{{http_code}}' --cacert /etc/etcd/tls/ca.pem --cert {cert} --key {key} "
+        f"{header}-X POST https://{target}:2379/v3/{path} -d '{json.dumps(body)}'; echo; cat /tmp/etcd-answer"
+    )
+    status, _, text = cmd.stdout.partition("\n")
+    return status.strip(), text
+
+
+def test_an_etcd_member_that_is_no_database_host_cannot_touch_the_leader():
+    """etcd's access control: a member's own certificate (etcd's key) reads and writes no key,
+    over gRPC (etcdctl, the certificate's name is no etcd user) or the JSON gateway (a named
+    certificate is refused); the role's client certificate without a password neither."""
+    member = etcd_member_not_a_database_host()
+    cluster = hostvars(PRIMARY).get("mysql_replication_ha_cluster", "webinfra")
+    leader = f"/webinfra/{cluster}/leader"
+    target = host(member)
+    endpoint = f"--endpoints=https://{address(member)}:2379"
+    for command in (f"put {leader} {member}", f"put /webinfra/{cluster}/pause x", f"get {leader}"):
+        denied = target.run(f"ETCDCTL_API=3 etcdctl {endpoint} {ETCD_TLS} {command}")
+        assert denied.rc != 0 and "permission denied" in denied.stderr, (command, denied.stderr[-500:])
+    key = base64.b64encode(leader.encode()).decode()
+    status, text = etcd_gateway(
+        member, "/etc/etcd/tls/member.pem", "/etc/etcd/tls/member.key", "kv/put", {"key": key, "value": key}
+    )
+    assert status == "400" and "CommonName" in text, (status, text)
+    status, text = etcd_gateway(
+        member, "/etc/etcd/tls/client.pem", "/etc/etcd/tls/client.key", "kv/put", {"key": key, "value": key}
+    )
+    assert status != "200" and "user name is empty" in text, (status, text)
+    # The agents still hold the lease (nothing was written): the primary leads.
+    answer = ask(MONITOR, PRIMARY, AGENT_PORT, path="/status")
+    assert answer["status"] == 200 and json.loads(answer["body"])["leader"] == PRIMARY, answer
+
+
+def test_each_ha_agent_has_its_own_etcd_user_limited_to_its_cluster():
+    """The agent's etcd client certificate is its own (root-only, no common name), not MariaDB's; its
+    user may write its cluster's prefix and nothing else."""
+    target = host(PRIMARY)
+    key = target.file("/etc/webinfra/tls/etcd-client.key")
+    assert key.user == "root" and key.mode == 0o600
+    subject = target.check_output("openssl x509 -in /etc/webinfra/tls/etcd-client.pem -noout -subject -nameopt RFC2253")
+    assert "OU=etcd-client" in subject and "CN=" not in subject, subject
+    mariadb = target.check_output("openssl pkey -in /etc/mysql/tls/server.key -pubout | sha256sum")
+    own = target.check_output("openssl pkey -in /etc/webinfra/tls/etcd-client.key -pubout | sha256sum")
+    assert mariadb != own
+    config = json.loads(target.check_output("cat /etc/webinfra/ha-agent.json"))["etcd"]
+    assert config["user"] == f"webinfra-ha-{PRIMARY}" and config["cert"] == "/etc/webinfra/tls/etcd-client.pem"
+    assert target.file("/etc/webinfra/ha-agent.json").mode == 0o600
+    tls = "/etc/webinfra/tls/etcd-client"
+    status, text = etcd_gateway(
+        PRIMARY,
+        f"{tls}.pem",
+        f"{tls}.key",
+        "auth/authenticate",
+        {"name": config["user"], "password": config["password"]},
+    )
+    assert status == "200", (status, text)
+    token = json.loads(text)["token"]
+    outside = base64.b64encode(b"/other/key").decode()
+    status, text = etcd_gateway(
+        PRIMARY, f"{tls}.pem", f"{tls}.key", "kv/put", {"key": outside, "value": outside}, token
+    )
+    assert status == "403" and "permission denied" in text, (status, text)
+    # Its one home: the file the stack model generated on the controller, beside the internal CA.
+    stored = Path(inventory_dir()) / ".pki" / "etcd" / config["user"]
+    assert stored.read_text().strip() == config["password"] and stored.stat().st_mode & 0o777 == 0o600

@@ -15,7 +15,7 @@ def test_prefix_end_and_base64():
 def test_calls_fall_over_to_the_next_endpoint_and_remember_it():
     calls = []
 
-    def opener(url, data, timeout):
+    def opener(url, data, timeout, headers):
         calls.append(url)
         if url.startswith("https://10.0.0.1"):
             raise OSError("connection refused")
@@ -33,7 +33,7 @@ def test_calls_fall_over_to_the_next_endpoint_and_remember_it():
 
 
 def test_every_endpoint_failing_names_them_all():
-    def opener(url, data, timeout):
+    def opener(url, data, timeout, headers):
         raise OSError("timed out")
 
     client = etcd.Client(["https://a:2379", "https://b:2379"], opener=opener)
@@ -78,3 +78,78 @@ def test_connections_persist_between_calls_and_a_broken_one_is_replaced():
         client.close()
     finally:
         server.shutdown()
+
+
+class AuthEtcd:
+    """etcd with access control, as the gateway answers: a token per authentication; tokens
+    expire (`expire`); an unauthenticated call is refused."""
+
+    def __init__(self):
+        self.tokens, self.calls = set(), []
+
+    def opener(self, url, data, timeout, headers):
+        path = url.split("/v3/", 1)[1]
+        self.calls.append((path, headers.get("Authorization")))
+        body = json.loads(data)
+        if path == "auth/authenticate":
+            if body != {"name": "webinfra-ha-db-01", "password": "secret-password-1"}:
+                raise etcd.EtcdHTTPError('HTTP 400 {"error": "etcdserver: authentication failed"}')
+            token = f"jwt-{len(self.calls)}"
+            self.tokens.add(token)
+            return {"token": token}
+        if headers.get("Authorization") not in self.tokens:
+            raise etcd.EtcdHTTPError('HTTP 401 {"error": "etcdserver: invalid auth token"}')
+        return {"header": {"revision": "5"}}
+
+    def expire(self):
+        self.tokens.clear()
+
+
+def test_a_user_authenticates_first_and_again_when_the_token_expired():
+    fake = AuthEtcd()
+    client = etcd.Client(["https://a:2379"], opener=fake.opener, user="webinfra-ha-db-01", password="secret-password-1")  # noqa: S106 - a test value
+    assert client.get_prefix("/w/")[0] == 5
+    assert client.get_prefix("/w/")[0] == 5
+    assert [p for p, _ in fake.calls] == ["auth/authenticate", "kv/range", "kv/range"]
+    assert fake.calls[0][1] is None and fake.calls[1][1] == fake.calls[2][1] == client.token
+    fake.expire()
+    fake.calls.clear()
+    assert client.get_prefix("/w/")[0] == 5
+    assert [p for p, _ in fake.calls] == ["kv/range", "auth/authenticate", "kv/range"]
+
+
+def test_a_wrong_password_is_an_error_naming_it():
+    fake = AuthEtcd()
+    client = etcd.Client(["https://a:2379"], opener=fake.opener, user="webinfra-ha-db-01", password="wrong")  # noqa: S106 - a test value
+    with pytest.raises(etcd.EtcdError, match="authentication failed"):
+        client.grant(10)
+    assert [p for p, _ in fake.calls] == ["auth/authenticate"]
+
+
+def test_without_a_user_no_token_is_asked_for():
+    fake = AuthEtcd()
+    client = etcd.Client(["https://a:2379"], opener=fake.opener)
+    with pytest.raises(etcd.EtcdError, match="invalid auth token"):
+        client.get_prefix("/w/")
+    assert [p for p, _ in fake.calls] == ["kv/range"]
+
+
+def test_before_access_control_is_on_the_user_goes_without_a_token_then_gets_one():
+    fake = AuthEtcd()
+    enabled = {"on": False}
+    opener = fake.opener
+
+    def switch(url, data, timeout, headers):
+        if not enabled["on"]:
+            if url.endswith("auth/authenticate"):
+                raise etcd.EtcdHTTPError('HTTP 400 {"error": "etcdserver: authentication is not enabled"}')
+            return {"header": {"revision": "5"}}
+        return opener(url, data, timeout, headers)
+
+    client = etcd.Client(["https://a:2379"], opener=switch, user="webinfra-ha-db-01", password="secret-password-1")  # noqa: S106
+    assert client.get_prefix("/w/")[0] == 5
+    assert client.get_prefix("/w/")[0] == 5
+    assert client.token == ""  # asked once: no token while access control is off
+    enabled["on"] = True
+    assert client.get_prefix("/w/")[0] == 5
+    assert client.token and [p for p, _ in fake.calls] == ["kv/range", "auth/authenticate", "kv/range"]

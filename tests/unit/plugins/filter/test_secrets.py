@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ansible_collections.webinfra.distributed.plugins.plugin_utils.secrets import weak_secrets
+from ansible_collections.webinfra.distributed.plugins.action.stack_facts import add_etcd_passwords
+from ansible_collections.webinfra.distributed.plugins.plugin_utils.secrets import stored_password, weak_secrets
 
 
 def test_lab_defaults_short_and_empty_values_are_weak():
@@ -41,3 +42,27 @@ def test_every_lab_inventory_password_is_known():
 def test_a_non_mapping_is_refused():
     with pytest.raises(TypeError, match="mapping"):
         weak_secrets(["lab-repl-password"])
+
+
+def test_stored_password_is_made_once_private_and_read_again(tmp_path):
+    directory = tmp_path / "pki" / "etcd"
+    first = stored_password(str(directory), "root")
+    assert len(first) == 32 and first.isalnum()
+    assert stored_password(str(directory), "root") == first
+    assert oct((directory / "root").stat().st_mode & 0o777) == "0o600"
+    assert oct(directory.stat().st_mode & 0o777) == "0o700"
+    (directory / "chosen").write_text("an-operators-own-password\n")
+    assert stored_password(str(directory), "chosen") == "an-operators-own-password"
+    with pytest.raises(ValueError, match="plain file name"):
+        stored_password(str(directory), "../x")
+
+
+def test_etcd_passwords_join_the_model(tmp_path):
+    etcd = {"users": {"db-01": {"name": "webinfra-ha-db-01", "prefixes": ["/webinfra/w/"]}}}
+    add_etcd_passwords(etcd, str(tmp_path))
+    assert etcd["root_password"] == (tmp_path / "root").read_text().strip()
+    assert etcd["users"]["db-01"]["password"] == (tmp_path / "webinfra-ha-db-01").read_text().strip()
+    assert etcd["root_password"] != etcd["users"]["db-01"]["password"]
+    none = {"users": {}}
+    add_etcd_passwords(none, "")
+    assert none["root_password"] == ""

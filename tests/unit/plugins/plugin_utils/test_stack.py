@@ -66,8 +66,12 @@ def test_role_defaults_are_the_home_of_the_shared_ports():
         assert "{{" not in str(defaults[role].get(var, "")), f"{role}: {var} must be a literal"
 
 
-# The stack role's one option that is no input of the model: how the model is computed.
-ROLE_OPTIONS = {"webinfra_stack_partial": False}
+# The stack role's options that are no input of the model: how the model is computed, and where
+# the controller keeps the passwords it generates.
+ROLE_OPTIONS = {
+    "webinfra_stack_partial": False,
+    "webinfra_secrets_dir": "{{ pki_dir | default((inventory_dir | default(playbook_dir)) ~ '/.pki') }}/etcd",
+}
 
 
 def test_stack_role_defaults_and_argument_spec_agree_with_the_model():
@@ -331,6 +335,11 @@ def test_etcd_group_turns_on_automatic_failover_and_the_writer_endpoint():
     assert lb["etcd"] == {
         "enabled": True,
         "endpoints": ["https://10.0.0.2:2379", "https://10.0.0.3:2379", "https://10.0.0.4:2379"],
+        # Each database host's HA agent its own etcd user, read-write on its cluster's prefix only.
+        "users": {
+            "web-01": {"name": "webinfra-ha-web-01", "prefixes": ["/webinfra/webinfra/"]},
+            "web-02": {"name": "webinfra-ha-web-02", "prefixes": ["/webinfra/webinfra/"]},
+        },
     }
     assert "webinfra_etcd" in lb["play_groups"] and "etcd" in lb["tiers"]
     # No virtual IP, yet the writes go through the balancer (they follow the leader).
@@ -343,7 +352,7 @@ def test_etcd_group_turns_on_automatic_failover_and_the_writer_endpoint():
     assert agent == ["loadbalancers", "db_primary", "db_replicas", "monitoring"]
     # Without the group: no etcd, the writer endpoint only with a virtual IP.
     plain = model("web-01")
-    assert plain["etcd"] == {"enabled": False, "endpoints": []}
+    assert plain["etcd"] == {"enabled": False, "endpoints": [], "users": {}}
     assert not plain["db_writer"]["enabled"]
 
 
@@ -442,4 +451,25 @@ def test_writer_check_timing_must_mark_a_frozen_primary_down_before_the_lease_ca
     assert model("lb-01", groups=groups, hostvars=hostvars)
     hostvars["lb-01"]["haproxy_db_writer_check_inter"] = "soon"
     with pytest.raises(StackError, match="haproxy_db_writer_check_inter must be an HAProxy duration"):
+        model("lb-01", groups=groups, hostvars=hostvars)
+
+
+def test_etcd_users_follow_each_database_hosts_cluster_name():
+    groups, hostvars = seed_inventory(**{"web-02": {"mysql_replication_ha_cluster": "shop"}})
+    groups["etcd"] = ["lb-01", "web-01", "web-02"]
+    users = model("lb-01", groups=groups, hostvars=hostvars)["etcd"]["users"]
+    assert users["web-02"]["prefixes"] == ["/webinfra/shop/"]
+    groups, hostvars = seed_inventory(**{"web-02": {"mysql_replication_ha_cluster": "a/b"}})
+    groups["etcd"] = ["lb-01", "web-01", "web-02"]
+    with pytest.raises(StackError, match="mysql_replication_ha_cluster of web-02 must be a name without '/'"):
+        model("lb-01", groups=groups, hostvars=hostvars)
+
+
+def test_a_host_named_as_an_etcd_user_is_refused():
+    groups, hostvars = seed_inventory()
+    groups["etcd"] = ["lb-01", "web-01", "web-02"]
+    groups["all"].append("root")
+    groups["webservers"].append("root")
+    hostvars["root"] = {"ansible_facts": {"default_ipv4": {"address": "10.0.0.7"}}}
+    with pytest.raises(StackError, match="host name.s. root would be etcd users"):
         model("lb-01", groups=groups, hostvars=hostvars)
