@@ -86,8 +86,9 @@ def value_is(key, value):
     return {"key": b64(key), "result": "EQUAL", "target": "VALUE", "value": b64(value)}
 
 
-# etcd's answers that mean "authenticate again" (an expired or unknown token), not a refusal.
-REAUTHENTICATE = ("invalid auth token", "user name is empty", "revision in header is old", "token is expired")
+# etcd's answers that mean "authenticate again" (an expired or unknown token; a token issued before
+# the last change of users or roles), not a refusal.
+REAUTHENTICATE = ("invalid auth token", "user name is empty", "revision of auth store is old")
 
 
 def needs_token(text):

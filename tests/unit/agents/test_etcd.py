@@ -85,7 +85,7 @@ class AuthEtcd:
     expire (`expire`); an unauthenticated call is refused."""
 
     def __init__(self):
-        self.tokens, self.calls = set(), []
+        self.tokens, self.calls, self.changed = set(), [], False
 
     def opener(self, url, data, timeout, headers):
         path = url.split("/v3/", 1)[1]
@@ -103,6 +103,13 @@ class AuthEtcd:
 
     def expire(self):
         self.tokens.clear()
+
+    def opener_after_a_role_change(self, url, data, timeout, headers):
+        if not self.changed and not url.endswith("auth/authenticate"):
+            self.changed = True
+            self.tokens.clear()
+            raise etcd.EtcdHTTPError('HTTP 400 {"code":3, "message":"etcdserver: revision of auth store is old"}')
+        return self.opener(url, data, timeout, headers)
 
 
 def test_a_user_authenticates_first_and_again_when_the_token_expired():
@@ -153,3 +160,11 @@ def test_before_access_control_is_on_the_user_goes_without_a_token_then_gets_one
     enabled["on"] = True
     assert client.get_prefix("/w/")[0] == 5
     assert client.token and [p for p, _ in fake.calls] == ["kv/range", "auth/authenticate", "kv/range"]
+
+
+def test_a_token_from_before_a_change_of_users_is_renewed():
+    fake = AuthEtcd()
+    client = etcd.Client(["https://a:2379"], opener=fake.opener, user="webinfra-ha-db-01", password="secret-password-1")  # noqa: S106
+    assert client.get_prefix("/w/")[0] == 5
+    client._opener = fake.opener_after_a_role_change
+    assert client.get_prefix("/w/")[0] == 5
