@@ -177,6 +177,11 @@ class Client:
             raise EtcdHTTPError("authentication as %s failed: %s" % (self.user, str(answer)[:200]))
         self.token = answer["token"]
 
+    def _renew(self, error):
+        """Whether `error` asks for a (new) token: an expired or stale one, or none sent because
+        access control was off when this client last asked (etcd then says "permission denied")."""
+        return needs_token(error) or (self.token == "" and "permission denied" in str(error).lower())
+
     def _request(self, endpoint, path, body):
         """One call on one endpoint, authenticated (again, once, when etcd asks for a new token)."""
         if self.user and self.token is None:
@@ -184,10 +189,10 @@ class Client:
         try:
             answer = self._post(endpoint, path, body)
         except EtcdHTTPError as exc:
-            if not (self.user and needs_token(exc)):
+            if not (self.user and self._renew(exc)):
                 raise
             answer = None
-        if answer is None or (isinstance(answer, dict) and answer.get("error") and needs_token(answer_text(answer))):
+        if answer is None or (isinstance(answer, dict) and answer.get("error") and self._renew(answer_text(answer))):
             if not self.user:
                 return answer
             self._authenticate(endpoint)
