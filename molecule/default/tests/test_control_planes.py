@@ -198,14 +198,27 @@ def etcd_member_not_a_database_host():
     return next(h for h in groups()["etcd"] if h not in databases)
 
 
+ETCD_CLIENT = """
+import http.client, json, ssl, sys
+target, path, cert, key, token, body = sys.argv[1:7]
+ca = "/etc/mysql/tls/ca.pem" if cert.startswith("/etc/webinfra") else "/etc/etcd/tls/ca.pem"
+ctx = ssl.create_default_context(cafile=ca)
+ctx.load_cert_chain(cert, key)
+conn = http.client.HTTPSConnection(target, 2379, timeout=10, context=ctx)
+conn.request("POST", "/v3/" + path, body=body, headers={"Authorization": token} if token != "-" else {})
+answer = conn.getresponse()
+print(answer.status)
+print(answer.read().decode("utf-8", "replace"))
+"""
+
+
 def etcd_gateway(source, cert, key, path, body, token=""):
-    """POST to the local etcd member's JSON gateway from `source` (curl): (HTTP status, text)."""
+    """POST to an etcd member's JSON gateway from `source`: (HTTP status, text)."""
     target = address(etcd_member_not_a_database_host())
-    header = f"-H 'Authorization: {token}' " if token else ""
     cmd = host(source).run(
-        f"curl -s -o /tmp/etcd-answer -w '%{{http_code}}' --cacert /etc/etcd/tls/ca.pem --cert {cert} --key {key} "
-        f"{header}-X POST https://{target}:2379/v3/{path} -d '{json.dumps(body)}'; echo; cat /tmp/etcd-answer"
+        "python3 -c %s %s %s %s %s %s %s", ETCD_CLIENT, target, path, cert, key, token or "-", json.dumps(body)
     )
+    assert cmd.rc == 0, cmd.stderr
     status, _, text = cmd.stdout.partition("\n")
     return status.strip(), text
 
