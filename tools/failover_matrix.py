@@ -384,23 +384,30 @@ class UnacknowledgedCommits(Fault):
     marker = "unacked-marker"
 
     def inject(self, m, leader):
+        # One command on the leader, then its host frozen: its agent stopped first (it would
+        # end the connections of replicas silent for 2 s, and then publish that it runs
+        # asynchronously: no automatic failover after that, by design), its packets to the
+        # replicas dropped, a commit that waits for their acknowledgement.
         peers = ", ".join(m.addresses[h] for h in others(m, leader))
-        nft(
-            m,
-            leader,
-            f"  chain out {{ type filter hook output priority -10; ip daddr {{ {peers} }} tcp sport 3306 drop; }}",
-        )
         self.marker = f"unacked-{int(time.time())}"
-        insert = f"INSERT INTO webapp.notes (body) VALUES ('{self.marker}')"  # noqa: S608 - a test marker
-        m.sh(leader, f"nohup timeout 60 mariadb -e {shlex.quote(insert)} >/dev/null 2>&1 &")
-        # The commit is in the binary log, waiting for an acknowledgement; frozen before the leader
-        # ends its silent replicas' connections (after 2 s: its record still says semi-sync).
-        time.sleep(0.8)
+        insert = f"INSERT INTO webapp.notes (body, written_by) VALUES ('{self.marker}', 'fault-matrix')"  # noqa: S608
+        rules = (
+            f"table inet {FAULT_TABLE} {{\n  chain out {{ type filter hook output priority -10; "
+            f"ip daddr {{ {peers} }} tcp sport 3306 drop; }}\n}}\n"
+        )
+        script = (
+            "systemctl kill --signal=SIGSTOP webinfra-ha-agent; "
+            f"printf %s {shlex.quote(rules)} | nft -f - || exit 1; "
+            f"(nohup timeout 60 mariadb -e {shlex.quote(insert)} >/dev/null 2>&1 &); sleep 0.3"
+        )
+        proc = m.sh(leader, script)
+        assert proc.returncode == 0, proc.stderr
         assert m.podman("pause", f"{m.lab}-{leader}").returncode == 0
 
     def heal(self, m, leader):
         m.podman("unpause", f"{m.lab}-{leader}")
         unnft(m, leader)
+        m.sh(leader, "systemctl kill --signal=SIGCONT webinfra-ha-agent || true")
 
 
 class FreezeAgent(Fault):
