@@ -29,6 +29,7 @@ attributes:
     description: Reports the requests that would be sent without sending them.
   diff_mode:
     support: none
+    description: The requests sent are returned instead.
 options:
   host:
     description: Address of the member whose client port is used.

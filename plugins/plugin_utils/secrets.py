@@ -49,7 +49,7 @@ def stored_password(directory: str, name: str, length: int = 32) -> str:
         pass
     else:
         with os.fdopen(fd, "w") as handle:
-            handle.write("".join(secret_choice(PASSWORD_ALPHABET) for _ in range(length)) + "\n")
+            handle.write("".join(secret_choice(PASSWORD_ALPHABET) for _index in range(length)) + "\n")
     for _attempt in range(50):
         with open(path) as handle:
             text = handle.read()

@@ -668,7 +668,7 @@ class Agent:
                 "%s; not rolled back: %s" % (self.state.errant.split("; not rolled back")[0], exc), db["gtid"]
             )
             return False
-        except Exception as exc:  # pylint: disable=broad-except - the database's errors
+        except Exception as exc:  # pylint: disable=broad-except
             log("errant, the roll-back failed (tried again next round): %s" % exc)
             self.db.close()
             return False

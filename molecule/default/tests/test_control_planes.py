@@ -219,7 +219,7 @@ def etcd_gateway(source, cert, key, path, body, token=""):
         "python3 -c %s %s %s %s %s %s %s", ETCD_CLIENT, target, path, cert, key, token or "-", json.dumps(body)
     )
     assert cmd.rc == 0, cmd.stderr
-    status, _, text = cmd.stdout.partition("\n")
+    status, _newline, text = cmd.stdout.partition("\n")
     return status.strip(), text
 
 

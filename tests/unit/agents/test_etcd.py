@@ -120,12 +120,12 @@ def test_a_user_authenticates_first_and_again_when_the_token_expired():
     client = etcd.Client(["https://a:2379"], opener=fake.opener, user="webinfra-ha-db-01", password="secret-password-1")  # noqa: S106 - a test value
     assert client.get_prefix("/w/")[0] == 5
     assert client.get_prefix("/w/")[0] == 5
-    assert [p for p, _ in fake.calls] == ["auth/authenticate", "kv/range", "kv/range"]
+    assert [p for p, _token in fake.calls] == ["auth/authenticate", "kv/range", "kv/range"]
     assert fake.calls[0][1] is None and fake.calls[1][1] == fake.calls[2][1] == client.token
     fake.expire()
     fake.calls.clear()
     assert client.get_prefix("/w/")[0] == 5
-    assert [p for p, _ in fake.calls] == ["kv/range", "auth/authenticate", "kv/range"]
+    assert [p for p, _token in fake.calls] == ["kv/range", "auth/authenticate", "kv/range"]
 
 
 def test_a_wrong_password_is_an_error_naming_it():
@@ -133,7 +133,7 @@ def test_a_wrong_password_is_an_error_naming_it():
     client = etcd.Client(["https://a:2379"], opener=fake.opener, user="webinfra-ha-db-01", password="wrong")  # noqa: S106 - a test value
     with pytest.raises(etcd.EtcdError, match="authentication failed"):
         client.grant(10)
-    assert [p for p, _ in fake.calls] == ["auth/authenticate"]
+    assert [p for p, _token in fake.calls] == ["auth/authenticate"]
 
 
 def test_without_a_user_no_token_is_asked_for():
@@ -141,7 +141,7 @@ def test_without_a_user_no_token_is_asked_for():
     client = etcd.Client(["https://a:2379"], opener=fake.opener)
     with pytest.raises(etcd.EtcdError, match="permission denied"):
         client.get_prefix("/w/")
-    assert [p for p, _ in fake.calls] == ["kv/range"]
+    assert [p for p, _token in fake.calls] == ["kv/range"]
 
 
 def test_before_access_control_is_on_the_user_goes_without_a_token_then_gets_one():
@@ -162,7 +162,7 @@ def test_before_access_control_is_on_the_user_goes_without_a_token_then_gets_one
     assert client.token == ""  # asked once: no token while access control is off
     enabled["on"] = True
     assert client.get_prefix("/w/")[0] == 5
-    assert client.token and [p for p, _ in fake.calls] == ["kv/range", "auth/authenticate", "kv/range"]
+    assert client.token and [p for p, _token in fake.calls] == ["kv/range", "auth/authenticate", "kv/range"]
 
 
 def test_a_token_from_before_a_change_of_users_is_renewed():

@@ -131,7 +131,7 @@ def test_changed_password_prefix_and_removed_host_are_applied():
     etcd.users["other-app"] = {"password": "x", "roles": []}  # not managed: stays
     wanted = [{"name": "webinfra-ha-db-01", "password": "new", "prefixes": ["/webinfra/other/"]}]
     requests = converge(gateway(etcd), "root-pw", wanted, "webinfra-")
-    paths = [path for path, _ in requests]
+    paths = [path for path, _body in requests]
     assert paths == [
         "auth/role/grant",
         "auth/role/revoke",
@@ -163,7 +163,7 @@ def test_plan_adds_missing_grant_of_existing_user():
     current = {"users": {"webinfra-ha-db-01": []}, "roles": {"webinfra-ha-db-01": []}}
     users = [dict(USERS[0], password_ok=True)]
     requests = plan(current, users, "webinfra-", enabled=True)
-    assert [p for p, _ in requests] == ["auth/role/grant", "auth/user/grant"]
+    assert [p for p, _body in requests] == ["auth/role/grant", "auth/user/grant"]
 
 
 def test_describe_leaves_passwords_out():
@@ -179,5 +179,5 @@ def test_users_prepared_with_auth_off_then_turned_on():
     assert ("auth/enable", {}) not in first and not etcd.enabled and "root" not in etcd.users
     assert sorted(etcd.users) == ["webinfra-ha-db-01", "webinfra-ha-db-02"]
     later = converge(gateway(etcd), "root-pw", USERS, "webinfra-")
-    assert [p for p, _ in later][-1] == "auth/enable" and etcd.enabled
+    assert [p for p, _token in later][-1] == "auth/enable" and etcd.enabled
     assert converge(gateway(etcd), "root-pw", USERS, "webinfra-", enable=False) == []
