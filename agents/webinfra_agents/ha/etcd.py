@@ -16,12 +16,14 @@ before the next endpoint.
 
 from __future__ import annotations
 
-import base64
 import http.client
 import json
 import ssl
 import threading
 import urllib.parse
+
+# The key encoding and prefix ranges are etcd's, shared with the etcd_auth module.
+from ansible_collections.webinfra.distributed.plugins.module_utils.etcd_auth import b64, prefix_end, unb64
 
 
 class EtcdError(Exception):
@@ -30,26 +32,6 @@ class EtcdError(Exception):
 
 class EtcdHTTPError(Exception):
     """An endpoint answered with an HTTP error."""
-
-
-def b64(text):
-    if isinstance(text, str):
-        text = text.encode("utf-8")
-    return base64.b64encode(text).decode("ascii")
-
-
-def unb64(text):
-    return base64.b64decode(text or "").decode("utf-8")
-
-
-def prefix_end(prefix):
-    """The range_end that selects every key starting with `prefix` (etcd's convention)."""
-    raw = bytearray(prefix.encode("utf-8"))
-    for i in range(len(raw) - 1, -1, -1):
-        if raw[i] < 0xFF:
-            raw[i] += 1
-            return bytes(raw[: i + 1])
-    return b"\0"
 
 
 def answer_text(answer):

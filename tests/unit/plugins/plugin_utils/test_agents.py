@@ -28,8 +28,10 @@ def test_the_artifact_holds_the_package_and_exactly_the_module_utils_the_agents_
     assert {"__main__.py", "webinfra_agents/ha/agent.py", "webinfra_agents/backup/agent.py"} <= names
     assert "webinfra_agents/acme/agent.py" in names and "webinfra_agents/_build.py" in names
     utils = {n.rsplit("/", 1)[1] for n in names if n.startswith(UTILS + "/") and not n.endswith("__init__.py")}
-    # Derived from the imports (promotion imports replication; backup's archive imports gtid).
+    # Derived from the imports (promotion imports replication; backup's archive imports gtid; the
+    # HA agent's etcd client shares etcd_auth's key encoding).
     assert utils == {
+        "etcd_auth.py",
         "gtid.py",
         "haproxy_runtime.py",
         "mysql_flavor.py",
@@ -97,7 +99,7 @@ def _fake_collection(tmp_path, agent_source):
     (root / "plugins" / "module_utils").mkdir(parents=True)
     (root / "galaxy.yml").write_text("version: 1.2.3\n")
     (root / "agents" / "webinfra_agents" / "extra.py").write_text(agent_source)
-    for name in ("gtid", "haproxy_runtime", "mysql_flavor", "option_file", "promotion", "replication"):
+    for name in ("etcd_auth", "gtid", "haproxy_runtime", "mysql_flavor", "option_file", "promotion", "replication"):
         shutil.copy(ROOT / "plugins" / "module_utils" / f"{name}.py", root / "plugins" / "module_utils")
     return root
 
