@@ -258,7 +258,9 @@ def test_failover_window_blocks_a_second_failover():
 
 
 def test_returning_primary_with_errant_transactions_stays_out():
+    """With mysql_replication_ha_rejoin off: held out until rebuild.yml."""
     clock, store, agents = cluster()
+    agents["db-01"].cfg["rejoin"] = False
     rounds(clock, agents, 3)
     agents["db-01"].db.gtid = "0-1-6"  # written after the others saw 0-1-5, never replicated
     agents["db-01"].db.ok = False
@@ -1035,3 +1037,56 @@ def test_a_deleted_leader_key_is_not_taken_while_its_lease_runs():
     assert "lease still runs" in agents["db-02"].state.blocked
     rounds(clock, agents, 3)
     assert writable(agents) == ["db-01"] and leader_of(agents) == ["db-01"]
+
+
+class FakeRewind:
+    """rejoin.Rewind on a FakeDb: rolls the server back to the take-over position, or refuses."""
+
+    calls = []
+    refuse = ""
+
+    def __init__(self, db, audit_dir):
+        self.db, self.audit_dir = db, audit_dir
+
+    def rejoin(self, take_over, leader, last_failover, me):
+        FakeRewind.calls.append((me, take_over, leader.get("name"), (last_failover or {}).get("from")))
+        if FakeRewind.refuse:
+            raise ha.RejoinRefused(FakeRewind.refuse)
+        self.db.gtid = take_over
+        return {"transactions": 1, "gtids": "0-1-6..6", "audit": self.audit_dir, "leader": leader.get("name")}
+
+
+def errant_former_primary(monkeypatch, refuse=""):
+    """db-01 leads, writes 0-1-6 that db-02 never receives, dies; db-02 takes over at 0-1-5
+    (recorded in last_failover) and writes 0-2-6; db-01 comes back."""
+    FakeRewind.calls, FakeRewind.refuse = [], refuse
+    monkeypatch.setattr(ha, "Rewind", FakeRewind)
+    clock, store, agents = cluster()
+    rounds(clock, agents, 3)
+    agents["db-01"].db.gtid = "0-1-6"
+    agents["db-01"].db.ok = False
+    rounds(clock, agents, 20, skip=("db-01",))
+    agents["db-02"].db.gtid = "0-2-6"
+    rounds(clock, agents, 1, skip=("db-01",))
+    old = agents["db-01"]
+    old.db.ok, old.db.source = True, None
+    old.lease = None
+    rounds(clock, agents, 4)
+    return store, agents, old
+
+
+def test_an_errant_former_primary_rolls_back_and_replicates_by_itself(monkeypatch):
+    store, agents, old = errant_former_primary(monkeypatch)
+    last_failover = json.loads(store.get("/webinfra/webinfra/last_failover")["value"])
+    assert last_failover["from"] == "db-01" and last_failover["position"] == "0-1-5"
+    assert FakeRewind.calls == [("db-01", "0-1-5", "db-02", "db-01")]
+    assert writable(agents) == ["db-02"] and old.db.source == "db-02.addr" and not old.state.errant
+    assert "webinfra_ha_rejoins_total 1" in old.api.metrics()
+
+
+def test_a_refused_roll_back_leaves_the_server_errant_and_is_not_tried_again(monkeypatch):
+    store, agents, old = errant_former_primary(monkeypatch, refuse="a statement flashback cannot undo: ALTER")
+    assert len(FakeRewind.calls) == 1  # not again at the same position
+    assert "not rolled back: a statement flashback cannot undo" in old.state.errant
+    assert old.db.source is None and writable(agents) == ["db-02"]
+    assert old.local.get("rejoin_refused") == "0-1-6"
