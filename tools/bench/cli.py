@@ -11,6 +11,7 @@ from bench.common import ROOT, Context, Lab, ensure_client, log, machine
 from bench.report import judge, markdown
 from bench.scaling import SCALING_SHAPES
 from bench.steps import REGISTRY, STEPS
+from failover_matrix import FAULTS
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,6 +35,12 @@ def main(argv: list[str] | None = None) -> int:
         "--matrix-quick", type=int, default=3, help="trials of the matrix's faults that expect no failover"
     )
     parser.add_argument(
+        "--matrix-faults",
+        default="",
+        help="comma-separated subset of the matrix's faults (default: all); "
+        "the rows are saved to <out>/<started>-matrix.json after every trial",
+    )
+    parser.add_argument(
         "--scaling-shapes",
         default=",".join(f"{w}x{r}" for w, r in SCALING_SHAPES),
         help="the scaling step's labs, WEBSxREPLICAS, comma-separated",
@@ -46,6 +53,9 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown step(s) {sorted(unknown)}; allowed: {', '.join(STEPS)}")
     chosen = [REGISTRY[name] for name in STEPS if name in steps]
+    bad = {k for k in args.matrix_faults.split(",") if k} - set(FAULTS)
+    if bad:
+        parser.error(f"unknown --matrix-faults {sorted(bad)}; allowed: {', '.join(FAULTS)}")
 
     lab = Lab(args.inventory)
     if any(step.needs_lab for step in chosen) and not lab.ca.exists():

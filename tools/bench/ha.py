@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 from bench.common import CLIENT, ROOT, Lab, Step, ensure_client, lab_tool, log, run
 from bench.matrix import bench_matrix, matrix_judge, matrix_lines
@@ -163,7 +164,14 @@ def bench_auto_failover(lab: Lab, vip: str, trials: int) -> dict:
     }
 
 
-def bench_ha(inventory: str, trials: int = 5, matrix_trials: int = 0, matrix_quick: int = 0) -> dict:  # noqa: PLR0915 - one sequence of measurements
+def bench_ha(  # noqa: PLR0913 - the step's settings
+    inventory: str,
+    trials: int = 5,
+    matrix_trials: int = 0,
+    matrix_quick: int = 0,
+    matrix_faults: list[str] | None = None,
+    save: Path | None = None,
+) -> dict:  # noqa: PLR0915 - one sequence of measurements
     """Balancer failover and switchover windows on a second lab (inventories/lab-ha), which is
     created, deployed, measured and removed."""
     lab = Lab(inventory)
@@ -188,7 +196,7 @@ def bench_ha(inventory: str, trials: int = 5, matrix_trials: int = 0, matrix_qui
         if matrix_trials > 0:
             # First, while every host runs (its configuration change runs site.yml on them; the
             # balancer failover below stops one for good); it ends with db_primary leading again.
-            out["matrix"] = bench_matrix(lab, vip, matrix_trials, matrix_quick)
+            out["matrix"] = bench_matrix(lab, vip, matrix_trials, matrix_quick, matrix_faults, save)
 
         log(f"ha: GET load on {vip}; stopping {master}'s container (the VRRP master)")
         writeload(lab, "lbfail", "GET", "/", vip)
@@ -297,7 +305,12 @@ STEP = Step(
     "ha",
     "a second lab (lab-ha): balancer failover, switchover and automatic failover under load",
     run=lambda ctx: bench_ha(
-        ctx.args.ha_inventory, ctx.args.failover_trials, ctx.args.matrix_trials, ctx.args.matrix_quick
+        ctx.args.ha_inventory,
+        ctx.args.failover_trials,
+        ctx.args.matrix_trials,
+        ctx.args.matrix_quick,
+        [k for k in ctx.args.matrix_faults.split(",") if k] or None,
+        ctx.out / f"{ctx.started}-matrix.json",
     ),
     lines=ha_lines,
     judge=ha_judge,

@@ -4,6 +4,7 @@ acknowledged writes (through the endpoint and straight) and samples with two wri
 
 from __future__ import annotations
 
+import json
 import statistics
 from pathlib import Path
 
@@ -17,7 +18,11 @@ WINDOW_MEDIAN_MAX = 10.0
 WINDOW_WORST_MAX = 15.0
 
 
-def bench_matrix(lab: Lab, vip: str, trials: int, quick: int) -> dict:
+def bench_matrix(  # noqa: PLR0913 - the matrix's settings
+    lab: Lab, vip: str, trials: int, quick: int, faults: list[str] | None = None, save: Path | None = None
+) -> dict:
+    """Every fault of `faults` (default: all) `trials` (or `quick`) times; the rows so far are
+    written to `save` after every trial, so a run that stops early keeps what it measured."""
     dbs = list(dict.fromkeys(lab.groups["db_primary"] + lab.groups["db_replicas"]))
     ca = lab.sh(CLIENT, "cat /root/ca.pem").stdout
 
@@ -39,40 +44,47 @@ def bench_matrix(lab: Lab, vip: str, trials: int, quick: int) -> dict:
         playbook=playbook,
         etcd_root_password=root.read_text().strip() if root.exists() else "",
     )
-    rows = {}
-    for kind in FAULTS:
+    rows: dict = {}
+    for kind in faults or list(FAULTS):
         count = quick if kind in QUICK else trials
-        cells = []
-        errors = []
+        cells: list[dict] = []
+        errors: list[str] = []
         for number in range(1, count + 1):
             log(f"ha: fault matrix, {kind} {number}/{count}")
             try:
                 cell = trial(m, kind)
-            except (AssertionError, SystemExit, OSError) as exc:  # one trial's failure, recorded: the matrix goes on
-                errors.append(str(exc)[-2000:])
-                log(f"ha:   {kind} {number}/{count} failed: {str(exc)[-500:]}")
-                continue
-            log(f"ha:   {cell.summary()}")
-            cells.append(cell.as_dict())
-        windows = [c["window_s"] for c in cells if c["window_s"] is not None]
-        rows[kind] = {
-            "fault": FAULTS[kind].name,
-            "failover": FAULTS[kind].failover,
-            "trials": len(cells),
-            "failed_trials": errors,
-            "window_median_seconds": round(statistics.median(windows), 2) if windows else None,
-            "window_worst_seconds": max(windows) if windows else None,
-            "lost_acknowledged_writes": sum(len(c["lost"]) + len(c["direct_lost"]) for c in cells),
-            "acknowledged_writes": sum(c["acked"] + c["direct_acked"] for c in cells),
-            "double_writable_samples": sum(len(c["double_writable"]) for c in cells),
-            "leaders": [[c["leader_before"], c["leader_after"]] for c in cells],
-            "cells": cells,
-        }
+            except Exception as exc:  # noqa: BLE001 - one trial's failure, recorded: the matrix goes on
+                errors.append(f"{type(exc).__name__}: {str(exc)[-2000:]}")
+                log(f"ha:   {kind} {number}/{count} failed: {type(exc).__name__}: {str(exc)[-500:]}")
+            else:
+                log(f"ha:   {cell.summary()}")
+                cells.append(cell.as_dict())
+            rows[kind] = matrix_row(kind, cells, errors)
+            if save is not None:
+                save.write_text(json.dumps(rows, indent=2) + "\n")
     # The steps after this one expect the inventory's primary to lead, every replica healthy.
     if m.restore() != dbs[0]:
         lab.playbook(str(ROOT / "playbooks" / "switchover.yml"), "-e", f"new_primary={dbs[0]}")
         m.restore()
     return rows
+
+
+def matrix_row(kind: str, cells: list[dict], errors: list[str]) -> dict:
+    """One fault's row from its trials' cells and the errors of the trials that could not run."""
+    windows = [c["window_s"] for c in cells if c["window_s"] is not None]
+    return {
+        "fault": FAULTS[kind].name,
+        "failover": FAULTS[kind].failover,
+        "trials": len(cells),
+        "failed_trials": errors,
+        "window_median_seconds": round(statistics.median(windows), 2) if windows else None,
+        "window_worst_seconds": max(windows) if windows else None,
+        "lost_acknowledged_writes": sum(len(c["lost"]) + len(c["direct_lost"]) for c in cells),
+        "acknowledged_writes": sum(c["acked"] + c["direct_acked"] for c in cells),
+        "double_writable_samples": sum(len(c["double_writable"]) for c in cells),
+        "leaders": [[c["leader_before"], c["leader_after"]] for c in cells],
+        "cells": cells,
+    }
 
 
 def matrix_lines(rows: dict) -> list[str]:
