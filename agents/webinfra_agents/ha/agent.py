@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import signal
 import socketserver
@@ -168,6 +169,11 @@ class Agent:
         # The lease of the last leader key this agent saw: a key deleted (not expired) leaves its
         # lease running, and its holder writable - no candidate takes over until it is gone.
         self.seen_leader_lease = None
+        # etcd's highest revision this agent read, and when (own monotonic clock) it found etcd's
+        # revision gone back: a re-created etcd (a new cluster, every data directory wiped, a
+        # snapshot restored) forgot the last leader's lease, which may still run on its holder.
+        self.etcd_revision = 0
+        self.etcd_forgot_at = None
         self.stall_watch = StallWatch(self.cfg.get("write_stall"))
         self.round_ended = clock()
         self.api = Api(self)
@@ -285,6 +291,7 @@ class Agent:
             view, etcd_ok = None, False
             self.set_state(etcd_error=str(exc))
         if view is not None:
+            self.note_etcd_revision(view)
             self.note_revisions(view)
             healthy = sorted(
                 name
@@ -332,6 +339,34 @@ class Agent:
         if leader is not None:
             return self.follow(db, leader, view.members, view.last_failover)
         return self.compete(db, view)
+
+    def note_etcd_revision(self, view):
+        """etcd's revision only grows; one lower than this agent read before means etcd lost its
+        state (its leases with it): noted, so that no candidate takes over before the last
+        leader's lease would have run out on its holder (`amnesia_left`)."""
+        if view.revision < self.etcd_revision:
+            log(
+                "etcd's revision went back from %d to %d: etcd lost its state (re-created?); "
+                "no failover for %s s (the last leader's lease)" % (self.etcd_revision, view.revision, self.cfg["ttl"])
+            )
+            self.etcd_forgot_at = self.clock()
+        self.etcd_revision = (
+            view.revision if view.revision < self.etcd_revision else max(self.etcd_revision, view.revision)
+        )
+        if view.leader is not None:
+            self.etcd_forgot_at = None
+
+    def amnesia_left(self):
+        """Seconds until the lease of a leader that etcd forgot has run out for sure: its holder
+        renewed at the latest when etcd lost its state, and fences ttl - loop_wait - 1 s after its
+        last renewal; a full ttl from when this agent noticed covers it (0: nothing forgotten)."""
+        if self.etcd_forgot_at is None:
+            return 0
+        left = float(self.cfg["ttl"]) - (self.clock() - self.etcd_forgot_at)
+        if left <= 0:
+            self.etcd_forgot_at = None
+            return 0
+        return left
 
     def note_revisions(self, view):
         now = self.clock()
@@ -471,19 +506,35 @@ class Agent:
                 return None
         elif self.leadership.id != lease:
             return None
-        if left == 0 and self.expired(lease):
+        gone = self.lease_gone(lease) if left == 0 else ""
+        if gone == "expired":
             self.drop_lease("the leader lease expired", lease)
+        elif gone == "forgotten":
+            # Not expired: etcd lost its state (re-created, its data wiped) or the lease was
+            # revoked with the key. The main loop takes the key back under a new lease (reclaim);
+            # should it not in time, the deadline below fences as for any failed renewal.
+            log("etcd does not know the leader lease %s, valid by this agent's renewals: etcd lost its state?" % lease)
+            if not lease_valid(self.leadership.renewed_at, self.clock(), self.cfg):
+                self.drop_lease("could not renew the leader lease in time", lease)
         elif not lease_valid(self.leadership.renewed_at, self.clock(), self.cfg):
             self.drop_lease("could not renew the leader lease in time", lease)
         return left
 
-    def expired(self, lease):
-        """A keepalive answered without a TTL (seen while etcd elects a new raft leader): the lease
-        expired only if the leader key no longer carries it."""
+    def lease_gone(self, lease):
+        """Why a keepalive answered without a TTL: "" when it is not known (also seen while etcd
+        elects a new raft leader: the deadline decides), "expired" when the leader key carries
+        another lease, "forgotten" when the key is gone while the lease is still valid by this
+        agent's renewals (a lease expires in etcd no sooner than a ttl after the last renewal this
+        agent started, and this agent's deadline is loop_wait + 1 s before that)."""
         try:
-            return self.keeper_store.leader_lease() != lease
+            holder = self.keeper_store.leader_lease()
         except EtcdError:
-            return False  # unknown: the deadline check decides
+            return ""
+        if holder == lease:
+            return ""
+        if holder is None and lease_valid(self.leadership.renewed_at, self.clock(), self.cfg):
+            return "forgotten"
+        return "expired"
 
     def drop_lease(self, reason, lease=None):
         """Give up the lease we believe we hold and fence the server (from any thread)."""
@@ -766,6 +817,13 @@ class Agent:
             if detail != self.state.blocked:
                 log("not taking over yet: %s" % detail)
             self.set_state(blocked=detail)
+            return Outcome.NOT_THE_BEST
+        forgotten = self.amnesia_left()
+        if forgotten > 0:
+            self.set_state(
+                blocked="etcd lost its state (its revision went back): the last leader may still hold "
+                "its lease for %d s" % math.ceil(forgotten)
+            )
             return Outcome.NOT_THE_BEST
         if self.seen_leader_lease:
             try:

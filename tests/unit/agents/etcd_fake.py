@@ -47,8 +47,9 @@ class FakeEtcd:
         self.kv.pop(key, None)
 
     def wipe(self):
-        """Every key gone (a re-created cluster or a wiped data directory), leases too."""
-        self.kv, self.leases = {}, {}
+        """Every key gone (a re-created cluster or a wiped data directory), leases too, and the
+        revision counts from 1 again."""
+        self.kv, self.leases, self.revision = {}, {}, 1
 
     def txn(self, compare, success, failure=None):
         self._check()

@@ -1039,6 +1039,39 @@ def test_a_deleted_leader_key_is_not_taken_while_its_lease_runs():
     assert writable(agents) == ["db-01"] and leader_of(agents) == ["db-01"]
 
 
+def test_a_re_created_etcd_is_not_taken_over_while_the_forgotten_lease_may_run():
+    """etcd re-created (its revision starts again, the leader's lease forgotten) while the
+    leader's main loop is slow to notice: no candidate takes over until that lease would have run
+    out on its holder, whose guard fences it meanwhile; then one replica takes over."""
+    clock, store, agents = cluster(("db-01", "db-02", "db-03"))
+    rounds(clock, agents, 3)
+    store.wipe()
+    took_over = None
+    for number in range(15):
+        agents["db-01"].renew()  # fails: the new etcd does not know the lease
+        agents["db-01"].guard()  # fences at the deadline of the last renewal
+        rounds(clock, agents, 1, skip=("db-01",))
+        assert len(writable(agents)) <= 1
+        if took_over is None and set(writable(agents)) & {"db-02", "db-03"}:
+            took_over = number
+    assert "db-01" not in writable(agents) and len(writable(agents)) == 1
+    assert took_over is not None and took_over >= CFG["ttl"] - 1
+
+
+def test_the_leader_back_within_a_re_created_etcd_s_wait_keeps_leading():
+    clock, store, agents = cluster(("db-01", "db-02", "db-03"))
+    rounds(clock, agents, 3)
+    store.wipe()
+    for _round in range(2):
+        agents["db-01"].renew()
+        agents["db-01"].guard()
+        rounds(clock, agents, 1, skip=("db-01",))
+        assert writable(agents) == ["db-01"]
+    assert "revision went back" in agents["db-02"].state.blocked
+    rounds(clock, agents, 12)
+    assert writable(agents) == ["db-01"] and leader_of(agents) == ["db-01"]
+
+
 class FakeRewind:
     """rejoin.Rewind on a FakeDb: rolls the server back to the take-over position, or refuses."""
 
