@@ -548,6 +548,24 @@ def _tiers_and_play_groups(host, topo):
     return tiers, play_groups
 
 
+def _tls_purposes(host, topo, backend_tls, db_tls):
+    """The certificates this host needs from the internal CA, one key pair per purpose (the pki
+    role's pki_purposes): each service its own key, readable by that service alone."""
+    in_db = host in topo.db_hosts
+    wanted = (
+        ("mariadb", in_db and db_tls),
+        ("etcd", host in topo.etcd_hosts),
+        # The HA agents' client certificate for etcd, and the etcd role's own (access control).
+        ("etcd-client", bool(topo.etcd_hosts) and (in_db or host in topo.etcd_hosts)),
+        ("backup", bool(topo.backup_hosts) and (in_db or host in topo.backup_hosts)),
+        ("haproxy", host in topo.loadbalancers),
+        ("nginx", host in topo.webservers and backend_tls),
+        ("monitoring", topo.monitoring and host in topo.monitors),
+        ("exporters", topo.monitoring and host in topo.stack_hosts),
+    )
+    return [name for name, needed in wanted if needed]
+
+
 def _etcd_users(topo, settings):
     """etcd's users of the stack: each database host's HA agent its own, read-write on its
     cluster's prefix only (the passwords are added on the controller, plugin_utils.secrets)."""
@@ -639,6 +657,7 @@ def build(host, inputs, groups, hostvars, role_defaults, partial=False):
         # Hosts whose address was unknown (only with partial: their address is "").
         "unaddressed": unaddressed,
         "tiers": tiers,
+        "tls_purposes": _tls_purposes(host, topo, backend_tls, db_tls),
         "backend": {"tls": backend_tls, "port": backend_port},
         "vip": vip,
         # Where clients reach the site inside the stack: the virtual IP, else the first balancer.

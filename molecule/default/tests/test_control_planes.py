@@ -8,6 +8,7 @@ import json
 import time
 from pathlib import Path
 
+import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -175,19 +176,66 @@ def test_idle_connections_do_not_delay_the_backup_agent():
 
 
 def test_the_backup_agent_has_a_key_of_its_own():
-    # Its own key pair (pki_purposes: backup), root's alone; not MariaDB's nor etcd's.
+    # Its own key pair (pki_purposes: backup), root's alone.
     target = host(PRIMARY)
     key = target.file(f"{TLS}/host.key")
     assert key.user == "root" and key.mode == 0o600
     subject = target.check_output(f"openssl x509 -in {TLS}/host.pem -noout -subject -nameopt RFC2253")
     assert "OU=backup" in subject and f"CN={PRIMARY}" in subject, subject
-    fingerprints = {
-        path: target.check_output(f"openssl pkey -in {path} -pubout | sha256sum")
-        for path in (f"{TLS}/host.key", "/etc/mysql/tls/server.key", "/etc/etcd/tls/member.key")
-    }
-    # (MariaDB and etcd still share the host's general key: the next purposes of issue 31.)
-    others = {fingerprints["/etc/mysql/tls/server.key"], fingerprints["/etc/etcd/tls/member.key"]}
-    assert fingerprints[f"{TLS}/host.key"] not in others, fingerprints
+
+
+HA_TLS = "/etc/webinfra/tls"
+EXPORTERS_TLS = "/etc/prometheus/exporters-tls"
+# Each service's key on the hosts: (key, owner, group, mode, certificate, for servers only).
+SERVICE_KEYS = {
+    "mariadb": ("/etc/mysql/tls/server.key", "root", "mysql", 0o640, "/etc/mysql/tls/server.pem", True),
+    "etcd": ("/etc/etcd/tls/member.key", "root", "etcd", 0o640, "/etc/etcd/tls/member.pem", False),
+    "etcd-client": ("/etc/webinfra/tls/etcd-client.key", "root", "root", 0o600, f"{HA_TLS}/etcd-client.pem", False),
+    "backup": (f"{TLS}/host.key", "root", "root", 0o600, f"{TLS}/host.pem", False),
+    "nginx": ("/etc/nginx/tls/server.key", "root", "root", 0o600, "/etc/nginx/tls/server.crt", True),
+    "exporters": (f"{EXPORTERS_TLS}/key.pem", "root", "prometheus", 0o640, f"{EXPORTERS_TLS}/cert.pem", True),
+    "haproxy": ("/etc/haproxy/tls/stats.pem", "root", "root", 0o600, "/etc/haproxy/tls/stats.pem", True),
+    "monitoring": ("/etc/prometheus/web/key.pem", "root", "prometheus", 0o640, "/etc/prometheus/web/cert.pem", True),
+}
+
+
+STACK = ("loadbalancers", "webservers", "db_primary", "db_replicas", "etcd", "backups", "monitoring")
+
+
+@pytest.mark.parametrize("name", sorted({h for g in STACK for h in groups().get(g, [])}))
+def test_each_service_holds_a_key_of_its_own(name):
+    """Keys per purpose (pki_purposes from the stack model): every service of the host its own key
+    pair, readable by that service alone, its certificate with the purpose as OU; the server-only
+    ones (no clientAuth) cannot serve as another service's client certificate."""
+    target = host(name)
+    seen = {}
+    for purpose, (path, owner, group, mode, cert, server_only) in SERVICE_KEYS.items():
+        if not target.file(path).exists:
+            continue
+        f = target.file(path)
+        assert (f.user, f.group, f.mode) == (owner, group, mode), (purpose, f.user, f.group, oct(f.mode))
+        text = target.check_output(f"openssl x509 -in {cert} -noout -subject -ext extendedKeyUsage -nameopt RFC2253")
+        assert f"OU={purpose}" in text, (purpose, text)
+        assert ("Client Authentication" not in text) == server_only, (purpose, text)
+        seen[purpose] = target.check_output(f"openssl pkey -in {path} -pubout | sha256sum")
+    assert len(seen) >= 2, seen
+    assert len(set(seen.values())) == len(seen), seen  # no two services share a key
+
+
+def test_the_database_key_opens_no_other_service():
+    """MariaDB's key (readable by the mysql group) is for a server only: etcd's client port refuses
+    it in the TLS handshake, the backup agents refuse it (no OU=backup)."""
+    member = groups()["etcd"][0]
+    target = host(PRIMARY)
+    tls = "--cacert=/etc/mysql/tls/ca.pem --cert=/etc/mysql/tls/server.pem --key=/etc/mysql/tls/server.key"
+    refused = target.run(
+        f"ETCDCTL_API=3 etcdctl --dial-timeout=5s --command-timeout=5s "
+        f"--endpoints=https://{address(member)}:2379 {tls} get /webinfra/ --prefix --keys-only"
+    )
+    assert refused.rc != 0, refused.stdout
+    mariadb = ("/etc/mysql/tls/server.pem", "/etc/mysql/tls/server.key", f"{TLS}/ca.pem")
+    answer = ask(PRIMARY, BACKUP, BACKUP_PORT, "GET", "/catalog", *mariadb)
+    assert answer.get("status") == 403 or "error" in answer, answer
 
 
 ETCD_TLS = "--cacert=/etc/etcd/tls/ca.pem --cert=/etc/etcd/tls/member.pem --key=/etc/etcd/tls/member.key"

@@ -93,6 +93,10 @@ def test_seed_design_model():
     assert client["tiers"] == [] and client["play_groups"] == []
     assert lb["play_groups"] == ["webinfra_stack", "webinfra_exporters", "webinfra_monitoring"]
     assert primary["play_groups"] == ["webinfra_stack", "webinfra_exporters", "webinfra_db"]
+    # A key pair per purpose: only the services each host runs.
+    assert lb["tls_purposes"] == ["haproxy", "monitoring", "exporters"]
+    assert primary["tls_purposes"] == ["mariadb", "nginx", "exporters"]
+    assert client["tls_purposes"] == []
     assert lb["backend"] == {"tls": True, "port": 443}
     assert lb["db_writer"] == {"enabled": False, "address": "10.0.0.3", "port": 3306}
     assert lb["db"] == {
@@ -342,6 +346,8 @@ def test_etcd_group_turns_on_automatic_failover_and_the_writer_endpoint():
         },
     }
     assert "webinfra_etcd" in lb["play_groups"] and "etcd" in lb["tiers"]
+    assert lb["tls_purposes"] == ["etcd", "etcd-client", "haproxy", "monitoring", "exporters"]
+    assert web["tls_purposes"] == ["mariadb", "etcd", "etcd-client", "nginx", "exporters"]
     # No virtual IP, yet the writes go through the balancer (they follow the leader).
     assert web["db_writer"] == {"enabled": True, "address": "10.0.0.2", "port": 3307}
     assert web["app"]["env"]["DB_WRITE_HOST"] == "10.0.0.2"
@@ -365,6 +371,8 @@ def test_backup_hosts_join_the_stack_with_their_firewall_openings():
     assert bk["backup"] == {"enabled": True, "group": "backups", "hosts": ["bk-01"]}
     assert "webinfra_backup" in bk["play_groups"] and "webinfra_backup" in db["play_groups"]
     assert "webinfra_backup" not in lb["play_groups"]
+    assert bk["tls_purposes"] == ["backup", "exporters"] and "backup" in db["tls_purposes"]
+    assert "backup" not in lb["tls_purposes"]
     assert rules(bk)["backup-agent"] == (3309, ["backups", "db_primary", "db_replicas"])
     assert rules(db)["backup-agent"] == (3309, ["backups", "db_primary", "db_replicas"])
     assert rules(db)["db-binlog-archive"] == (3306, ["backups"])
