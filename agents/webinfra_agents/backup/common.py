@@ -16,6 +16,7 @@ from http.client import HTTPSConnection
 from webinfra_agents.backup import archive as bk
 from webinfra_agents.kit.daemon import log
 from webinfra_agents.kit.files import write_atomic
+from webinfra_agents.kit.tls import honour_crl
 
 CHUNK = 1024 * 1024
 STATUS_TIMEOUT = 5
@@ -59,14 +60,15 @@ def server_context(cfg):
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=tls["ca"])
     ctx.load_cert_chain(tls["cert"], tls["key"])
     ctx.verify_mode = ssl.CERT_REQUIRED
-    return ctx
+    # Loaded once: the role restarts the agent when the CRL changes.
+    return honour_crl(ctx, tls.get("crl"))
 
 
 def client_context(cfg):
     tls = cfg["tls"]
     ctx = ssl.create_default_context(cafile=tls["ca"])
     ctx.load_cert_chain(tls["cert"], tls["key"])
-    return ctx
+    return honour_crl(ctx, tls.get("crl"))
 
 
 def peer_name(cert, attribute="commonName"):

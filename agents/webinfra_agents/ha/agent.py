@@ -1067,6 +1067,7 @@ def etcd_client(cfg):
         timeout=max(0.5, float(cfg["loop_wait"])),
         user=conf.get("user") or "",
         password=conf.get("password") or "",
+        crl_file=conf.get("crl") or None,
     )
 
 

@@ -24,6 +24,7 @@ import urllib.parse
 
 # The key encoding and prefix ranges are etcd's, shared with the etcd_auth module.
 from ansible_collections.webinfra.distributed.plugins.module_utils.etcd_auth import b64, prefix_end, unb64
+from webinfra_agents.kit.tls import honour_crl
 
 
 class EtcdError(Exception):
@@ -83,7 +84,16 @@ class Client:
     `user` and `password` when etcd's access control is on."""
 
     def __init__(
-        self, endpoints, ca_file=None, cert_file=None, key_file=None, timeout=2.0, opener=None, user="", password=""
+        self,
+        endpoints,
+        ca_file=None,
+        cert_file=None,
+        key_file=None,
+        timeout=2.0,
+        opener=None,
+        user="",
+        password="",
+        crl_file=None,
     ):
         if not endpoints:
             raise EtcdError("no etcd endpoint given")
@@ -98,7 +108,7 @@ class Client:
         self._connections = {}
         self._lock = threading.Lock()
         if opener is None and any(e.startswith("https:") for e in self.endpoints):
-            self._context = ssl.create_default_context(cafile=ca_file)
+            self._context = honour_crl(ssl.create_default_context(cafile=ca_file), crl_file)
             if cert_file:
                 self._context.load_cert_chain(cert_file, key_file)
 

@@ -58,13 +58,16 @@ def pki(tmp_path_factory):
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca = _cert("test-ca", "test-ca", ca_key, ca_key, ca=True)
     (base / "ca.pem").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    out = {"dir": base, "ca": str(base / "ca.pem")}
-    # db-02's backup-purpose certificate (OU=backup) and its general one (as MariaDB's key).
-    for name in ("agent", "db-02", "db-02-general", "intruder"):
+    out = {"dir": base, "ca": str(base / "ca.pem"), "ca_key": ca_key}
+    # db-02's backup-purpose certificate (OU=backup) and its general one (as MariaDB's key);
+    # db-02-stolen: an earlier backup certificate of db-02, revoked.
+    for name in ("agent", "db-02", "db-02-general", "db-02-stolen", "intruder"):
         key = ec.generate_private_key(ec.SECP256R1())
         san = [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))] if name == "agent" else None
         subject = "db-02" if name.startswith("db-02") else name
-        cert = _cert(subject, "test-ca", key, ca_key, san=san, unit="backup" if name in ("agent", "db-02") else None)
+        unit = "backup" if name in ("agent", "db-02", "db-02-stolen") else None
+        cert = _cert(subject, "test-ca", key, ca_key, san=san, unit=unit)
+        out[name + ":serial"] = cert.serial_number
         (base / f"{name}.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
         (base / f"{name}.key").write_bytes(
             key.private_bytes(
@@ -75,8 +78,25 @@ def pki(tmp_path_factory):
     return out
 
 
+def _crl(pki, revoked):
+    """The CA's revocation list (PEM file) with the serial numbers of `revoked` certificates."""
+    now = datetime.datetime.now(datetime.UTC)
+    builder = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(_name("test-ca"))
+        .last_update(now - datetime.timedelta(minutes=1))
+        .next_update(now + datetime.timedelta(days=1))
+    )
+    for name in revoked:
+        entry = x509.RevokedCertificateBuilder().serial_number(pki[name + ":serial"]).revocation_date(now).build()
+        builder = builder.add_revoked_certificate(entry)
+    path = pki["dir"] / "crl.pem"
+    path.write_bytes(builder.sign(pki["ca_key"], hashes.SHA256()).public_bytes(serialization.Encoding.PEM))
+    return str(path)
+
+
 @pytest.fixture
-def agent(pki, tmp_path, monkeypatch):
+def agent(pki, tmp_path, monkeypatch, request):
     """A repository agent on 127.0.0.1 (a free port) that answers db-02 only."""
     repo = tmp_path / "repo"
     (repo / "base" / "20261201T000000Z").mkdir(parents=True)
@@ -90,6 +110,9 @@ def agent(pki, tmp_path, monkeypatch):
         "client_unit": "backup",
         "repository": {"dir": str(repo)},
     }
+    revoked = getattr(request, "param", None)
+    if revoked is not None:
+        cfg["tls"]["crl"] = _crl(pki, revoked)
     monkeypatch.setattr(service, "catalog", lambda cfg: {"backups": [], "plan": None})
     server = service.TLSServer(
         ("127.0.0.1", 0), service.make_handler(cfg), service.server_context(cfg), max_connections=4, handshake_timeout=2
@@ -128,6 +151,36 @@ def test_only_the_listed_clients_get_an_answer_on_any_path(pki, agent):
     # No certificate at all: the handshake fails.
     with pytest.raises((ssl.SSLError, ConnectionError, OSError)):
         request(pki, agent, "/catalog", who=None)
+
+
+def test_before_its_revocation_a_stolen_certificate_is_a_client_like_any_other(pki, agent):
+    assert request(pki, agent, "/catalog", who="db-02-stolen")[0] == 200
+
+
+@pytest.mark.parametrize("agent", [["db-02-stolen"]], indirect=True)
+def test_a_revoked_certificate_fails_the_handshake_and_the_others_still_work(pki, agent):
+    """The CA's revocation list (pki_revoke): db-02's revoked backup certificate opens nothing,
+    its current one still does; an empty list changes nothing."""
+    with pytest.raises(ssl.SSLError):
+        request(pki, agent, "/catalog", who="db-02-stolen")
+    assert request(pki, agent, "/catalog")[0] == 200
+
+
+@pytest.mark.parametrize("agent", [[]], indirect=True)
+def test_an_empty_revocation_list_refuses_nobody(pki, agent):
+    assert request(pki, agent, "/catalog")[0] == 200
+    assert request(pki, agent, "/catalog", who="db-02-stolen")[0] == 200
+
+
+def test_a_client_refuses_a_server_whose_certificate_was_revoked(pki, agent):
+    """The other end: an agent's client context (client_context) with the CRL checks the server."""
+    from webinfra_agents.backup.common import client_context  # noqa: PLC0415
+
+    cfg = {"tls": {"ca": pki["ca"], "cert": pki["db-02"][0], "key": pki["db-02"][1], "crl": _crl(pki, ["agent"])}}
+    conn = http.client.HTTPSConnection("127.0.0.1", agent, timeout=5, context=client_context(cfg))
+    with pytest.raises(ssl.SSLError):
+        conn.request("GET", "/catalog")
+    conn.close()
 
 
 def test_an_idle_connection_does_not_delay_a_legitimate_request(pki, agent):
