@@ -24,7 +24,7 @@ import urllib.parse
 
 # The key encoding and prefix ranges are etcd's, shared with the etcd_auth module.
 from ansible_collections.webinfra.distributed.plugins.module_utils.etcd_auth import b64, prefix_end, unb64
-from webinfra_agents.kit.tls import honour_crl
+from webinfra_agents.kit.tls import crl_stamp, honour_crl
 
 
 class EtcdError(Exception):
@@ -107,10 +107,25 @@ class Client:
         # have their own client; the API's requests share the main one).
         self._connections = {}
         self._lock = threading.Lock()
+        self._tls = (ca_file, cert_file, key_file, crl_file)
+        self._crl_seen = None
         if opener is None and any(e.startswith("https:") for e in self.endpoints):
-            self._context = honour_crl(ssl.create_default_context(cafile=ca_file), crl_file)
-            if cert_file:
-                self._context.load_cert_chain(cert_file, key_file)
+            self._context = self._new_context()
+
+    def _new_context(self):
+        ca_file, cert_file, key_file, crl_file = self._tls
+        self._crl_seen = crl_stamp(crl_file)
+        context = honour_crl(ssl.create_default_context(cafile=ca_file), crl_file)
+        if cert_file:
+            context.load_cert_chain(cert_file, key_file)
+        return context
+
+    def _current_context(self):
+        """The TLS context for a new connection: made again once the revocation list changed on
+        disk (site.yml updates it without restarting the agent)."""
+        if self._context is not None and self._tls[3] and crl_stamp(self._tls[3]) != self._crl_seen:
+            self._context = self._new_context()
+        return self._context
 
     def _post(self, endpoint, path, body):
         data = json.dumps(body).encode("utf-8")
@@ -194,7 +209,7 @@ class Client:
     def _connect(self, url):
         if url.scheme == "https":
             return http.client.HTTPSConnection(
-                url.hostname, url.port or 2379, timeout=self.timeout, context=self._context
+                url.hostname, url.port or 2379, timeout=self.timeout, context=self._current_context()
             )
         return http.client.HTTPConnection(url.hostname, url.port or 2379, timeout=self.timeout)
 

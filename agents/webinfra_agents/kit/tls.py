@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import os
 import ssl
 
 
@@ -17,3 +18,14 @@ def honour_crl(ctx, crl_file):
         ctx.load_verify_locations(cafile=crl_file)
         ctx.verify_flags |= ssl.VERIFY_CRL_CHECK_LEAF
     return ctx
+
+
+def crl_stamp(crl_file):
+    """What tells a changed revocation list on disk (size and modification time); None without one."""
+    if not crl_file:
+        return None
+    try:
+        stat = os.stat(crl_file)
+    except OSError:
+        return None
+    return (stat.st_size, stat.st_mtime_ns)

@@ -13,7 +13,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-from labhosts import groups, host, hostvars, http_get, inventory_dir, run_playbook, wait_for
+from labhosts import groups, host, hostvars, http_get, inventory_dir, playbook_digest, run_playbook, wait_for
 
 PRIMARY = groups()["db_primary"][0]
 REPLICA = groups()["db_replicas"][0]
@@ -330,3 +330,65 @@ def test_each_ha_agent_has_its_own_etcd_user_limited_to_its_cluster():
     # Its one home: the file the stack model generated on the controller, beside the internal CA.
     stored = Path(inventory_dir()) / ".pki" / "etcd" / config["user"]
     assert stored.read_text().strip() == config["password"] and stored.stat().st_mode & 0o777 == 0o600
+
+
+def _etcd_authenticate(source, cert, key):
+    """auth/authenticate at an etcd member from `source` with this client certificate and the
+    source's HA agent's user: the command's result (rc 0 and the HTTP status, or the TLS error)."""
+    config = json.loads(host(source).check_output("cat /etc/webinfra/ha-agent.json"))["etcd"]
+    body = json.dumps({"name": config["user"], "password": config["password"]})
+    target = address(etcd_member_not_a_database_host())
+    return host(source).run(
+        "python3 -c %s %s %s %s %s %s %s", ETCD_CLIENT, target, "auth/authenticate", cert, key, "-", body
+    )
+
+
+def test_a_revoked_certificate_is_refused_and_issued_again():
+    """pki_revoke, as after a theft of the replica's keys: its backup and etcd-client certificates
+    go on the CA's revocation list and are issued again with new keys. The stolen ones open
+    neither the backup repository nor etcd any more; the new ones do; the agents go on; a second
+    run with the same entry changes nothing."""
+    target = host(REPLICA)
+    stolen = "/root/stolen"
+    keys = f"{TLS}/host.pem {TLS}/host.key {HA_TLS}/etcd-client.pem {HA_TLS}/etcd-client.key"
+    target.run(f"mkdir -p {stolen} && cp {keys} {stolen}/")
+    assert _etcd_authenticate(REPLICA, f"{stolen}/etcd-client.pem", f"{stolen}/etcd-client.key").stdout.startswith(
+        "200"
+    )
+    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    time.sleep(1)
+    revoke = json.dumps(
+        {
+            "pki_revoke": [
+                {"host": REPLICA, "purpose": "backup", "issued_before": now},
+                {"host": REPLICA, "purpose": "etcd-client", "issued_before": now},
+            ]
+        }
+    )
+    try:
+        proc = run_playbook("site.yml", "-e", revoke)
+        assert proc.returncode == 0, playbook_digest(proc)
+        # The stolen backup certificate: the repository's agent refuses it in the handshake.
+        answer = ask(
+            REPLICA, BACKUP, BACKUP_PORT, "GET", "/catalog", f"{stolen}/host.pem", f"{stolen}/host.key", f"{TLS}/ca.pem"
+        )
+        assert "error" in answer, answer
+        answer = ask(
+            REPLICA, BACKUP, BACKUP_PORT, "GET", "/catalog", f"{TLS}/host.pem", f"{TLS}/host.key", f"{TLS}/ca.pem"
+        )
+        assert answer.get("status") == 200, answer
+        # The stolen etcd client certificate: etcd refuses it (the password alone is no way in).
+        refused = _etcd_authenticate(REPLICA, f"{stolen}/etcd-client.pem", f"{stolen}/etcd-client.key")
+        assert refused.rc != 0, (refused.stdout, refused.stderr[-500:])
+        assert _etcd_authenticate(REPLICA, f"{HA_TLS}/etcd-client.pem", f"{HA_TLS}/etcd-client.key").stdout.startswith(
+            "200"
+        )
+        serial = target.check_output(f"openssl x509 -in {stolen}/host.pem -noout -serial").split("=")[1]
+        crl = target.check_output(f"openssl crl -in {HA_TLS}/crl.pem -noout -text")
+        assert serial.upper() in crl.replace(":", "").upper(), crl
+        # The HA agents go on (the replica's agent with its new certificate): the primary leads.
+        assert wait_for(lambda: ha_status(REPLICA)["leader"] == PRIMARY and ha_status(REPLICA)["etcd_ok"], timeout=30)
+        again = run_playbook("site.yml", "--tags", "pki", "-e", revoke)
+        assert again.returncode == 0 and "changed=0" in again.stdout.split("PLAY RECAP", 1)[1], playbook_digest(again)
+    finally:
+        target.run(f"rm -rf {stolen}")

@@ -171,3 +171,48 @@ def test_a_token_from_before_a_change_of_users_is_renewed():
     assert client.get_prefix("/w/")[0] == 5
     client._opener = fake.opener_after_a_role_change
     assert client.get_prefix("/w/")[0] == 5
+
+
+def test_a_changed_revocation_list_gives_new_connections_a_new_context(tmp_path):
+    """site.yml updates the CA's revocation list without restarting the agent: the next new
+    connection checks peers against the new list."""
+    import datetime  # noqa: PLC0415
+
+    from cryptography import x509  # noqa: PLC0415
+    from cryptography.hazmat.primitives import hashes, serialization  # noqa: PLC0415
+    from cryptography.hazmat.primitives.asymmetric import ec  # noqa: PLC0415
+    from cryptography.x509.oid import NameOID  # noqa: PLC0415
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test-ca")])
+    now = datetime.datetime.now(datetime.UTC)
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    (tmp_path / "ca.pem").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+
+    def write_crl(serials):
+        builder = x509.CertificateRevocationListBuilder().issuer_name(name).last_update(now)
+        builder = builder.next_update(now + datetime.timedelta(days=1))
+        for serial in serials:
+            builder = builder.add_revoked_certificate(
+                x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(now).build()
+            )
+        (tmp_path / "crl.pem").write_bytes(builder.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM))
+
+    write_crl([])
+    client = etcd.Client(
+        ["https://10.0.0.1:2379"], ca_file=str(tmp_path / "ca.pem"), crl_file=str(tmp_path / "crl.pem")
+    )
+    first = client._current_context()
+    assert client._current_context() is first
+    write_crl([7, 8])
+    assert client._current_context() is not first
