@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import datetime
 
-from cryptography import x509
+try:
+    from cryptography import x509
+except ImportError:  # (the controller's Python has it: Ansible depends on it)
+    x509 = None
 
 # Every certificate the pki role issues a host: its host certificate, and one per purpose.
 HOST = "host"
@@ -64,6 +67,8 @@ def revoked(certificate, entries, host, purpose=HOST):
     if not certificate or not entries:
         return False
     check(entries)
+    if x509 is None:
+        raise RevocationError("pki_revoke needs the cryptography library on the controller")
     cert = x509.load_pem_x509_certificate(certificate.encode() if isinstance(certificate, str) else certificate)
     issued = getattr(cert, "not_valid_before_utc", None)
     if issued is None:  # cryptography < 42
