@@ -417,10 +417,13 @@ def _firewall_rules(host, groups, topo, addresses, settings, networks, writer, a
     if acme["enabled"] and host in topo.loadbalancers and host != acme["issuer"]:
         rule("ssh", [f"{addresses[acme['issuer']]}/32"], "acme-push")
     if in_db and topo.etcd_hosts:
-        # The HA agent: /primary for the writer endpoint, /status for the other agents, /metrics.
+        # The HA agent: /primary for the writer endpoint and the binary-log archive (which follows
+        # the lease holder), /status for the other agents, /metrics.
         agent_from = [g for g in ["loadbalancers", *db_groups] if g in groups]
         if topo.monitoring:
             agent_from.append(topo.monitoring_group)
+        if topo.backup_hosts:
+            agent_from.append(topo.backup_group)
         rule("db_agent", agent_from, "db-ha-agent")
     if in_db and writer:
         rule("db", ["loadbalancers"], "db-writer-endpoint")

@@ -14,6 +14,8 @@ import subprocess
 import tempfile
 import threading
 import time
+import urllib.error
+import urllib.request
 
 from ansible_collections.webinfra.distributed.plugins.module_utils import option_file
 from webinfra_agents.backup import archive as bk
@@ -225,8 +227,20 @@ def catalog(cfg, backup=None, to_time=None, to_gtid=None):
 # --- the binary-log archiver -------------------------------------------------------------------
 
 
+def holds_lease(address, port, timeout=3.0):
+    """Whether the HA agent at `address` says its server is the writer: /primary answers 200 only
+    on the holder of the leader lease, once writable (never on a server fenced or about to be)."""
+    try:
+        with urllib.request.urlopen("http://%s:%d/primary" % (address, int(port)), timeout=timeout) as answer:  # noqa: S310
+            return answer.status == 200
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
 def primary_of(cfg):
-    """(name, address, server_id) of the writable source, asked over TLS with the archive account."""
+    """(name, address, server_id, binary logs) of the writable source, asked over TLS with the
+    archive account; with HA agents (repository.ha_agent_port), only the lease holder counts: a
+    former primary still writable until its fence is never followed."""
     import pymysql  # noqa: PLC0415
     import pymysql.cursors  # noqa: PLC0415
 
@@ -253,7 +267,10 @@ def primary_of(cfg):
             cur = conn.cursor()
             cur.execute("SELECT @@GLOBAL.read_only AS ro, @@GLOBAL.server_id AS id")
             row = cur.fetchone()
-            if int(row["ro"]) == 0:
+            agent_port = int(cfg["repository"].get("ha_agent_port") or 0)
+            if int(row["ro"]) == 0 and agent_port and not holds_lease(source["address"], agent_port):
+                log("archive: %s is writable but does not hold the leader lease: not followed" % source["name"])
+            elif int(row["ro"]) == 0:
                 cur.execute("SHOW BINARY LOGS")
                 logs = [r["Log_name"] for r in cur.fetchall()]
                 return source["name"], source["address"], int(row["id"]), logs

@@ -3,6 +3,7 @@ answers, and that idle or slow clients cannot stop it."""
 
 import datetime
 import http.client
+import http.server
 import ipaddress
 import json
 import socket
@@ -233,3 +234,79 @@ def test_names_from_a_catalog_that_would_be_paths_are_refused(plan, kind):
 def test_well_formed_catalog_names_pass():
     plan = {"chain": ["20261201T000000Z"], "binlogs": [{"server_id": "12", "name": "mysql-bin.000004"}]}
     assert bk.check_plan_names(plan) is plan
+
+
+class _Agent(http.server.BaseHTTPRequestHandler):
+    """An HA agent's /primary: 200 on the lease holder, 503 elsewhere (the class attribute)."""
+
+    status = 200
+
+    def do_GET(self):  # noqa: N802 - http.server's name
+        self.send_response(self.status if self.path == "/primary" else 404)
+        self.end_headers()
+
+    def log_message(self, *_args):
+        return None
+
+
+class _FakePyMySQL:
+    """pymysql for primary_of: every source answers with the read_only given per address."""
+
+    class cursors:  # noqa: N801 - pymysql's name
+        DictCursor = object
+
+    def __init__(self, read_only):
+        self.read_only = read_only
+
+    def connect(self, host, **_kwargs):
+        read_only = self.read_only[host]
+
+        class Cursor:
+            def execute(self, sql):
+                self.sql = sql
+
+            def fetchone(self):
+                return {"ro": read_only, "id": 7}
+
+            def fetchall(self):
+                return [{"Log_name": "mysql-bin.000001"}]
+
+        class Conn:
+            def cursor(self):
+                return Cursor()
+
+            def close(self):
+                return None
+
+        return Conn()
+
+
+@pytest.mark.parametrize(("agent_answer", "followed"), [(200, "db-01"), (503, None)])
+def test_the_archive_follows_the_lease_holder_only(monkeypatch, agent_answer, followed):
+    """A writable server whose HA agent does not say it holds the lease (a former primary not yet
+    fenced) is not followed; without HA agents (port 0) the writable server is."""
+    import sys  # noqa: PLC0415
+
+    from webinfra_agents.backup import repository  # noqa: PLC0415
+
+    handler = type("Agent", (_Agent,), {"status": agent_answer})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setitem(sys.modules, "pymysql", _FakePyMySQL({"127.0.0.1": 0}))
+        monkeypatch.setitem(sys.modules, "pymysql.cursors", _FakePyMySQL.cursors)
+        cfg = {
+            "tls": {"ca": "ca.pem"},
+            "repository": {
+                "binlog": {"user": "u", "password": "p"},
+                "sources": [{"name": "db-01", "address": "127.0.0.1"}],
+                "ha_agent_port": server.server_address[1],
+            },
+        }
+        found = repository.primary_of(cfg)
+        assert (found[0] if found else None) == followed
+        cfg["repository"]["ha_agent_port"] = 0
+        assert repository.primary_of(cfg)[0] == "db-01"
+    finally:
+        server.shutdown()
+        server.server_close()
