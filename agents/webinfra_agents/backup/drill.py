@@ -21,17 +21,32 @@ from webinfra_agents.kit.metrics import write_textfile
 # --- restore drill (on the backup host) ---------------------------------------------------------
 
 
+# The scratch servers run as this system user, never root: the restored files come from another
+# host (a compromised database host could have crafted them) and mariadbd parses them.
+SCRATCH_USER = "mysql"
+
+
+def drill_dir(cfg):
+    """Where the drill restores (cfg repository.drill_dir, a directory of its own outside the
+    repository's root-only tree, so that the scratch server's user can reach its files)."""
+    return cfg["repository"].get("drill_dir") or repo_dir(cfg, "drill")
+
+
 class ScratchServer:
     """A private mariadbd on a restored data directory: no network, no binary log, no
-    replication; stopped when the block ends. Its grant tables stay on: the archived binary
-    logs replayed into it may manage accounts; root comes in through the socket as on the source."""
+    replication, running as SCRATCH_USER (the data directory and its work directory are handed
+    to that user first); stopped when the block ends. Its grant tables stay on: the archived
+    binary logs replayed into it may manage accounts; root comes in through the socket as on the
+    source."""
 
-    def __init__(self, datadir, work):
+    def __init__(self, datadir, work, run=subprocess.run):
         self.datadir, self.work = datadir, work
         self.socket = os.path.join(work, "mysqld.sock")
         self.proc = None
+        self.run = run
 
     def __enter__(self):
+        self.run(["chown", "-R", "%s:%s" % (SCRATCH_USER, SCRATCH_USER), self.work], check=True)  # noqa: S603,S607
         cmd = [
             "/usr/sbin/mariadbd",
             "--no-defaults",
@@ -43,7 +58,7 @@ class ScratchServer:
             "--skip-log-bin",
             "--skip-slave-start",
             "--innodb-buffer-pool-size=128M",
-            "--user=root",
+            "--user=%s" % SCRATCH_USER,
         ]
         self.proc = subprocess.Popen(cmd)  # noqa: S603 - fixed command
         deadline = time.time() + 120
@@ -106,9 +121,11 @@ def drill(cfg):
     newest["sha256"] = {b["id"]: b["sha256"] for b in backups}
     target = next(b for b in backups if b["id"] == newest["chain"][-1])
     earlier = sorted((b for b in backups if b["id"] < target["id"] and b.get("gtid")), key=lambda b: b["id"])
-    work = repo_dir(cfg, "drill")
+    work = drill_dir(cfg)
     shutil.rmtree(work, ignore_errors=True)
     os.makedirs(work, mode=0o700)
+    # The scratch servers' user reaches its directories through this one (theirs alone).
+    shutil.chown(work, SCRATCH_USER, SCRATCH_USER)
     result = {"backup": target["id"], "gtid": target.get("gtid", ""), "compared_with": None, "mismatches": []}
     try:
         first = os.path.join(work, "newest")
