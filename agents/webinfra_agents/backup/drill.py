@@ -21,9 +21,10 @@ from webinfra_agents.kit.metrics import write_textfile
 # --- restore drill (on the backup host) ---------------------------------------------------------
 
 
-# The scratch servers run as this system user, never root: the restored files come from another
-# host (a compromised database host could have crafted them) and mariadbd parses them.
-SCRATCH_USER = "mysql"
+# The scratch servers run as a system user of their own (cfg repository.drill_user, the role
+# creates it), never root: the restored files come from another host (a compromised database host
+# could have crafted them) and mariadbd parses them.
+SCRATCH_USER = "webinfra-drill"
 
 
 def drill_dir(cfg):
@@ -39,14 +40,14 @@ class ScratchServer:
     binary logs replayed into it may manage accounts; root comes in through the socket as on the
     source."""
 
-    def __init__(self, datadir, work, run=subprocess.run):
-        self.datadir, self.work = datadir, work
+    def __init__(self, datadir, work, user=SCRATCH_USER, run=subprocess.run):
+        self.datadir, self.work, self.user = datadir, work, user
         self.socket = os.path.join(work, "mysqld.sock")
         self.proc = None
         self.run = run
 
     def __enter__(self):
-        self.run(["chown", "-R", "%s:%s" % (SCRATCH_USER, SCRATCH_USER), self.work], check=True)  # noqa: S603,S607
+        self.run(["chown", "-R", "%s:%s" % (self.user, self.user), self.work], check=True)  # noqa: S603,S607
         cmd = [
             "/usr/sbin/mariadbd",
             "--no-defaults",
@@ -58,7 +59,7 @@ class ScratchServer:
             "--skip-log-bin",
             "--skip-slave-start",
             "--innodb-buffer-pool-size=128M",
-            "--user=%s" % SCRATCH_USER,
+            "--user=%s" % self.user,
         ]
         self.proc = subprocess.Popen(cmd)  # noqa: S603 - fixed command
         deadline = time.time() + 120
@@ -125,13 +126,14 @@ def drill(cfg):
     shutil.rmtree(work, ignore_errors=True)
     os.makedirs(work, mode=0o700)
     # The scratch servers' user reaches its directories through this one (theirs alone).
-    shutil.chown(work, SCRATCH_USER, SCRATCH_USER)
+    user = cfg["repository"].get("drill_user") or SCRATCH_USER
+    shutil.chown(work, user, user)
     result = {"backup": target["id"], "gtid": target.get("gtid", ""), "compared_with": None, "mismatches": []}
     try:
         first = os.path.join(work, "newest")
         os.makedirs(first)
         datadir = unpack_chain(cfg, newest, address, first)
-        with ScratchServer(datadir, first) as server:
+        with ScratchServer(datadir, first, user) as server:
             sums = server.checksums()
         result["tables"] = len(sums)
         shutil.rmtree(first, ignore_errors=True)
@@ -145,7 +147,7 @@ def drill(cfg):
             second = os.path.join(work, "replayed")
             os.makedirs(second)
             datadir = unpack_chain(cfg, other, address, second)
-            with ScratchServer(datadir, second) as server:
+            with ScratchServer(datadir, second, user) as server:
                 reached, replayed = replay(cfg, other, address, second, server.socket, binlog=False)
                 again = server.checksums()
             result.update(compared_with=other["chain"][-1], gtid_reached=reached, binlogs_replayed=len(replayed))
