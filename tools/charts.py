@@ -12,6 +12,10 @@ Writes next to the results, named after the run (<time>-<chart>.png):
                direct to one web server, for the static and the application page
   deploy       site.yml times (fresh, no-op re-run, check) of the runs in --history (docs/deploy-history.json)
                and of every run in the results directory
+  matrix       the failover fault matrix (step ha): each trial's write window per fault as a point,
+               its median marked, the targets (median 10 s, worst 15 s) as lines, lost acknowledged
+               writes and samples with two writable servers beside each fault; also from a
+               <time>-matrix.json the bench saves after every trial
 With --docs, the charts are also copied there as bench-<chart>.png (with the run's console
 screenshot), for docs/BENCHMARKS.md. The data handling is pure and unit-tested; drawing needs
 matplotlib (requirements-bench.txt, installed by `make bench`).
@@ -148,6 +152,56 @@ def record_deploy(history: Path, report: dict) -> bool:
 
 
 # --- drawing -------------------------------------------------------------------------------------
+def matrix_series(report: dict) -> list[dict] | None:
+    """The fault matrix's rows (a results JSON's ha step, or the rows the bench saves after every
+    trial): fault, whether it ends in a failover, each trial's write window, lost and
+    double-writable counts."""
+    rows = ((report.get("results") or {}).get("ha") or {}).get("matrix")
+    if rows is None and report and all(isinstance(r, dict) and "cells" in r for r in report.values()):
+        rows = report
+    if not rows:
+        return None
+    return [
+        {
+            "fault": row["fault"],
+            "failover": row.get("failover", True),
+            "windows": [c["window_s"] for c in row["cells"] if c.get("window_s") is not None],
+            "median": row.get("window_median_seconds"),
+            "lost": row.get("lost_acknowledged_writes", 0),
+            "acked": row.get("acknowledged_writes", 0),
+            "double": row.get("double_writable_samples", 0),
+            "failed": len(row.get("failed_trials") or []),
+        }
+        for row in rows.values()
+        if row.get("cells") or row.get("failed_trials")
+    ]
+
+
+def draw_matrix(series: list[dict], path: Path) -> None:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8.0, 0.55 * len(series) + 1.4))
+    labels = []
+    for index, row in enumerate(reversed(series)):
+        colour = "#1565c0" if row["failover"] else "#9e9e9e"
+        ax.scatter(row["windows"], [index] * len(row["windows"]), s=14, color=colour, alpha=0.7, zorder=3)
+        if row["median"] is not None:
+            ax.scatter([row["median"]], [index], marker="|", s=260, color="black", zorder=4)
+        note = f"{len(row['windows'])} trials, lost {row['lost']} of {row['acked']}, two writable {row['double']}"
+        if row["failed"]:
+            note += f", {row['failed']} could not run"
+        labels.append(f"{row['fault'][:60]}\n{note}")
+    ax.axvline(10, color="#ef6c00", linestyle="--", linewidth=1, label="median target (10 s)")
+    ax.axvline(15, color=FAILED_COLOUR, linestyle=":", linewidth=1, label="worst-case target (15 s)")
+    ax.set_yticks(range(len(series)), labels, fontsize=6)
+    ax.set_xlabel("write window: longest stretch without an acknowledged write (s)")
+    ax.set_title("failover fault matrix (blue: failover expected; bar: median)", fontsize=9, loc="left")
+    ax.legend(fontsize=7, loc="lower right")
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def _pyplot():
     import matplotlib  # noqa: PLC0415 - only for drawing
 
@@ -379,8 +433,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     report = json.loads(args.results.read_text())
-    out, stem = args.results.parent, report["started"]
+    out, stem = args.results.parent, report.get("started") or args.results.stem
     written = {}
+    matrix = matrix_series(report)
+    if matrix:
+        written["matrix"] = out / (f"{stem}-matrix.png" if "started" in report else f"{stem}.png")
+        draw_matrix(matrix, written["matrix"])
+    if "started" not in report:  # the matrix's own file (<time>-matrix.json): nothing else to draw
+        return publish(written, args)
     panels = failover_panels(report)
     if panels:
         written["failover"] = out / f"{stem}-failover.png"
@@ -407,6 +467,11 @@ def main(argv: list[str] | None = None) -> int:
     console = out / f"{stem}-console.png"
     if console.exists():
         written["console"] = console
+    return publish(written, args)
+
+
+def publish(written: dict, args: argparse.Namespace) -> int:
+    """Say where each chart went; with --docs, copy it there as bench-<chart>.png."""
     for name, path in written.items():
         print(f"charts: {name}: {path}")
         if args.docs:

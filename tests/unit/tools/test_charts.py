@@ -135,3 +135,46 @@ def test_the_scaling_curve_is_the_one_replica_shapes_by_host_count():
     series = charts.scaling_series(report)
     assert [s["hosts"] for s in series["curve"]] == [3, 5] and [o["replicas"] for o in series["others"]] == [2]
     assert charts.scaling_series({"results": {}}) is None
+
+
+def matrix_rows():
+    cell = {"window_s": 8.5, "lost": [], "direct_lost": [], "acked": 200, "direct_acked": 60, "double_writable": []}
+    return {
+        "freeze-host": {
+            "fault": "leader's host frozen",
+            "failover": True,
+            "trials": 2,
+            "failed_trials": [],
+            "window_median_seconds": 8.75,
+            "window_worst_seconds": 9.0,
+            "lost_acknowledged_writes": 0,
+            "acknowledged_writes": 520,
+            "double_writable_samples": 0,
+            "cells": [cell, dict(cell, window_s=9.0)],
+        },
+        "config-change": {
+            "fault": "a configuration change",
+            "failover": False,
+            "trials": 0,
+            "failed_trials": ["CalledProcessError: site.yml"],
+            "window_median_seconds": None,
+            "cells": [],
+        },
+    }
+
+
+def test_the_matrix_series_comes_from_a_report_or_the_bench_s_own_file():
+    series = charts.matrix_series({"results": {"ha": {"matrix": matrix_rows()}}})
+    assert [r["windows"] for r in series] == [[8.5, 9.0], []]
+    assert series[1]["failed"] == 1 and series[0]["acked"] == 520
+    assert charts.matrix_series(matrix_rows()) == series
+    assert charts.matrix_series({"results": {}}) is None
+
+
+def test_the_matrix_chart_is_drawn_from_the_bench_s_own_file(tmp_path):
+    pytest.importorskip("matplotlib")
+    path = tmp_path / "2026-12-07T105304Z-matrix.json"
+    path.write_text(json.dumps(matrix_rows()))
+    assert charts.main([str(path), "--docs", str(tmp_path / "docs")]) == 0
+    png = tmp_path / "docs" / "bench-matrix.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
