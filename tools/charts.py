@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import textwrap
 from pathlib import Path
 
 OK_COLOUR, FAILED_COLOUR, WINDOW_COLOUR = "#2e8b57", "#c62828", "#ffcc80"
@@ -179,7 +180,7 @@ def matrix_series(report: dict) -> list[dict] | None:
 
 def draw_matrix(series: list[dict], path: Path) -> None:
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(8.0, 0.55 * len(series) + 1.4))
+    fig, ax = plt.subplots(figsize=(10.0, 0.7 * len(series) + 1.4))
     labels = []
     for index, row in enumerate(reversed(series)):
         colour = "#1565c0" if row["failover"] else "#9e9e9e"
@@ -189,7 +190,7 @@ def draw_matrix(series: list[dict], path: Path) -> None:
         note = f"{len(row['windows'])} trials, lost {row['lost']} of {row['acked']}, two writable {row['double']}"
         if row["failed"]:
             note += f", {row['failed']} could not run"
-        labels.append(f"{row['fault'][:60]}\n{note}")
+        labels.append("\n".join([*textwrap.wrap(row["fault"], 48), note]))
     ax.axvline(10, color="#ef6c00", linestyle="--", linewidth=1, label="median target (10 s)")
     ax.axvline(15, color=FAILED_COLOUR, linestyle=":", linewidth=1, label="worst-case target (15 s)")
     ax.set_yticks(range(len(series)), labels, fontsize=6)
@@ -198,7 +199,7 @@ def draw_matrix(series: list[dict], path: Path) -> None:
     ax.legend(fontsize=7, loc="lower right")
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
 
 
