@@ -58,20 +58,22 @@ def test_the_agents_import_on_the_host_and_the_services_run_them(name):
         assert ARTIFACT in cmdline and command in cmdline, cmdline
 
 
-@pytest.mark.parametrize("name", DBS)
-def test_the_ha_agent_runs_with_one_capability_and_a_read_only_system(name):
-    """Root for MariaDB's unix_socket account and systemctl, but sandboxed: its bounding set is
-    CAP_DAC_READ_SEARCH alone (to read the binary logs), the file system read-only but for its
-    own directories, no new privileges."""
+SANDBOXED = [("webinfra-ha-agent", name) for name in DBS] + [("webinfra-backup-agent", name) for name in AGENT_HOSTS]
+
+
+@pytest.mark.parametrize(("unit", "name"), SANDBOXED)
+def test_the_network_facing_agents_run_with_one_capability_and_a_read_only_system(unit, name):
+    """Root for MariaDB's unix_socket account (and the HA agent's systemctl), but sandboxed: the
+    bounding set is CAP_DAC_READ_SEARCH alone (to read the binary logs, the data directory), the
+    file system read-only but for their own directories, no new privileges."""
     h = host(name)
-    pid = h.check_output("systemctl show -p MainPID --value webinfra-ha-agent").strip()
-    assert pid not in ("", "0")
+    pid = h.check_output(f"systemctl show -p MainPID --value {unit}").strip()
+    assert pid not in ("", "0"), unit
     status = h.check_output(f"cat /proc/{pid}/status")
     fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
     assert int(fields["CapBnd"].strip(), 16) == 1 << 2, fields["CapBnd"]  # CAP_DAC_READ_SEARCH
     assert fields["NoNewPrivs"].strip() == "1"
-    # Its view of /etc is read-only; its state directory is not.
+    # Their view of / and /etc is read-only.
     mounts = h.check_output(f"cat /proc/{pid}/mountinfo")
     etc = [line for line in mounts.splitlines() if line.split()[4] in ("/", "/etc")]
     assert etc and all("ro" in line.split()[5].split(",") for line in etc), etc
-    assert h.file("/var/lib/webinfra-ha-agent/state.json").exists
