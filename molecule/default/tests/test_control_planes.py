@@ -154,10 +154,11 @@ def test_the_backup_repository_answers_its_clients_only():
             assert answer.get("status") == 403 and "intruder may not ask" in answer["body"], (path, answer)
     finally:
         target.run("rm -f /root/intruder.pem /root/intruder.key")
-    # The same host's MariaDB key (readable by the mysql user): not a backup-purpose certificate.
+    # The same host's MariaDB key (readable by the mysql user): a server-only certificate, refused
+    # in the handshake (no client-authentication usage), and it would be for its OU anyway.
     mariadb = ("/etc/mysql/tls/server.pem", "/etc/mysql/tls/server.key", f"{TLS}/ca.pem")
     answer = ask(PRIMARY, BACKUP, BACKUP_PORT, "GET", "/catalog", *mariadb)
-    assert answer.get("status") == 403 and "OU=backup" in answer["body"], answer
+    assert "error" in answer or (answer.get("status") == 403 and "OU=backup" in answer["body"]), answer
     # No certificate at all: the handshake fails.
     answer = ask(PRIMARY, BACKUP, BACKUP_PORT, "GET", "/catalog", "-", "-", f"{TLS}/ca.pem")
     assert "error" in answer, answer
