@@ -199,7 +199,7 @@ def draw_matrix(series: list[dict], path: Path) -> None:
     ax.legend(fontsize=7, loc="lower right")
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=110, bbox_inches="tight")
+    fig.savefig(path, dpi=80, bbox_inches="tight")
     plt.close(fig)
 
 
