@@ -194,13 +194,17 @@ def describe(request):
     return "%s %s" % (path, json.dumps(shown, sort_keys=True))
 
 
-def converge(gateway, root_password, users, managed_prefix, check_mode=False, enable=True):
+def converge(  # pylint: disable=too-many-arguments
+    gateway, root_password, users, managed_prefix, check_mode=False, enable=True, pending=None
+):
     """Brings etcd to `users` ([{name, password, prefixes}]) with root, and auth enabled when
     `enable` (never disabled here).
 
     Returns the list of requests sent (or that would be sent in check mode). With auth enabled
     the requests run as root; each wanted user's password is checked by authenticating it (with
-    auth still off it cannot be checked, and is set)."""
+    auth still off it cannot be checked, and is set). With a `pending` list, an existing user's
+    password that does not work is left as it is and the user's name added to the list (the
+    first step of a rotation: its clients get the new password first)."""
     enabled = gateway.authenticate("root", root_password)
     current = gateway.state()
     checked = []
@@ -208,6 +212,9 @@ def converge(gateway, root_password, users, managed_prefix, check_mode=False, en
         ok = True
         if user["name"] in current["users"]:
             ok = gateway.password_works(user["name"], user["password"]) if enabled else False
+            if not ok and enabled and pending is not None:
+                pending.append(user["name"])
+                ok = True
         checked.append(dict(user, password_ok=ok))
     requests = []
     if not enabled and enable:

@@ -89,6 +89,16 @@ options:
         (clients without credentials stop working the moment it is on). Never turns it off.
     type: bool
     default: true
+  update_password:
+    description:
+      - V(always) - a user whose password does not work is given the one in O(users).
+      - V(on_create) - only new users get their password; existing users whose password does not work are left
+        as they are and listed in RV(passwords_pending). A rotation in two steps - first the clients get the new
+        password (they keep the old one until it fails), then a run with V(always) changes it in etcd.
+    type: str
+    choices: [always, on_create]
+    default: always
+    version_added: 0.10.0
   timeout:
     description: Seconds to wait for each answer of etcd.
     type: float
@@ -132,6 +142,15 @@ enabled:
   returned: success
   type: bool
   sample: true
+passwords_pending:
+  description:
+    - Existing users of O(users) whose password does not work and was left unchanged (O(update_password=on_create));
+      empty otherwise.
+  returned: success
+  type: list
+  elements: str
+  sample: [webinfra-ha-db-02]
+  version_added: 0.10.0
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -165,6 +184,7 @@ def main():
             ),
             managed_prefix=dict(type="str", default=""),
             enable=dict(type="bool", default=True),
+            update_password=dict(type="str", default="always", choices=["always", "on_create"]),
             timeout=dict(type="float", default=10),
         ),
         supports_check_mode=True,
@@ -179,8 +199,15 @@ def main():
             )
     gateway = Gateway(p["host"], p["port"], p["ca_file"], p["cert_file"], p["key_file"], timeout=p["timeout"])
     try:
+        pending = [] if p["update_password"] == "on_create" else None  # noqa: S105 - a choice, not a password
         requests = converge(
-            gateway, p["root_password"], p["users"], p["managed_prefix"], module.check_mode, enable=p["enable"]
+            gateway,
+            p["root_password"],
+            p["users"],
+            p["managed_prefix"],
+            module.check_mode,
+            enable=p["enable"],
+            pending=pending,
         )
     except EtcdAuthError as exc:
         text = str(exc)
@@ -189,7 +216,12 @@ def main():
         module.fail_json(msg=text)
     enabled = ("auth/enable", {}) in requests and not module.check_mode
     enabled = enabled or gateway.token is not None
-    module.exit_json(changed=bool(requests), requests=[describe(r) for r in requests], enabled=enabled)
+    module.exit_json(
+        changed=bool(requests),
+        requests=[describe(r) for r in requests],
+        enabled=enabled,
+        passwords_pending=sorted(pending or []),
+    )
 
 
 if __name__ == "__main__":

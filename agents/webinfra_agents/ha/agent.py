@@ -1068,6 +1068,7 @@ def etcd_client(cfg):
         user=conf.get("user") or "",
         password=conf.get("password") or "",
         crl_file=conf.get("crl") or None,
+        password_file=conf.get("password_file") or None,
     )
 
 

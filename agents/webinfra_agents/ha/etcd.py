@@ -79,6 +79,12 @@ def needs_token(text):
     return any(words in text for words in REAUTHENTICATE)
 
 
+def wrong_password(text):
+    """Whether etcd refused a user's name or password (etcd 3.4 and 3.5 say it so)."""
+    text = str(text).lower()
+    return "authentication failed" in text or "invalid user id or password" in text
+
+
 class Client:
     """etcd v3 over HTTPS with a client certificate; `endpoints` are https://host:port URLs;
     `user` and `password` when etcd's access control is on."""
@@ -94,12 +100,16 @@ class Client:
         user="",
         password="",
         crl_file=None,
+        password_file=None,
     ):
         if not endpoints:
             raise EtcdError("no etcd endpoint given")
         self.endpoints = list(endpoints)
         self.timeout = timeout
         self.user, self.password = user or "", password or ""
+        # site.yml writes a new password there before it changes it in etcd (a rotation): read at
+        # every authentication, tried before the last password that worked.
+        self.password_file = password_file
         self.token = None
         self._opener = opener
         self._context = None
@@ -166,23 +176,47 @@ class Client:
             headers["Authorization"] = self.token
         return headers
 
+    def _passwords(self):
+        """The passwords to try, in order: the password file's (a rotation writes the new one
+        there first), then the last one that worked (etcd may not have the new one yet)."""
+        out = []
+        if self.password_file:
+            try:
+                with open(self.password_file) as handle:
+                    out.append(handle.read().strip())
+            except OSError:
+                pass
+        if self.password not in out:
+            out.append(self.password)
+        return out
+
     def _authenticate(self, endpoint):
         """A new token from `endpoint` (a JWT: every member takes it); "" while etcd's access
-        control is off (site.yml turns it on once every agent has its credentials)."""
+        control is off (site.yml turns it on once every agent has its credentials). Each password
+        of `_passwords` in turn: a password change in etcd and on the host never both at once."""
         self.token = None
-        try:
-            answer = self._post(endpoint, "auth/authenticate", {"name": self.user, "password": self.password})
-        except EtcdHTTPError as exc:
-            if "authentication is not enabled" not in str(exc):
-                raise
-            self.token = ""
-            return
-        if isinstance(answer, dict) and "authentication is not enabled" in answer_text(answer):
-            self.token = ""
-            return
-        if not isinstance(answer, dict) or not answer.get("token"):
-            raise EtcdHTTPError("authentication as %s failed: %s" % (self.user, str(answer)[:200]))
-        self.token = answer["token"]
+        refused = None
+        for password in self._passwords():
+            try:
+                answer = self._post(endpoint, "auth/authenticate", {"name": self.user, "password": password})
+            except EtcdHTTPError as exc:
+                if "authentication is not enabled" in str(exc):
+                    self.token = ""
+                    return
+                if not wrong_password(str(exc)):
+                    raise
+                refused = exc
+                continue
+            if isinstance(answer, dict) and "authentication is not enabled" in answer_text(answer):
+                self.token = ""
+                return
+            if isinstance(answer, dict) and answer.get("token"):
+                self.token, self.password = answer["token"], password
+                return
+            if not wrong_password(answer_text(answer) if isinstance(answer, dict) else str(answer)):
+                raise EtcdHTTPError("authentication as %s failed: %s" % (self.user, str(answer)[:200]))
+            refused = answer
+        raise EtcdHTTPError("authentication as %s failed: %s" % (self.user, str(refused)[:200]))
 
     def _renew(self, error):
         """Whether `error` asks for a (new) token: an expired or stale one, or none sent because

@@ -313,13 +313,15 @@ def test_each_ha_agent_has_its_own_etcd_user_limited_to_its_cluster():
     config = json.loads(target.check_output("cat /etc/webinfra/ha-agent.json"))["etcd"]
     assert config["user"] == f"webinfra-ha-{PRIMARY}" and config["cert"] == "/etc/webinfra/tls/etcd-client.pem"
     assert target.file("/etc/webinfra/ha-agent.json").mode == 0o600
+    assert "password" not in config and target.file(config["password_file"]).mode == 0o600
+    _user, password = agent_etcd_credentials(PRIMARY)
     tls = "/etc/webinfra/tls/etcd-client"
     status, text = etcd_gateway(
         PRIMARY,
         f"{tls}.pem",
         f"{tls}.key",
         "auth/authenticate",
-        {"name": config["user"], "password": config["password"]},
+        {"name": config["user"], "password": password},
     )
     assert status == "200", (status, text)
     token = json.loads(text)["token"]
@@ -330,26 +332,40 @@ def test_each_ha_agent_has_its_own_etcd_user_limited_to_its_cluster():
     assert status == "403" and "permission denied" in text, (status, text)
     # Its one home: the file the stack model generated on the controller, beside the internal CA.
     stored = Path(inventory_dir()) / ".pki" / "etcd" / config["user"]
-    assert stored.read_text().strip() == config["password"] and stored.stat().st_mode & 0o777 == 0o600
+    assert stored.read_text().strip() == password and stored.stat().st_mode & 0o777 == 0o600
 
 
-def _etcd_authenticate(source, cert, key):
+def agent_etcd_credentials(name):
+    """The HA agent's etcd user (its settings) and password (its own file, root-only)."""
+    config = json.loads(host(name).check_output("cat /etc/webinfra/ha-agent.json"))["etcd"]
+    return config["user"], host(name).check_output(f"cat {config['password_file']}").strip()
+
+
+def _etcd_authenticate(source, cert, key, password=None):
     """auth/authenticate at an etcd member from `source` with this client certificate and the
-    source's HA agent's user: the command's result (rc 0 and the HTTP status, or the TLS error)."""
-    config = json.loads(host(source).check_output("cat /etc/webinfra/ha-agent.json"))["etcd"]
-    body = json.dumps({"name": config["user"], "password": config["password"]})
+    source's HA agent's user (and password, else the agent's): the command's result (rc 0 and
+    the HTTP status, or the TLS error)."""
+    user, current = agent_etcd_credentials(source)
+    body = json.dumps({"name": user, "password": password or current})
     target = address(etcd_member_not_a_database_host())
     return host(source).run(
         "python3 -c %s %s %s %s %s %s %s", ETCD_CLIENT, target, "auth/authenticate", cert, key, "-", body
     )
 
 
-def test_a_revoked_certificate_is_refused_and_issued_again():
-    """pki_revoke, as after a theft of the replica's keys: its backup and etcd-client certificates
-    go on the CA's revocation list and are issued again with new keys. The stolen ones open
-    neither the backup repository nor etcd any more; the new ones do; the agents go on; a second
-    run with the same entry changes nothing."""
+def test_keys_revoked_and_a_password_rotated_in_one_run_without_an_outage():
+    """Two day-2 changes in one site.yml run. pki_revoke, as after a theft of the replica's keys:
+    its backup and etcd-client certificates go on the CA's revocation list and are issued again
+    with new keys; the stolen ones open neither the backup repository nor etcd any more, the new
+    ones do. The primary's HA agent's etcd password rotated (its file on the controller removed:
+    a new one is made): the etcd play leaves etcd's password, the databases play hands the new
+    one to the agent without a restart, the access-control play changes it in etcd; the primary
+    keeps leading. A second run with the same entry changes nothing."""
     target = host(REPLICA)
+    leader_pid = host(PRIMARY).check_output("systemctl show -p MainPID --value webinfra-ha-agent").strip()
+    user, old_password = agent_etcd_credentials(PRIMARY)
+    stored = Path(inventory_dir()) / ".pki" / "etcd" / user
+    stored.unlink()
     stolen = "/root/stolen"
     keys = f"{TLS}/host.pem {TLS}/host.key {HA_TLS}/etcd-client.pem {HA_TLS}/etcd-client.key"
     target.run(f"mkdir -p {stolen} && cp {keys} {stolen}/")
@@ -389,6 +405,16 @@ def test_a_revoked_certificate_is_refused_and_issued_again():
         assert serial.upper() in crl.replace(":", "").upper(), crl
         # The HA agents go on (the replica's agent with its new certificate): the primary leads.
         assert wait_for(lambda: ha_status(REPLICA)["leader"] == PRIMARY and ha_status(REPLICA)["etcd_ok"], timeout=30)
+        # The rotation: a new password on the host and in etcd, the old one refused, the agent
+        # never restarted and still leading.
+        _user, new_password = agent_etcd_credentials(PRIMARY)
+        assert new_password != old_password and stored.read_text().strip() == new_password
+        own = (f"{HA_TLS}/etcd-client.pem", f"{HA_TLS}/etcd-client.key")
+        assert _etcd_authenticate(PRIMARY, *own).stdout.startswith("200")
+        assert not _etcd_authenticate(PRIMARY, *own, password=old_password).stdout.startswith("200")
+        assert host(PRIMARY).check_output("systemctl show -p MainPID --value webinfra-ha-agent").strip() == leader_pid
+        status = ha_status(PRIMARY)
+        assert status["role"] == "primary" and status["etcd_ok"], status
         again = run_playbook("site.yml", "--tags", "pki", "-e", revoke)
         assert again.returncode == 0 and "changed=0" in again.stdout.split("PLAY RECAP", 1)[1], playbook_digest(again)
     finally:

@@ -86,13 +86,14 @@ class AuthEtcd:
 
     def __init__(self):
         self.tokens, self.calls, self.changed = set(), [], False
+        self.password = "secret-password-1"  # noqa: S105 - a test value
 
     def opener(self, url, data, timeout, headers):
         path = url.split("/v3/", 1)[1]
         self.calls.append((path, headers.get("Authorization")))
         body = json.loads(data)
         if path == "auth/authenticate":
-            if body != {"name": "webinfra-ha-db-01", "password": "secret-password-1"}:
+            if body != {"name": "webinfra-ha-db-01", "password": self.password}:
                 raise etcd.EtcdHTTPError('HTTP 400 {"error": "etcdserver: authentication failed"}')
             token = f"jwt-{len(self.calls)}"
             self.tokens.add(token)
@@ -216,3 +217,26 @@ def test_a_changed_revocation_list_gives_new_connections_a_new_context(tmp_path)
     assert client._current_context() is first
     write_crl([7, 8])
     assert client._current_context() is not first
+
+
+def test_a_password_rotation_never_leaves_the_agent_without_etcd(tmp_path):
+    """site.yml writes the new password to the agent's password file, then changes it in etcd:
+    in between the agent authenticates with the last password that worked, afterwards with the
+    new one, and it is never restarted for it."""
+    fake = AuthEtcd()
+    secret = tmp_path / "etcd-password"
+    secret.write_text("secret-password-1\n")
+    client = etcd.Client(["https://a:2379"], opener=fake.opener, user="webinfra-ha-db-01", password_file=str(secret))
+    assert client.get_prefix("/w/")[0] == 5
+    secret.write_text("secret-password-2\n")  # the host has the new password, etcd not yet
+    fake.expire()
+    assert client.get_prefix("/w/")[0] == 5
+    assert client.password == "secret-password-1"  # noqa: S105 - a test value
+    fake.password = "secret-password-2"  # noqa: S105 - etcd changed it: the tokens are stale
+    fake.expire()
+    assert client.get_prefix("/w/")[0] == 5
+    assert client.password == "secret-password-2"  # noqa: S105 - a test value
+    fake.password = "secret-password-3"  # noqa: S105 - etcd only: no password works
+    fake.expire()
+    with pytest.raises(etcd.EtcdError, match="authentication failed"):
+        client.get_prefix("/w/")
