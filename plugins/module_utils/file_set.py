@@ -14,7 +14,8 @@ def normalise(entries):
     """Entries with their defaults filled in; raises ValueError naming the bad entry."""
     seen = set()
     out = []
-    for index, entry in enumerate(entries):
+    for index, given in enumerate(entries):
+        entry = given
         path = entry.get("path") or ""
         where = "files[%d] (%s)" % (index, path or "no path")
         if not os.path.isabs(path):
@@ -23,6 +24,12 @@ def normalise(entries):
             raise ValueError("%s: the path is listed twice" % where)
         seen.add(path)
         state = entry.get("state") or "file"
+        if entry.get("present") is False:
+            # A file this host should not have (the role's conditions said so): removed, whatever
+            # content, owner and mode the entry describes for the hosts that do.
+            if state != "file":
+                raise ValueError("%s: present is for a file" % where)
+            entry, state = {"path": path}, "absent"
         if state == "file" and entry.get("content") is None:
             raise ValueError("%s: a file needs content" % where)
         if state != "file" and entry.get("content") is not None:

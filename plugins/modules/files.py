@@ -74,6 +74,14 @@ options:
             where the new content's path goes (for example V(nginx -t -q -c %s)). Run without a
             shell. Not run when the content is unchanged, nor in check mode.
         type: str
+      present:
+        description:
+          - V(false) removes the file instead (as O(files[].state=absent)), ignoring its O(files[].content),
+            O(files[].owner), O(files[].group) and O(files[].mode). So one entry describes a file that
+            only some hosts have, with its condition here. For O(files[].state=file) only.
+        type: bool
+        default: true
+        version_added: 0.10.0
       replace:
         description:
           - V(false) writes the content only when the file does not exist yet (a first version
@@ -143,6 +151,7 @@ def main():
                     "mode": {"type": "str"},
                     "validate": {"type": "str"},
                     "replace": {"type": "bool", "default": True},
+                    "present": {"type": "bool", "default": True},
                 },
             }
         },

@@ -14,6 +14,9 @@ rebuild targets), drill.py and service.py (the HTTPS service); this module is th
                                    (on a database host: a new copy of the data)
     webinfra-backup drill   CONFIG   a restore drill on the backup host (a systemd timer)
     webinfra-backup metrics CONFIG
+    webinfra-backup stream  SOCKET   one mariadb-backup stream: the LSN on standard input, the
+                                     frames on standard output (webinfra-backup-stream@.service;
+                                     SOCKET is the database server's)
 
 CONFIG (JSON, root-only, written by the backup role) has `name`, `listen`, `port`, `tls`
 ({ca, cert, key}: the host's certificate from the internal CA), `clients` (the certificate
@@ -39,6 +42,7 @@ from webinfra_agents.backup.drill import drill, write_drill_metrics
 from webinfra_agents.backup.repository import archive, catalog, take, write_metrics
 from webinfra_agents.backup.restore import rebuild, restore
 from webinfra_agents.backup.service import serve
+from webinfra_agents.backup.source import serve_stream
 from webinfra_agents.kit.daemon import log
 
 
@@ -97,6 +101,7 @@ COMMANDS = {
     "rebuild": command_rebuild,
     "drill": command_drill,
     "metrics": lambda cfg, _args: write_metrics(cfg) or 0,
+    "stream": None,  # handled before the settings are read (see main)
 }
 
 
@@ -113,6 +118,9 @@ def main(argv=None):
     parser.add_argument("--source", default="auto")
     parser.add_argument("--dry-run", action="store_true")
     args = parser.parse_args(argv)
+    if args.command == "stream":
+        # The stream helper reads no settings (they are root's): only the server's socket.
+        return serve_stream(args.config, sys.stdin.buffer, sys.stdout.buffer)
     cfg = load_config(args.config)
     try:
         return COMMANDS[args.command](cfg, args)

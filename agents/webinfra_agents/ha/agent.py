@@ -155,6 +155,7 @@ class Agent:
         self.hurry = False
         self.seen = None
         self.nudged_at = float("-inf")
+        self.forgotten_logged = None
         self.local = LocalState(self.cfg.get("state_file"), clock)
         self.state.errant = self.local.get("errant") or ""
         # Peers' liveness from etcd's revisions of their records: {name: (mod_revision, when it
@@ -513,7 +514,12 @@ class Agent:
             # Not expired: etcd lost its state (re-created, its data wiped) or the lease was
             # revoked with the key. The main loop takes the key back under a new lease (reclaim);
             # should it not in time, the deadline below fences as for any failed renewal.
-            log("etcd does not know the leader lease %s, valid by this agent's renewals: etcd lost its state?" % lease)
+            if self.forgotten_logged != lease:  # once per lease: the keeper renews every half second
+                self.forgotten_logged = lease
+                log(
+                    "etcd does not know the leader lease %s, valid by this agent's renewals: etcd lost its state?"
+                    % lease
+                )
             if not lease_valid(self.leadership.renewed_at, self.clock(), self.cfg):
                 self.drop_lease("could not renew the leader lease in time", lease)
         elif not lease_valid(self.leadership.renewed_at, self.clock(), self.cfg):

@@ -1,11 +1,13 @@
 # Copyright: webinfra maintainers
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The HA agent's database adapter: the local server over its socket (PyMySQL, as root through
-unix_socket authentication), through the collection's replication, promotion and MariaDB/MySQL
-flavour utilities."""
+"""The HA agent's database adapter: the local server over its socket (PyMySQL, as the agent's
+own account `webinfra-ha` through unix_socket authentication), through the collection's
+replication, promotion and MariaDB/MySQL flavour utilities."""
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import threading
 import time
@@ -15,6 +17,9 @@ from webinfra_agents.ha.decide import peer, silent_peers
 from webinfra_agents.kit import db as kit_db
 from webinfra_agents.kit.daemon import log
 
+# The agent's account has DROP on this schema only, which never exists (its nudge statement).
+NUDGE_SCHEMA = "webinfra_ha_nudge"
+
 
 def not_running(exc):
     """Whether a connection error says the server is not running (nothing to fence)."""
@@ -23,7 +28,7 @@ def not_running(exc):
 
 
 class Database:
-    """The local server over its socket, as root (unix_socket authentication)."""
+    """The local server over its socket, as the agent's own account (unix_socket authentication)."""
 
     def __init__(self, cfg, read_timeout=None):
         self.cfg = cfg
@@ -163,8 +168,9 @@ class Database:
 
     def nudge_semisync(self):
         """One statement the binary log carries and every server applies as a no-op: the
-        replicas acknowledge it, which turns semi-sync on (it is committed asynchronously)."""
-        self.cursor().execute("CREATE DATABASE IF NOT EXISTS mysql")
+        replicas acknowledge it, which turns semi-sync on (it is committed asynchronously). The
+        schema never exists: the agent's account may drop it and nothing else."""
+        self.cursor().execute("DROP DATABASE IF EXISTS %s" % NUDGE_SCHEMA)
 
     def kill_io_threads(self, cur):
         """End the replication IO thread at once: STOP SLAVE waits while it is blocked reading
@@ -307,5 +313,46 @@ class Database:
     def last_resort(self):
         """The server could not be made read-only: stop it (systemd restarts it read-only)."""
         log("fencing by SQL failed: killing the database server")
-        subprocess.call(["systemctl", "kill", "--signal=SIGKILL", self.cfg.get("service", "mariadb")])  # noqa: S603,S607
+        killed = kill_unit(self.cfg.get("service", "mariadb"))
+        if not killed:
+            # No cgroup to read (an unusual host): systemd's own kill, which only root may ask.
+            subprocess.call(["systemctl", "kill", "--signal=SIGKILL", self.cfg.get("service", "mariadb")])  # noqa: S603,S607
         self.close()
+
+
+def unit_cgroup_procs(service, self_cgroup="/proc/self/cgroup", root="/sys/fs/cgroup"):
+    """The cgroup.procs file of systemd's unit `service`: the sibling of this process's own unit
+    (cgroup v2: both are system services), or None when there is no unified hierarchy."""
+    name = service if service.endswith(".service") else service + ".service"
+    try:
+        with open(self_cgroup) as handle:
+            lines = handle.read().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        if line.startswith("0::"):
+            mine = line[3:].strip()
+            return os.path.join(root + os.path.dirname(mine), name, "cgroup.procs")
+    return None
+
+
+def kill_unit(service, procs_file=None, kill=os.kill):
+    """SIGKILL to every process of the unit `service`, read from its cgroup: the agent's own user
+    does it with CAP_KILL (`systemctl kill` is root's). Returns the PIDs signalled; an empty list
+    when the cgroup could not be read."""
+    path = procs_file or unit_cgroup_procs(service)
+    if path is None:
+        return []
+    try:
+        with open(path) as handle:
+            pids = [int(token) for token in handle.read().split()]
+    except (OSError, ValueError):
+        return []
+    signalled = []
+    for pid in pids:
+        try:
+            kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            continue
+        signalled.append(pid)
+    return signalled

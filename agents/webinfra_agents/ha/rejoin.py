@@ -28,6 +28,7 @@ import subprocess
 import time
 
 from ansible_collections.webinfra.distributed.plugins.module_utils import gtid
+from webinfra_agents.kit import db as kit_db
 
 # Statements a transaction of row events may carry besides its rows (no DDL among them).
 TRANSACTION_QUERIES = ("BEGIN", "COMMIT", "ROLLBACK", "XA ")
@@ -168,7 +169,13 @@ class Rewind:
             json.dump(summary, handle, indent=2, sort_keys=True)
         # Applied with the binary log off (the undo is no transaction of the cluster's history);
         # on standard input: --binary-mode (BINLOG statements) disables the client's `source`.
-        client = ["mariadb", "--binary-mode", "--init-command=SET SESSION sql_log_bin=0"]
+        client = [
+            "mariadb",
+            "--user=%s" % kit_db.os_user(),
+            "--socket=%s" % self.db.cfg["socket"],
+            "--binary-mode",
+            "--init-command=SET SESSION sql_log_bin=0",
+        ]
         self.tool(client, "applying the flashback", stdin=undo)
         cur = self.db.cursor()
         cur.execute("SELECT @@GLOBAL.gtid_binlog_pos AS binlog")

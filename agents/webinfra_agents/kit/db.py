@@ -1,22 +1,33 @@
 # Copyright: webinfra maintainers
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The local database server, as the agents reach it: over its unix socket as root (unix_socket
-authentication, no password anywhere), its flavour (MariaDB or MySQL, and the version) read
+"""The local database server, as the agents reach it: over its unix socket as the process's own
+system user (unix_socket authentication, no password anywhere: the HA agent is `webinfra-ha`, the
+backup agent `webinfra-backup`, each with a MariaDB account of only what it does; a command an
+operator runs as root is root), its flavour (MariaDB or MySQL, and the version) read
 once per connection so every statement is the one that server speaks."""
 
 from __future__ import annotations
 
+import os
+import pwd
+
 from ansible_collections.webinfra.distributed.plugins.module_utils import mysql_flavor
 
 
+def os_user():
+    """The name of the process's effective user: its MariaDB account through unix_socket."""
+    return pwd.getpwuid(os.geteuid()).pw_name
+
+
 def connect(socket_path, connect_timeout=3, read_timeout=10, write_timeout=None):
-    """A PyMySQL connection (autocommit, rows as dicts) to the server at `socket_path`."""
+    """A PyMySQL connection (autocommit, rows as dicts) to the server at `socket_path`, as the
+    account of the process's own system user."""
     import pymysql  # noqa: PLC0415 - only where a server runs (python3-pymysql)
     import pymysql.cursors  # noqa: PLC0415
 
     return pymysql.connect(
         unix_socket=socket_path,
-        user="root",
+        user=os_user(),
         autocommit=True,
         cursorclass=pymysql.cursors.DictCursor,
         connect_timeout=connect_timeout,

@@ -59,21 +59,111 @@ def test_the_agents_import_on_the_host_and_the_services_run_them(name):
 
 
 SANDBOXED = [("webinfra-ha-agent", name) for name in DBS] + [("webinfra-backup-agent", name) for name in AGENT_HOSTS]
+CAP_DAC_READ_SEARCH, CAP_KILL = 1 << 2, 1 << 5
+# unit: (its system user, the capabilities it keeps)
+AGENT_UNITS = {
+    "webinfra-ha-agent": ("webinfra-ha", CAP_DAC_READ_SEARCH | CAP_KILL),
+    "webinfra-backup-agent": ("webinfra-backup", CAP_DAC_READ_SEARCH),
+}
 
 
 @pytest.mark.parametrize(("unit", "name"), SANDBOXED)
-def test_the_network_facing_agents_run_with_one_capability_and_a_read_only_system(unit, name):
-    """Root for MariaDB's unix_socket account (and the HA agent's systemctl), but sandboxed: the
-    bounding set is CAP_DAC_READ_SEARCH alone (to read the binary logs, the data directory), the
-    file system read-only but for their own directories, no new privileges."""
+def test_the_network_facing_agents_run_as_their_own_users_in_a_sandbox(unit, name):
+    """Not root: each agent runs as a system user of its own, keeps only the capabilities it
+    uses (reading root's files; the HA agent also signalling the database server), on a file
+    system that is read-only but for its own directories, with no new privileges."""
+    user, caps = AGENT_UNITS[unit]
     h = host(name)
     pid = h.check_output(f"systemctl show -p MainPID --value {unit}").strip()
     assert pid not in ("", "0"), unit
     status = h.check_output(f"cat /proc/{pid}/status")
     fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
-    assert int(fields["CapBnd"].strip(), 16) == 1 << 2, fields["CapBnd"]  # CAP_DAC_READ_SEARCH
+    uid = h.check_output(f"id -u {user}").strip()
+    assert fields["Uid"].split() == [uid] * 4 and uid != "0", fields["Uid"]
+    assert int(fields["CapBnd"].strip(), 16) == caps, fields["CapBnd"]
+    assert int(fields["CapEff"].strip(), 16) == caps, fields["CapEff"]
     assert fields["NoNewPrivs"].strip() == "1"
-    # Their view of / and /etc is read-only.
+    # Their view of / and /etc is read-only; the shadow files are not there at all.
     mounts = h.check_output(f"cat /proc/{pid}/mountinfo")
     etc = [line for line in mounts.splitlines() if line.split()[4] in ("/", "/etc")]
     assert etc and all("ro" in line.split()[5].split(",") for line in etc), etc
+    assert h.run(f"nsenter -t {pid} -m -- test -r /etc/shadow").rc != 0
+
+
+def _grants(h, account):
+    """{object: set of privileges} from SHOW GRANTS, and whether the account is unix_socket's."""
+    rows = h.check_output("mariadb -NBe %s", f"SHOW GRANTS FOR `{account}`@localhost").splitlines()
+    out = {}
+    for row in rows:
+        match = re.match(r"GRANT (.+) ON (\S+) TO ", row)
+        out[match.group(2)] = {p.strip() for p in match.group(1).split(",")}
+    return out, all("IDENTIFIED VIA unix_socket" in row for row in rows if " ON *.* " in row)
+
+
+@pytest.mark.parametrize("name", DBS)
+def test_each_agent_has_a_database_account_of_only_what_it_does(name):
+    """Their own MariaDB accounts through unix_socket (no password anywhere), not root's; what
+    they must not do is refused by the server, as the agent's own system user."""
+    h = host(name)
+    ha, socket_only = _grants(h, "webinfra-ha")
+    assert socket_only
+    assert ha == {
+        "*.*": {
+            "RELOAD",
+            "PROCESS",
+            "BINLOG MONITOR",
+            "CONNECTION ADMIN",
+            "READ_ONLY ADMIN",
+            "REPLICATION SLAVE ADMIN",
+            "REPLICATION MASTER ADMIN",
+            "BINLOG ADMIN",
+            "BINLOG REPLAY",
+            "SLAVE MONITOR",
+        },
+        "`webapp`.*": {"SELECT", "INSERT", "UPDATE", "DELETE"},
+        "`webinfra_ha_nudge`.*": {"DROP"},
+    }, ha
+    backup, socket_only = _grants(h, "webinfra-backup")
+    assert socket_only and backup == {"*.*": {"SLAVE MONITOR"}}, backup
+
+    def as_user(user, statement):
+        return h.run("runuser -u %s -- mariadb -NBe %s", user, statement)
+
+    assert as_user("webinfra-ha", "SELECT CURRENT_USER()").stdout.strip() == "webinfra-ha@localhost"
+    assert as_user("webinfra-backup", "SELECT CURRENT_USER()").stdout.strip() == "webinfra-backup@localhost"
+    for statement in (
+        "CREATE USER intruder@localhost",
+        "UPDATE mysql.global_priv SET priv = '{}' WHERE User = 'root'",
+        "SET GLOBAL general_log_file = '/tmp/x'",
+        "SHUTDOWN",
+    ):
+        out = as_user("webinfra-ha", statement)
+        assert out.rc != 0 and "denied" in out.stderr.lower(), (statement, out.stdout, out.stderr)
+    for statement in ("SELECT COUNT(*) FROM mysql.global_priv", "SHOW TABLES FROM webapp", "SET GLOBAL read_only = 0"):
+        out = as_user("webinfra-backup", statement)
+        assert out.rc != 0 and "denied" in out.stderr.lower(), (statement, out.stdout, out.stderr)
+
+
+@pytest.mark.parametrize("name", DBS)
+def test_mariadb_backup_runs_as_the_mysql_user_for_the_agent_alone(name):
+    """The backup agent asks webinfra-backup-stream@.service (the mysql user's, no capabilities,
+    the data directory read-only) over a socket only the agent's user may open; it takes an LSN
+    and nothing else."""
+    h = host(name)
+    sock = h.file("/run/webinfra-backup-stream.sock")
+    assert sock.is_socket and (sock.user, sock.group, sock.mode) == ("webinfra-backup", "webinfra-backup", 0o600)
+    assert h.service("webinfra-backup-stream.socket").is_running
+    unit = "/etc/systemd/system/webinfra-backup-stream@.service"
+    settings = h.check_output("systemctl cat webinfra-backup-stream@.service")
+    assert h.file(unit).exists and "User=mysql" in settings and "ProtectSystem=strict" in settings
+    assert "CapabilityBoundingSet=\n" in settings + "\n"
+    probe = (
+        "import socket; s = socket.socket(socket.AF_UNIX); s.connect('/run/webinfra-backup-stream.sock'); "
+        "s.sendall(b'0\\n')"
+    )
+    refused = h.run("runuser -u webapp -- python3 -c %s", probe)
+    assert refused.rc != 0 and "PermissionError" in refused.stderr, refused.stderr
+    # Anything but an LSN: the helper answers with its refusal and runs no mariadb-backup.
+    bad = "s.sendall(b'--incremental-lsn=1\\n'); s.shutdown(socket.SHUT_WR); print(s.makefile('rb').read()[-80:])"
+    out = h.run("runuser -u webinfra-backup -- python3 -c %s", probe.replace("s.sendall(b'0\\n')", bad))
+    assert out.rc == 0 and "not an LSN" in out.stdout, (out.stdout, out.stderr)

@@ -1123,3 +1123,27 @@ def test_a_refused_roll_back_leaves_the_server_errant_and_is_not_tried_again(mon
     assert "not rolled back: a statement flashback cannot undo" in old.state.errant
     assert old.db.source is None and writable(agents) == ["db-02"]
     assert old.local.get("rejoin_refused") == "0-1-6"
+
+
+def test_the_last_resort_kills_the_database_units_processes_from_its_cgroup(tmp_path):
+    """The agent's own user has CAP_KILL, not root's systemctl: the server's PIDs come from the
+    cgroup beside the agent's own (cgroup v2), and each gets SIGKILL."""
+    own = tmp_path / "cgroup"
+    own.write_text("0::/system.slice/webinfra-ha-agent.service\n")
+    path = database.unit_cgroup_procs("mariadb", str(own), str(tmp_path))
+    assert path == str(tmp_path / "system.slice" / "mariadb.service" / "cgroup.procs")
+    (tmp_path / "system.slice" / "mariadb.service").mkdir(parents=True)
+    (tmp_path / "system.slice" / "mariadb.service" / "cgroup.procs").write_text("41\n42\n")
+    sent = []
+
+    def kill(pid, sig):
+        if pid == 42:
+            raise ProcessLookupError(pid)  # gone meanwhile: not counted
+        sent.append((pid, sig))
+
+    assert database.kill_unit("mariadb.service", path, kill) == [41]
+    assert sent == [(41, database.signal.SIGKILL)]
+    # No unified hierarchy, or no such unit: nothing signalled (the caller asks systemd).
+    (tmp_path / "v1").write_text("1:name=systemd:/system.slice/webinfra-ha-agent.service\n")
+    assert database.unit_cgroup_procs("mariadb", str(tmp_path / "v1"), str(tmp_path)) is None
+    assert database.kill_unit("mariadb", str(tmp_path / "missing"), kill) == []

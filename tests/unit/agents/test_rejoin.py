@@ -4,6 +4,7 @@ import subprocess
 import pytest
 
 from webinfra_agents.ha.rejoin import RejoinRefused, Rewind, check_events, plan
+from webinfra_agents.kit import db as kit_db
 
 FAILOVER = {"from": "db-01", "to": "db-02", "position": "0-1-103"}
 
@@ -122,6 +123,7 @@ class FakeCursor:
 class FakeServer:
     def __init__(self):
         self.binlog, self.sql = "0-1-105", []
+        self.cfg = {"socket": "/run/mysqld/mysqld.sock"}
 
     def cursor(self):
         return FakeCursor(self)
@@ -141,6 +143,8 @@ def test_rewind_saves_undoes_and_resets_to_the_take_over_position(tmp_path):
     assert runs[0][:3] == ["mariadb-binlog", "-vv", "--start-position=400"]
     assert runs[1][:3] == ["mariadb-binlog", "--flashback", "--start-position=400"]
     assert runs[2][0] == "mariadb" and "--init-command=SET SESSION sql_log_bin=0" in runs[2]
+    # As the agent's own account (unix_socket maps the system user), on the configured socket.
+    assert f"--user={kit_db.os_user()}" in runs[2] and "--socket=/run/mysqld/mysqld.sock" in runs[2]
     audit = tmp_path / "19700101T000000Z-0-1-104"
     assert json.loads((audit / "summary.json").read_text())["take_over"] == "0-1-103"
     assert (audit / "flashback.sql").exists() and (audit / "errant-events.txt").exists()

@@ -165,3 +165,20 @@ def test_absent_removes_files_and_links_and_refuses_a_directory(run_module, tmp_
     assert not (tmp_path / "link").exists() and (tmp_path / "site").exists()
     outcome, result = run_module(files, {"files": [{"path": str(tmp_path), "state": "absent"}]})
     assert outcome == "fail" and "is a directory" in result["msg"]
+
+
+def test_present_false_removes_the_file_whatever_else_the_entry_says(run_module, tmp_path):
+    """One entry for a file only some hosts have: its condition in `present`, its content, owner
+    and mode given for the hosts that do (an absent entry with them is still refused)."""
+    (tmp_path / "crl.pem").write_text("old list\n")
+    spec = [{"path": str(tmp_path / "crl.pem"), "content": "list\n", "mode": "0644", "present": False}]
+    outcome, result = run_module(files, {"files": spec})
+    assert outcome == "exit" and result["changed_paths"] == [str(tmp_path / "crl.pem")]
+    assert not (tmp_path / "crl.pem").exists()
+    outcome, result = run_module(files, {"files": spec})
+    assert outcome == "exit" and not result["changed"]
+    spec[0]["present"] = True
+    outcome, result = run_module(files, {"files": spec})
+    assert (tmp_path / "crl.pem").read_text() == "list\n" and _mode(tmp_path / "crl.pem") == 0o644
+    with pytest.raises(ValueError, match="present is for a file"):
+        normalise([{"path": str(tmp_path), "state": "directory", "present": False}])
