@@ -33,6 +33,19 @@ def drill_dir(cfg):
     return cfg["repository"].get("drill_dir") or repo_dir(cfg, "drill")
 
 
+def empty_dir(path):
+    """Remove what `path` holds (it stays, empty)."""
+    for name in os.listdir(path):
+        entry = os.path.join(path, name)
+        if os.path.isdir(entry) and not os.path.islink(entry):
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            try:
+                os.unlink(entry)
+            except FileNotFoundError:
+                continue
+
+
 class ScratchServer:
     """A private mariadbd on a restored data directory: no network, no binary log, no
     replication, running as SCRATCH_USER (the data directory and its work directory are handed
@@ -123,11 +136,13 @@ def drill(cfg):
     target = next(b for b in backups if b["id"] == newest["chain"][-1])
     earlier = sorted((b for b in backups if b["id"] < target["id"] and b.get("gtid")), key=lambda b: b["id"])
     work = drill_dir(cfg)
-    shutil.rmtree(work, ignore_errors=True)
-    os.makedirs(work, mode=0o700)
+    # Kept, emptied: the drill's unit may write it (ReadWritePaths) and nothing around it.
+    os.makedirs(work, mode=0o700, exist_ok=True)
+    empty_dir(work)
     # The scratch servers' user reaches its directories through this one (theirs alone).
     user = cfg["repository"].get("drill_user") or SCRATCH_USER
     shutil.chown(work, user, user)
+    os.chmod(work, 0o700)
     result = {"backup": target["id"], "gtid": target.get("gtid", ""), "compared_with": None, "mismatches": []}
     try:
         first = os.path.join(work, "newest")
@@ -153,7 +168,7 @@ def drill(cfg):
             result.update(compared_with=other["chain"][-1], gtid_reached=reached, binlogs_replayed=len(replayed))
             result["mismatches"] = sorted(name for name in set(sums) | set(again) if sums.get(name) != again.get(name))
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        empty_dir(work)
     result["ok"] = not result["mismatches"]
     result["duration"] = round(time.time() - started, 3)
     return result

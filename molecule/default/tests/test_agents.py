@@ -167,3 +167,28 @@ def test_mariadb_backup_runs_as_the_mysql_user_for_the_agent_alone(name):
     bad = "s.sendall(b'--incremental-lsn=1\\n'); s.shutdown(socket.SHUT_WR); print(s.makefile('rb').read()[-80:])"
     out = h.run("runuser -u webinfra-backup -- python3 -c %s", probe.replace("s.sendall(b'0\\n')", bad))
     assert out.rc == 0 and "not an LSN" in out.stdout, (out.stdout, out.stderr)
+
+
+@pytest.mark.parametrize("name", groups()["backups"])
+def test_the_repository_services_keep_root_without_its_powers(name):
+    """The backup runs and the archive stay root (the repository is root's) with no capability at
+    all, writing only the repository and the metrics directory; the drill keeps the few it needs
+    to hand the restored files to webinfra-drill. The archive runs so, and a backup just taken so
+    succeeded (its metrics say when)."""
+    h = host(name)
+
+    def prop(unit, key):
+        return h.check_output(f"systemctl show -p {key} --value {unit}").strip()
+
+    for unit in ("webinfra-backup.service", "webinfra-binlog-archive.service"):
+        assert prop(unit, "CapabilityBoundingSet") == "", unit
+        assert prop(unit, "ProtectSystem") == "strict" and prop(unit, "NoNewPrivileges") == "yes", unit
+    drill = set(prop("webinfra-restore-drill.service", "CapabilityBoundingSet").split())
+    assert drill == {"cap_chown", "cap_dac_override", "cap_fowner", "cap_kill", "cap_setgid", "cap_setuid"}, drill
+    pid = prop("webinfra-binlog-archive.service", "MainPID")
+    assert pid not in ("", "0")
+    status = dict(line.split(":", 1) for line in h.check_output(f"cat /proc/{pid}/status").splitlines() if ":" in line)
+    assert int(status["CapEff"].strip(), 16) == 0 and int(status["CapBnd"].strip(), 16) == 0
+    out = h.run("systemctl start webinfra-backup.service")
+    assert out.rc == 0, out.stderr
+    assert prop("webinfra-backup.service", "Result") == "success"

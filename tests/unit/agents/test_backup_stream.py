@@ -11,6 +11,7 @@ import pytest
 
 from webinfra_agents.backup import archive as bk
 from webinfra_agents.backup import source
+from webinfra_agents.backup.drill import empty_dir
 
 
 @pytest.mark.parametrize("line", [b"0\n", b"123456789\n", b" 42 \n"])
@@ -65,3 +66,13 @@ def test_the_agent_relays_what_the_helper_writes(tmp_path):
     thread.join(5)
     server.close()
     assert got == [b"12\n"] and out.getvalue() == payload
+
+
+def test_the_drill_empties_its_directory_and_keeps_it(tmp_path):
+    """The drill's unit may write its directory alone (a mount point): emptied, never removed."""
+    (tmp_path / "newest" / "data").mkdir(parents=True)
+    (tmp_path / "newest" / "data" / "ibdata1").write_bytes(b"x")
+    (tmp_path / "mysqld.sock").write_text("")
+    (tmp_path / "link").symlink_to(tmp_path / "newest")
+    empty_dir(str(tmp_path))
+    assert tmp_path.is_dir() and list(tmp_path.iterdir()) == []
