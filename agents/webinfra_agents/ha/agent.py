@@ -90,7 +90,7 @@ DEFAULTS = {
     "watchdog": 3,
     # A leader whose client sessions wait this long for a global read lock, the commit lock or
     # disk space gives the lease up (0: never).
-    "write_stall": 10,
+    "write_stall": 7,
     # How long a new leader may apply the transactions it received before it is made writable.
     "apply_timeout": 120,
     # The agent's own state across restarts and etcd's state loss (ha.local).

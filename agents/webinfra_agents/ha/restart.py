@@ -9,8 +9,12 @@ configuration change never restarts more than one server at once):
    in turn, through the agent's control socket, until one takes it); a leader whose healthy
    replicas all refuse is not restarted (the command fails, naming why); one with no healthy
    replica at all (a cluster being built) is restarted in place;
-2. restart the server (systemd starts it read-only);
-3. wait until it replicates from the leader again with no lag (or, alone, answers again).
+2. on a replica, drain it: stop its IO thread and let the SQL thread apply everything the
+   replica received (and may have acknowledged to the leader's semi-sync) before the restart
+   discards its relay log - what it acknowledged is then applied on this server, not only in
+   the leader's binary log; bounded, so a broken SQL thread does not keep the change waiting;
+3. restart the server (systemd starts it read-only);
+4. wait until it replicates from the leader again with no lag (or, alone, answers again).
 
 Without a running agent (its first start has not happened yet) the server is just restarted.
 Prints one JSON line: what was done, and how long each step took.
@@ -23,7 +27,12 @@ import json
 import subprocess
 import time
 
+from ansible_collections.webinfra.distributed.plugins.module_utils import gtid, replication
 from webinfra_agents.ha.api import ControlConnection, control_request
+from webinfra_agents.kit import db as kit_db
+
+# The longest a replica's SQL thread may take to apply what it received before its restart.
+DRAIN_TIMEOUT = 60.0
 
 
 def agent_status(socket_path, timeout=5):
@@ -58,13 +67,32 @@ def settled(status):
 class Restart:
     """The steps, over injectable I/O (the unit tests replace status, request, systemctl, sleep)."""
 
-    def __init__(self, cfg, status=None, request=None, systemctl=None, clock=time.monotonic, sleep=time.sleep):
+    def __init__(
+        self, cfg, status=None, request=None, systemctl=None, clock=time.monotonic, sleep=time.sleep, replica=None
+    ):
         self.cfg = cfg
         socket_path = cfg["control_socket"]
         self.status = status or (lambda: agent_status(socket_path))
         self.request = request or (lambda path, body: control_request(socket_path, path, body))
         self.systemctl = systemctl or (lambda *args: subprocess.call(["systemctl", *args]))  # noqa: S603,S607
         self.clock, self.sleep = clock, sleep
+        # The local replica's statements (stop_io, positions); LocalReplica by default.
+        if replica is None and cfg.get("socket"):
+            replica = LocalReplica(cfg["socket"])
+        self.replica = replica
+
+    def drain(self, timeout):
+        """Stop the IO thread, then wait until the SQL thread applied all it received. Returns
+        (drained, seconds); (None, 0) when this server replicates from nothing."""
+        began = self.clock()
+        if self.replica is None or not self.replica.stop_io():
+            return None, 0.0
+
+        def applied():
+            received, done = self.replica.positions()
+            return bool(received) and gtid.contains(done, received)
+
+        return bool(self.wait(applied, timeout)), round(self.clock() - began, 2)
 
     def wait(self, predicate, timeout):
         deadline = self.clock() + timeout
@@ -111,6 +139,9 @@ class Restart:
                 return 1, out
             out["switched_over_to"] = target
             out["switchover_seconds"] = round(self.clock() - began, 2)
+        drained, seconds = self.drain(min(DRAIN_TIMEOUT, timeout))
+        if drained is not None:
+            out["drained"], out["drain_seconds"] = drained, seconds
         service = self.cfg.get("service", "mariadb")
         if self.systemctl("restart", service) != 0:
             out["error"] = "systemctl restart %s failed" % service
@@ -131,6 +162,48 @@ class Restart:
         if errant:
             out["errant"] = "%s (held out of the cluster: rebuild.yml)" % errant
         return 0, out
+
+
+class LocalReplica:
+    """This host's server over its socket (root's account: the command runs as root)."""
+
+    def __init__(self, socket_path):
+        self.socket_path = socket_path
+
+    def _run(self, work):
+        conn = kit_db.connect(self.socket_path, connect_timeout=2, read_timeout=10)
+        try:
+            cur = conn.cursor()
+            return work(cur, kit_db.flavor(cur))
+        finally:
+            conn.close()
+
+    def stop_io(self):
+        """STOP SLAVE IO_THREAD when the server replicates; False when it does not (a primary)."""
+
+        def work(cur, flavor):
+            if replication.read_status(cur, flavor) is None:
+                return False
+            cur.execute(flavor.stop() + " IO_THREAD")
+            return True
+
+        try:
+            return self._run(work)
+        except Exception:  # pylint: disable=broad-except - no drain, the restart goes on
+            return False
+
+    def positions(self):
+        """(received, applied) GTID positions."""
+
+        def work(cur, flavor):
+            status = replication.read_status(cur, flavor) or {}
+            cur.execute("SELECT @@GLOBAL.%s AS applied" % ("gtid_slave_pos" if flavor.is_mariadb else "gtid_executed"))
+            return str(status.get("gtid_io_pos") or ""), str(cur.fetchone()["applied"] or "")
+
+        try:
+            return self._run(work)
+        except Exception:  # pylint: disable=broad-except
+            return "", ""
 
 
 def restart_main(argv, load_config):

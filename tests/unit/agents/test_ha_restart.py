@@ -89,3 +89,42 @@ def test_a_leader_without_any_healthy_replica_is_restarted_in_place():
     code, out = restart(fake).run(60)
     assert code == 0 and out["restarted"] and "no healthy replica" in out["in_place"]
     assert fake.calls == [("restart", "mariadb")]
+
+
+class FakeReplica:
+    """The local server's replication, as the drain sees it: received ahead of applied until
+    the SQL thread catches up (after `catch_up` polls)."""
+
+    def __init__(self, replicating=True, catch_up=2):
+        self.replicating, self.catch_up, self.stopped, self.polls = replicating, catch_up, False, 0
+
+    def stop_io(self):
+        self.stopped = self.replicating
+        return self.replicating
+
+    def positions(self):
+        self.polls += 1
+        applied = "0-2-100" if self.polls > self.catch_up else "0-2-97"
+        return "0-2-100", applied
+
+
+def test_a_replica_applies_what_it_received_before_its_restart():
+    """What a replica received (and may have acknowledged) is applied before the restart
+    discards its relay log."""
+    fake, replica = Fake(dict(REPLICA)), FakeReplica(catch_up=3)
+    code, out = Restart(CFG, fake.status, fake.request, fake.systemctl, fake.clock, fake.sleep, replica).run(60)
+    assert code == 0 and replica.stopped and out["drained"] is True and out["drain_seconds"] == 1.5
+    assert fake.calls == [("restart", "mariadb")]
+
+
+def test_a_drain_that_does_not_finish_is_bounded_and_the_restart_goes_on():
+    fake, replica = Fake(dict(REPLICA)), FakeReplica(catch_up=10**9)
+    code, out = Restart(CFG, fake.status, fake.request, fake.systemctl, fake.clock, fake.sleep, replica).run(30)
+    assert code == 0 and out["drained"] is False and out["drain_seconds"] >= 30
+    assert fake.calls == [("restart", "mariadb")]
+
+
+def test_a_server_that_replicates_from_nothing_is_not_drained():
+    fake, replica = Fake(dict(REPLICA)), FakeReplica(replicating=False)
+    code, out = Restart(CFG, fake.status, fake.request, fake.systemctl, fake.clock, fake.sleep, replica).run(60)
+    assert code == 0 and "drained" not in out and replica.polls == 0
