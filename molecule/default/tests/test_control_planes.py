@@ -5,6 +5,7 @@ certificate of the internal CA for a name no host has, none at all)."""
 import base64
 import datetime
 import json
+import os
 import time
 from pathlib import Path
 
@@ -70,11 +71,16 @@ def test_the_application_user_cannot_ask_the_ha_agents_anything():
         answer = ask(REPLICA, PRIMARY, AGENT_PORT, "POST", path, user="webapp")
         assert answer.get("status") == 403 and "not taken over the network" in answer["body"], answer
     assert ha_status(PRIMARY)["paused"] is False and ha_status(PRIMARY)["role"] == "primary"
-    # On the host: the control socket is root's alone.
+    # On the host: the control socket is the agent's user's (and root's) alone.
     probe = f"import socket; s = socket.socket(socket.AF_UNIX); s.connect('{SOCKET}')"
     cmd = host(PRIMARY).run("runuser -u webapp -- python3 -c %s", probe)
     assert cmd.rc != 0 and "Permission denied" in cmd.stderr, (cmd.stdout, cmd.stderr)
-    assert host(PRIMARY).file(SOCKET).mode == 0o600 and host(PRIMARY).file(SOCKET).user == "root"
+    control = host(PRIMARY).file(SOCKET)
+    assert (control.mode, control.user) == (0o600, "webinfra-ha"), (control.mode, control.user)
+    assert (host(PRIMARY).file(os.path.dirname(SOCKET)).mode, host(PRIMARY).file(os.path.dirname(SOCKET)).user) == (
+        0o700,
+        "webinfra-ha",
+    )
 
 
 def _alerts():
