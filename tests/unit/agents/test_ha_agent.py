@@ -7,8 +7,8 @@ from etcd_fake import Clock, FakeEtcd
 
 from webinfra_agents.ha import agent as ha
 from webinfra_agents.ha import database, decide
-from webinfra_agents.ha import store as store_mod
 from webinfra_agents.ha import etcd as etcd_api
+from webinfra_agents.ha import store as store_mod
 
 CFG = {"ttl": 10, "loop_wait": 1, "max_lag": 30, "failover_window": 300, "semisync": True}
 
