@@ -41,6 +41,7 @@ import threading
 import time
 
 from webinfra_agents.ha import etcd as etcd_api
+from webinfra_agents.ha import store as store_mod
 from webinfra_agents.ha.api import Api, control_request, make_handler
 from webinfra_agents.ha.database import Database, not_running
 from webinfra_agents.ha.decide import (
@@ -338,7 +339,7 @@ class Agent:
                 pass
             return Outcome.ADOPT_FAILED
         if leader is not None:
-            return self.follow(db, leader, view.members, view.last_failover)
+            return self.follow(db, leader, view.members, store_mod.took_over_from(view, self.me))
         return self.compete(db, view)
 
     def note_etcd_revision(self, view):
@@ -767,7 +768,7 @@ class Agent:
             # An operator's choice (failover.yml while paused): no eligibility rules, but the relay log first.
             if not relay_applied((db or {}).get("replica")):
                 return Outcome.FORCED_CATCHING_UP
-            extra = {"last_failover": json.dumps({"at": self.wall(), "to": self.me, "forced": True})}
+            extra = store_mod.with_failover(view, {"at": self.wall(), "to": self.me, "forced": True})
             return self.acquire(db, extra, Outcome.FORCED_FAILOVER, delete=["switchover"])
         handed = switchover and switchover.get("position") is not None
         if handed and switchover.get("at", 0) > self.wall() - SWITCHOVER_MAX_AGE:
@@ -844,7 +845,7 @@ class Agent:
             self.seen_leader_lease = None
         # `position`: where this server takes over (what it received): the old leader's
         # transactions after it were never acknowledged, and are rolled back when it rejoins.
-        extra = {"last_failover": json.dumps({"at": self.wall(), "to": self.me, "from": previous, "position": mine})}
+        extra = store_mod.with_failover(view, {"at": self.wall(), "to": self.me, "from": previous, "position": mine})
         if float(self.cfg["failover_window"]) > 0:
             extra["failover_window"] = json.dumps({"at": self.wall(), "to": self.me})
         if view.initialized is None:

@@ -9,6 +9,8 @@ Keys under `/webinfra/<cluster>/`:
 - `last_leader`: the leader's record as it reported while it led;
 - `initialized`: written once by the bootstrap;
 - `last_failover`: when, to whom and from whom the last failover went;
+- `failovers`: the last FAILOVER_HISTORY of those records, oldest first (an errant former primary
+  frozen through more than one failover finds where the first one took over from it);
 - `failover_window`: written with each automatic failover under an etcd lease of
   `failover_window` seconds: while it exists no automatic failover runs (etcd's lease clock,
   not the hosts' wall clocks, and it survives an agent's restart);
@@ -28,6 +30,27 @@ from webinfra_agents.ha import etcd as etcd_api
 
 EtcdError = etcd_api.EtcdError
 
+# Failover records kept in `failovers`.
+FAILOVER_HISTORY = 10
+
+
+def with_failover(view, record):
+    """The `puts` of a failover: its record as `last_failover` and appended to `failovers`."""
+    history = [*view.failovers[-(FAILOVER_HISTORY - 1) :], record]
+    return {"last_failover": json.dumps(record), "failovers": json.dumps(history)}
+
+
+def took_over_from(view, name):
+    """The newest failover record away from `name` that says where the new leader took over
+    (its `position`), from `failovers`, else `last_failover`; None when there is none."""
+    records = list(view.failovers)
+    if view.last_failover and view.last_failover not in records:
+        records.append(view.last_failover)
+    for record in reversed(records):
+        if record.get("from") == name and record.get("position"):
+            return record
+    return None
+
 
 class Keys:
     """The key layout of one cluster."""
@@ -38,6 +61,7 @@ class Keys:
         self.last_leader = self.prefix + "last_leader"
         self.initialized = self.prefix + "initialized"
         self.last_failover = self.prefix + "last_failover"
+        self.failovers = self.prefix + "failovers"
         self.pause = self.prefix + "pause"
         self.switchover = self.prefix + "switchover"
         self.failover_window = self.prefix + "failover_window"
@@ -60,6 +84,7 @@ class ClusterView:
     switchover: dict | None = None
     initialized: dict | None = None
     last_failover: dict | None = None
+    failovers: list = field(default_factory=list)
     last_leader: dict | None = None
     # etcd's revision of this read, and each member record's mod_revision (liveness and
     # freshness by etcd's revisions, never by comparing the hosts' wall clocks).
@@ -107,6 +132,7 @@ class Store:
             switchover=_decode(kvs.get(keys.switchover)),
             initialized=_decode(kvs.get(keys.initialized)),
             last_failover=_decode(kvs.get(keys.last_failover)),
+            failovers=[r for r in (_decode(kvs.get(keys.failovers)) or []) if isinstance(r, dict)],
             last_leader=_decode(kvs.get(keys.last_leader)),
             revision=revision,
             member_revisions=revisions,

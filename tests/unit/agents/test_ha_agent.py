@@ -8,6 +8,7 @@ from etcd_fake import Clock, FakeEtcd
 from webinfra_agents.ha import agent as ha
 from webinfra_agents.ha import database, decide
 from webinfra_agents.ha import etcd as etcd_api
+from webinfra_agents.ha import store as store_mod
 
 CFG = {"ttl": 10, "loop_wait": 1, "max_lag": 30, "failover_window": 300, "semisync": True}
 
@@ -1147,3 +1148,51 @@ def test_the_last_resort_kills_the_database_units_processes_from_its_cgroup(tmp_
     (tmp_path / "v1").write_text("1:name=systemd:/system.slice/webinfra-ha-agent.service\n")
     assert database.unit_cgroup_procs("mariadb", str(tmp_path / "v1"), str(tmp_path)) is None
     assert database.kill_unit("mariadb", str(tmp_path / "missing"), kill) == []
+
+
+def test_a_former_primary_frozen_through_two_failovers_rolls_back_from_the_first(monkeypatch):
+    """db-01 leads, writes 0-1-6 nobody receives, freezes; db-02 takes over at 0-1-5 and writes
+    0-2-6, then dies too; db-03 takes over. db-01 comes back: etcd's last_failover now names
+    db-02, but the failover history still says where db-02 took over from db-01."""
+    FakeRewind.calls, FakeRewind.refuse = [], ""
+    monkeypatch.setattr(ha, "Rewind", FakeRewind)
+    clock, store, agents = cluster(("db-01", "db-02", "db-03"))
+    rounds(clock, agents, 3)
+    assert writable(agents) == ["db-01"]
+    agents["db-01"].db.gtid = "0-1-6"
+    agents["db-01"].db.ok = False
+    rounds(clock, agents, 20, skip=("db-01",))
+    first = [n for n in ("db-02", "db-03") if n in writable(agents)]
+    assert len(first) == 1, writable(agents)
+    other = "db-03" if first[0] == "db-02" else "db-02"
+    agents[first[0]].db.gtid = "0-2-6"
+    agents[other].db.gtid = "0-2-6"  # replicated
+    rounds(clock, agents, 1, skip=("db-01",))
+    agents[first[0]].db.ok = False
+    rounds(clock, agents, 330, skip=("db-01", first[0]))  # past the failover window (300 s)
+    assert writable(agents) == [other], writable(agents)
+    history = json.loads(store.get("/webinfra/webinfra/failovers")["value"])
+    assert [(r["from"], r["to"]) for r in history] == [("db-01", first[0]), (first[0], other)]
+    assert json.loads(store.get("/webinfra/webinfra/last_failover")["value"])["from"] == first[0]
+    old = agents["db-01"]
+    old.db.ok, old.db.source = True, None
+    old.lease = None
+    rounds(clock, agents, 4, skip=(first[0],))
+    assert FakeRewind.calls and FakeRewind.calls[0] == ("db-01", "0-1-5", other, "db-01")
+    assert writable(agents) == [other] and old.db.source == other + ".addr" and not old.state.errant
+
+
+def test_the_failover_history_keeps_the_last_records():
+    view = store_mod.ClusterView(failovers=[{"from": "x", "to": "y", "n": i} for i in range(10)])
+    puts = store_mod.with_failover(view, {"from": "a", "to": "b", "position": "0-1-9"})
+    history = json.loads(puts["failovers"])
+    assert len(history) == store_mod.FAILOVER_HISTORY and history[-1]["from"] == "a" and history[0]["n"] == 1
+    assert json.loads(puts["last_failover"]) == history[-1]
+    view = store_mod.ClusterView(
+        failovers=[{"from": "a", "position": "0-1-5"}, {"from": "b", "position": "0-2-7"}],
+        last_failover={"from": "b", "position": "0-2-7"},
+    )
+    assert store_mod.took_over_from(view, "a") == {"from": "a", "position": "0-1-5"}
+    assert store_mod.took_over_from(view, "c") is None
+    # A stack from before the history: the last failover alone.
+    assert store_mod.took_over_from(store_mod.ClusterView(last_failover={"from": "a", "position": "0-1-5"}), "a")
