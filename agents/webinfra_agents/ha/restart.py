@@ -189,8 +189,8 @@ class LocalReplica:
 
         try:
             return self._run(work)
-        except Exception:  # pylint: disable=broad-except - no drain, the restart goes on
-            return False
+        except Exception:  # pylint: disable=broad-except
+            return False  # no drain: the restart goes on
 
     def positions(self):
         """(received, applied) GTID positions."""

@@ -54,7 +54,7 @@ def test_the_agent_relays_what_the_helper_writes(tmp_path):
     payload = bk.frame(b"D", os.urandom(200000)) + bk.frame(b"M", b'{"rc": 0}')
 
     def helper():
-        conn, _ = server.accept()
+        conn, _address = server.accept()
         with conn:
             got.append(conn.makefile("rb").readline())
             conn.sendall(payload)
