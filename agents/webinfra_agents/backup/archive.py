@@ -374,6 +374,57 @@ def segments(files):
 
 
 GTID_EVENT = re.compile(r"\bGTID (\d+-\d+-\d+)\b")
+# mariadb-binlog's text: a file's starting state (Gtid_list event), or one transaction's GTID.
+GTID_TOKEN = re.compile(r"Gtid list \[([^\]]*)\]|\bGTID (\d+)-(\d+)-(\d+)\b")
+
+
+def history(binlog_text):
+    """{domain: {seq: server}} of the transactions a server's binary logs name (mariadb-binlog's
+    text of them): each GTID event, and each file's starting state (its Gtid list)."""
+    out = {}
+    for match in GTID_TOKEN.finditer(binlog_text or ""):
+        if match.group(1) is not None:
+            for domain, (server, seq) in gtid_util.parse_mariadb(match.group(1)).items():
+                out.setdefault(domain, {})[seq] = server
+        else:
+            domain, server, seq = int(match.group(2)), int(match.group(3)), int(match.group(4))
+            out.setdefault(domain, {})[seq] = server
+    return out
+
+
+def diverged_at(mine, theirs):
+    """Where the history `mine` leaves the history `theirs` (both from history()): the GTID list
+    of `mine`'s last transaction before the first sequence number both name with different
+    servers, per domain that has one; "" when they never disagree. A failover's old primary,
+    read up to there, holds only what its successor also has: its later transactions (never
+    acknowledged, rolled back when it rejoined) are not the cluster's history."""
+    cut = {}
+    for domain, seqs in mine.items():
+        other = theirs.get(domain) or {}
+        conflicts = [seq for seq, server in seqs.items() if seq in other and other[seq] != server]
+        if not conflicts:
+            continue
+        first = min(conflicts)
+        before = [seq for seq in seqs if seq < first]
+        if not before:
+            cut[domain] = None  # nothing of it before the split: the whole segment is not history
+            continue
+        last = max(before)
+        cut[domain] = (seqs[last], last)
+    if not cut:
+        return ""
+    if any(value is None for value in cut.values()):
+        return None
+    return ",".join("%d-%d-%d" % (d, server, seq) for d, (server, seq) in sorted(cut.items()))
+
+
+def earlier(a, b):
+    """The earlier of two GTID positions of one history ("" or None: no bound)."""
+    if not a:
+        return b
+    if not b:
+        return a
+    return b if gtid_util.contains(a, b) else a
 
 
 def last_gtid(binlog_text, current):

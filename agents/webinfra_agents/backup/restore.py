@@ -39,6 +39,9 @@ def unpack_chain(cfg, plan, repository, work, host=None):
 def replay(cfg, plan, repository, work, socket_path, binlog=True, host=None):
     """The archived binary logs after the backup, server by server in the order they were
     written, each from the position reached so far; returns (position, files replayed).
+    A server's segment is read only as far as the history of the server the archive followed
+    next agrees with it (archive.diverged_at): after a failover, the old primary's transactions
+    its successor never had are not replayed, and the successor's are not skipped.
     binlog=False: the replayed transactions are not written to this server's binary log (a
     rebuilt replica, whose position is then set to what was reached)."""
     host = host or Host(cfg)
@@ -47,30 +50,57 @@ def replay(cfg, plan, repository, work, socket_path, binlog=True, host=None):
     client = ["mariadb", "--socket=%s" % socket_path, "--binary-mode"]
     if not binlog:
         client.append("--init-command=SET SESSION sql_log_bin=0")
+    segments = []
     for server_id, files in bk.segments(plan["binlogs"]):
-        if plan["to_gtid"] and reached and bk.gtid_util.contains(reached, plan["to_gtid"]):
-            break
         paths = []
         for f in files:
             local = os.path.join(work, "binlog", server_id, f["name"])
             os.makedirs(os.path.dirname(local), exist_ok=True)
-            with open(local, "wb") as sink:
-                host.fetch(repository, "binlog/%s/%s" % (server_id, f["name"]), sink)
+            if not os.path.exists(local):
+                with open(local, "wb") as sink:
+                    host.fetch(repository, "binlog/%s/%s" % (server_id, f["name"]), sink)
             paths.append(local)
+        segments.append((server_id, files, paths))
+    histories = server_histories(host, work, segments) if len({s[0] for s in segments}) > 1 else {}
+    for index, (server_id, files, paths) in enumerate(segments):
+        if plan["to_gtid"] and reached and bk.gtid_util.contains(reached, plan["to_gtid"]):
+            break
+        stop = plan["to_gtid"] or ""
+        following = segments[index + 1][0] if index + 1 < len(segments) else None
+        if following is not None and following != server_id:
+            cut = bk.diverged_at(histories[server_id], histories[following])
+            if cut is None:
+                continue  # none of it is the history its successor has
+            stop = bk.earlier(stop, cut)
         cmd = ["mariadb-binlog"]
         if reached:
             cmd.append("--start-position=%s" % reached)
         if plan["to_time"] is not None:
             cmd.append("--stop-datetime=%s" % bk.format_time(plan["to_time"]))
-        if plan["to_gtid"]:
-            cmd.append("--stop-position=%s" % plan["to_gtid"])
-        statements = os.path.join(work, "replay-%s.sql" % server_id)
+        if stop:
+            cmd.append("--stop-position=%s" % stop)
+        statements = os.path.join(work, "replay-%d-%s.sql" % (index, server_id))
         host.binlog_to_sql(cmd + paths, statements)
         host.apply_sql(client, statements)
         with open(statements, "rb") as source:
             reached = bk.last_gtid(source.read().decode("utf-8", "replace"), reached)
         replayed += [f["name"] for f in files]
     return reached, replayed
+
+
+def server_histories(host, work, segments):
+    """{server_id: archive.history of all its archived files in the plan} (one mariadb-binlog
+    read of each server's files, without applying anything)."""
+    paths = {}
+    for server_id, _files, server_paths in segments:
+        paths.setdefault(server_id, []).extend(p for p in server_paths if p not in paths.get(server_id, []))
+    out = {}
+    for server_id, server_paths in paths.items():
+        text_path = os.path.join(work, "history-%s.txt" % server_id)
+        host.binlog_to_sql(["mariadb-binlog", *server_paths], text_path)
+        with open(text_path, "rb") as source:
+            out[server_id] = bk.history(source.read().decode("utf-8", "replace"))
+    return out
 
 
 def install_datadir(cfg, prepared, datadir, service, socket_path, label, host=None):

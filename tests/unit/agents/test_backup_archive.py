@@ -221,3 +221,37 @@ def test_frames_round_trip_and_a_cut_stream_is_an_error():
     assert list(bk.read_frames(io.BytesIO(data).read)) == [(b"D", b"abc"), (b"D", b""), (b"M", b'{"rc": 0}')]
     with pytest.raises(bk.BackupError, match="ended early"):
         list(bk.read_frames(io.BytesIO(data[:-3]).read))
+
+
+# mariadb-binlog's text of two servers' archived files around a failover: db-01 (server 1) led
+# and wrote 0-1-41..0-1-45, of which db-02 (server 2) received 41..43; db-02 took over at 0-1-43
+# and wrote 0-2-44, 0-2-45, 0-2-46. db-01's 0-1-44 and 0-1-45 were never acknowledged.
+OLD_PRIMARY = "# at 4\n#261207  0:00:00 server id 1  end_log_pos 256 CRC32 0x1 \tGtid list [0-1-40]\n" + "".join(
+    f"#261207 server id 1 end_log_pos 9 \tGTID 0-1-{seq} trans\nINSERT ...;\n" for seq in range(41, 46)
+)
+NEW_PRIMARY = (
+    "#261207 server id 2 end_log_pos 256 \tGtid list [0-1-40]\n"
+    + "".join(f"#261207 server id 1 end_log_pos 9 \tGTID 0-1-{seq} trans\n" for seq in range(41, 44))
+    + "".join(f"#261207 server id 2 end_log_pos 9 \tGTID 0-2-{seq} trans\n" for seq in range(44, 47))
+)
+
+
+def test_a_servers_history_from_its_binary_log_text():
+    assert bk.history(OLD_PRIMARY) == {0: {40: 1, 41: 1, 42: 1, 43: 1, 44: 1, 45: 1}}
+    assert bk.history(NEW_PRIMARY)[0][44] == 2 and bk.history("") == {}
+
+
+def test_the_old_primarys_segment_ends_where_its_successor_took_over():
+    """Replayed up to 0-1-43 (what db-02 had when it took over), not the never-acknowledged
+    0-1-44 and 0-1-45 - whose sequence numbers db-02's own 0-2-44 and 0-2-45 then reuse."""
+    old, new = bk.history(OLD_PRIMARY), bk.history(NEW_PRIMARY)
+    assert bk.diverged_at(old, new) == "0-1-43"
+    # The successor's history agrees with itself and extends a history it fully holds.
+    assert bk.diverged_at(new, new) == "" and bk.diverged_at({0: {41: 1, 42: 1}}, new) == ""
+    # A segment whose every transaction conflicts: none of it is history.
+    assert bk.diverged_at({0: {44: 1, 45: 1}}, new) is None
+
+
+def test_the_earlier_of_two_positions():
+    assert bk.earlier("", "0-1-43") == "0-1-43" and bk.earlier("0-1-50", None) == "0-1-50"
+    assert bk.earlier("0-1-50", "0-1-43") == "0-1-43" and bk.earlier("0-1-40", "0-1-43") == "0-1-40"

@@ -255,3 +255,50 @@ def test_a_restore_keeps_binary_logs_outside_the_data_directory_with_the_old_dat
     assert ("apply", "--binary-mode") in host.log
     assert result["gtid_reached"] == "0-1-42" and result["chain"] == plan["chain"]
     assert kinds(host.log).index("start") < kinds(host.log).index("apply")
+
+
+class TwoServersHost(FakeHost):
+    """mariadb-binlog over each server's archived files: db-01's (server 1) and, after the
+    failover, db-02's (server 2), as test_backup_archive describes them."""
+
+    TEXT = {
+        "1": "Gtid list [0-1-40]\n" + "".join(f"GTID 0-1-{q} trans\n" for q in range(41, 46)),
+        "2": "Gtid list [0-1-40]\n"
+        + "".join(f"GTID 0-1-{q} trans\n" for q in range(41, 44))
+        + "".join(f"GTID 0-2-{q} trans\n" for q in range(44, 47)),
+    }
+
+    def binlog_to_sql(self, cmd, out_path):
+        self.log.append(("binlog", *[os.path.basename(c) if c.startswith("/") else c for c in cmd]))
+        server = "1" if any("/binlog/1/" in c for c in cmd) else "2"
+        text = self.TEXT[server]
+        stop = next((c.split("=", 1)[1] for c in cmd if c.startswith("--stop-position=")), None)
+        if stop:  # what mariadb-binlog would print up to the stop position
+            seq = int(stop.rsplit("-", 1)[1])
+            text = "".join(
+                line + "\n"
+                for line in text.splitlines()
+                if not line.startswith("GTID") or int(line.split("-")[2].split()[0]) <= seq
+            )
+        with open(out_path, "w") as handle:
+            handle.write(text)
+
+
+def test_a_replay_across_a_failover_stops_the_old_primary_where_the_new_one_took_over(tmp_path):
+    plan = {
+        "gtid": "0-1-40",
+        "to_time": None,
+        "to_gtid": "",
+        "binlogs": [
+            {"server_id": "1", "name": "mysql-bin.000004", "mtime": 100, "size": 1},
+            {"server_id": "2", "name": "mysql-bin.000009", "mtime": 200, "size": 1},
+        ],
+    }
+    host = TwoServersHost()
+    reached, replayed = rs.replay(CFG, plan, "backup-01", str(tmp_path), "/run/x.sock", host=host)
+    # The two histories read once each, then each segment replayed from the position reached.
+    runs = [e[1:] for e in host.log if e[0] == "binlog" and any(str(a).startswith("--start") for a in e)]
+    assert len(runs) == 2
+    assert ("mariadb-binlog", "--start-position=0-1-40", "--stop-position=0-1-43", "mysql-bin.000004") in runs
+    assert ("mariadb-binlog", "--start-position=0-1-43", "mysql-bin.000009") in runs
+    assert reached == "0-2-46" and replayed == ["mysql-bin.000004", "mysql-bin.000009"]
