@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
+import repository
 from labhosts import (
     PROJECT,
     ca_certificate,
@@ -36,6 +37,7 @@ from probes import ReadOnlySampler, Shell, agent_status, haproxy_servers, vip_ho
 
 LBS = groups()["loadbalancers"]
 CLIENT = groups()["clients"][0]
+BACKUP = groups()["backups"][0]
 LAB = hostvars(CLIENT)["webinfra_lab_name"]
 SHELL = Shell(LAB)
 DBS = ["db-01", "db-02"]
@@ -351,6 +353,12 @@ def test_a_frozen_read_replica_leaves_every_web_server_serving(client):
     assert post_note(client, "after the frozen replica") == 201
 
 
+def test_a_backup_before_the_failovers():
+    """The restore drill at the end replays the archive from this backup across every failover
+    and switchover below (each leader's binary log, as the archive followed the lease)."""
+    STATE["backup_before"] = repository.take_backup(BACKUP)["id"]
+
+
 def test_automatic_failover_when_the_primary_freezes(client):
     """(a) The primary's host stops answering (frozen): db-02 takes over with no human action."""
     with ReadOnlySampler(SHELL, DBS) as sampler, Load(client, "POST", "/api/notes", "fo") as load:
@@ -567,3 +575,20 @@ def test_switchover_back_through_the_agents_loses_no_acknowledged_write(client, 
     proc, result = health(tmp_path, "-i", str(STATE["inventory"]))
     print("\n" + "\n".join(result.get("table", [])))
     assert proc.returncode == 0 and result["healthy"], output(proc)[-3000:]
+
+
+def test_a_point_in_time_restore_across_the_failovers_matches_the_newest_backup():
+    """A failover, then a point-in-time restore: the backup taken before the failovers, with the
+    archived binary logs of every leader since replayed to the newest backup's position (the
+    former primary's part only as far as its successor's history goes), holds the same tables
+    (checksums) as the newest backup restored - the restore drill, on the backup host."""
+    newest = repository.take_backup(BACKUP)
+    rc, result, _metrics = repository.drill(BACKUP)
+    journal = host(BACKUP).run("journalctl -u webinfra-restore-drill -n 30 --no-pager").stdout
+    assert rc == 0 and result["ok"], (result, journal)
+    assert result["backup"] == newest["id"] and result["compared_with"] >= STATE["backup_before"], result
+    assert result["binlogs_replayed"] >= 2 and result["tables"] >= 1 and not result["mismatches"], result
+    # The archive followed more than one server: the replay crossed a change of leader.
+    servers = host(BACKUP).check_output(f"ls {repository.REPO}/binlog").split()
+    assert len(servers) >= 2, servers
+    print(f"\nrestore drill across the failovers: {result['binlogs_replayed']} binary logs from {servers}")

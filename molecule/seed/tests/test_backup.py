@@ -12,38 +12,21 @@ import json
 import threading
 import time
 
+import repository
 from labhosts import groups, host, run_playbook, sql, wait_for
 
 PRIMARY = groups()["db_primary"][0]
 REPLICA = groups()["db_replicas"][0]
 BACKUP = groups()["backups"][0]
-REPO = "/var/backups/webinfra"
-
-
-READ_BACKUPS = (
-    "import glob, json; print(json.dumps([json.load(open(p)) for p in sorted(glob.glob("
-    "'/var/backups/webinfra/base/*/meta.json')) if '.partial' not in p]))"
-)
+REPO = repository.REPO
 
 
 def backups():
-    return json.loads(host(BACKUP).check_output(f'python3 -c "{READ_BACKUPS}"') or "[]")
+    return repository.backups(BACKUP)
 
 
 def take_backup():
-    """One backup now (systemd waits for a running one to end first); its meta."""
-    before = {b["id"] for b in backups()}
-    started = time.time()
-    result = host(BACKUP).run("systemctl start webinfra-backup.service")
-    assert result.rc == 0, host(BACKUP).run("journalctl -u webinfra-backup -n 30 --no-pager").stdout
-    new = [b for b in backups() if b["id"] not in before]
-    assert new, "no new backup"
-    meta = new[-1]
-    print(
-        f"\n{meta['kind']} backup {meta['id']} from {meta['source']}: {meta['size']} bytes in {meta['duration']} s"
-        f" ({time.time() - started:.1f} s with the service start)"
-    )
-    return meta
+    return repository.take_backup(BACKUP)
 
 
 def checksum(name, table):
@@ -156,11 +139,7 @@ def test_point_in_time_restore_brings_back_a_dropped_table():
 
 
 def drill():
-    """Run the restore drill now; (exit status, drill.json's last result, the metrics file)."""
-    rc = host(BACKUP).run("systemctl start webinfra-restore-drill.service").rc
-    state = json.loads(host(BACKUP).file(f"{REPO}/drill.json").content_string)
-    metrics = host(BACKUP).file("/var/lib/prometheus/node-exporter/webinfra_restore_drill.prom").content_string
-    return rc, state["last"], metrics
+    return repository.drill(BACKUP)
 
 
 def test_the_restore_drill_compares_two_independent_restores():
