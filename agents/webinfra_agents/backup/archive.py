@@ -197,6 +197,26 @@ def to_prune(backups, keep_full):
     return sorted(b["id"] for b in backups if b["id"] not in kept)
 
 
+def archive_start(have, logs, stamp):
+    """Where the archive follows a server from, and which archived files it first moves aside:
+    (start file or None, [(archived name, new name)]). `have`: the names archived so far (sorted),
+    `logs`: the server's binary logs now. The last archived file still there: from it (its rest).
+    Gone, with the server's names now at or below it: the server's binary log was reset (RESET
+    MASTER when a former primary rejoined) and numbers its files from the start again, so the
+    archived files of the same names - its earlier history, which a restore may still need - are
+    renamed `<name>.before-<stamp>` before new ones of those names are written (every archived
+    name from its first one on: it writes them all again in time). Gone, with only
+    later names: purged before the archive read it (a gap)."""
+    if have and have[-1] in logs:
+        return have[-1], []
+    if not logs:
+        return None, []
+    start = logs[0]
+    # Every archived name the server will write again (a purge leaves only later names: none).
+    reused = [name for name in have if name >= start]
+    return start, [(name, "%s.before-%s" % (name, stamp)) for name in reused]
+
+
 def binlogs_to_prune(binlogs, backups_kept):
     """Archived binary-log files no kept backup needs: those whose last write is older than the
     oldest kept backup's start (their events are in every kept backup). binlogs: [{path, mtime}]."""

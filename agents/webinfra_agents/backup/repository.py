@@ -313,9 +313,12 @@ def archive(cfg):
         name, address, server_id, logs = found
         directory = repo_dir(cfg, "binlog", str(server_id))
         os.makedirs(directory, mode=0o700, exist_ok=True)
-        have = sorted(n for n in os.listdir(directory) if not n.startswith("."))
-        start = have[-1] if have and have[-1] in logs else (logs[0] if logs else None)
-        if have and have[-1] not in logs:
+        have = sorted(n for n in os.listdir(directory) if not n.startswith(".") and ".before-" not in n)
+        start, aside = bk.archive_start(have, logs, bk.backup_id(time.time()))
+        for old, new in aside:
+            os.rename(os.path.join(directory, old), os.path.join(directory, new))
+            log("archive: %s numbers its binary logs from the start again (reset): kept %s as %s" % (name, old, new))
+        if have and have[-1] not in logs and not aside:
             log("archive: %s no longer has %s: a gap in the archive up to %s" % (name, have[-1], start))
         if start is None:
             stop.wait(2)

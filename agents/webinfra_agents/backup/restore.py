@@ -39,8 +39,8 @@ def unpack_chain(cfg, plan, repository, work, host=None):
 def replay(cfg, plan, repository, work, socket_path, binlog=True, host=None):
     """The archived binary logs after the backup, server by server in the order they were
     written, each from the position reached so far; returns (position, files replayed).
-    A server's segment is read only as far as the history of the server the archive followed
-    next agrees with it (archive.diverged_at): after a failover, the old primary's transactions
+    A server's segment is read only as far as the history the archive holds of the server it
+    followed next agrees with it (archive.diverged_at): after a failover, the old primary's transactions
     its successor never had are not replayed, and the successor's are not skipped.
     binlog=False: the replayed transactions are not written to this server's binary log (a
     rebuilt replica, whose position is then set to what was reached)."""
@@ -61,14 +61,20 @@ def replay(cfg, plan, repository, work, socket_path, binlog=True, host=None):
                     host.fetch(repository, "binlog/%s/%s" % (server_id, f["name"]), sink)
             paths.append(local)
         segments.append((server_id, files, paths))
-    histories = server_histories(host, work, segments) if len({s[0] for s in segments}) > 1 else {}
+    histories = segment_histories(host, work, segments) if len({s[0] for s in segments}) > 1 else []
     for index, (server_id, files, paths) in enumerate(segments):
         if plan["to_gtid"] and reached and bk.gtid_util.contains(reached, plan["to_gtid"]):
             break
         stop = plan["to_gtid"] or ""
         following = segments[index + 1][0] if index + 1 < len(segments) else None
         if following is not None and following != server_id:
-            cut = bk.diverged_at(histories[server_id], histories[following])
+            # This segment against what the next server's archive holds from here on.
+            theirs = {}
+            for later, seg in enumerate(segments[index + 1 :], start=index + 1):
+                if seg[0] == following:
+                    for domain, seqs in histories[later].items():
+                        theirs.setdefault(domain, {}).update(seqs)
+            cut = bk.diverged_at(histories[index], theirs)
             if cut is None:
                 continue  # none of it is the history its successor has
             stop = bk.earlier(stop, cut)
@@ -88,18 +94,16 @@ def replay(cfg, plan, repository, work, socket_path, binlog=True, host=None):
     return reached, replayed
 
 
-def server_histories(host, work, segments):
-    """{server_id: archive.history of all its archived files in the plan} (one mariadb-binlog
-    read of each server's files, without applying anything)."""
-    paths = {}
-    for server_id, _files, server_paths in segments:
-        paths.setdefault(server_id, []).extend(p for p in server_paths if p not in paths.get(server_id, []))
-    out = {}
-    for server_id, server_paths in paths.items():
-        text_path = os.path.join(work, "history-%s.txt" % server_id)
-        host.binlog_to_sql(["mariadb-binlog", *server_paths], text_path)
+def segment_histories(host, work, segments):
+    """[archive.history of each segment's files] (one mariadb-binlog read of each, nothing
+    applied): a server's files before and after a reset of its binary log (a rejoin) are in
+    different segments, and each is compared on its own."""
+    out = []
+    for index, (server_id, _files, paths) in enumerate(segments):
+        text_path = os.path.join(work, "history-%d-%s.txt" % (index, server_id))
+        host.binlog_to_sql(["mariadb-binlog", *paths], text_path)
         with open(text_path, "rb") as source:
-            out[server_id] = bk.history(source.read().decode("utf-8", "replace"))
+            out.append(bk.history(source.read().decode("utf-8", "replace")))
     return out
 
 

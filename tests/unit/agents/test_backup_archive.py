@@ -255,3 +255,21 @@ def test_the_old_primarys_segment_ends_where_its_successor_took_over():
 def test_the_earlier_of_two_positions():
     assert bk.earlier("", "0-1-43") == "0-1-43" and bk.earlier("0-1-50", None) == "0-1-50"
     assert bk.earlier("0-1-50", "0-1-43") == "0-1-43" and bk.earlier("0-1-40", "0-1-43") == "0-1-40"
+
+
+def test_the_archive_follows_on_from_its_last_file_and_keeps_a_reset_servers_history():
+    logs = ["mariadb-bin.000006", "mariadb-bin.000007"]
+    have = ["mariadb-bin.000005", "mariadb-bin.000006"]
+    assert bk.archive_start(have, logs, "20261207T150000Z") == ("mariadb-bin.000006", [])
+    # Purged before the archive read it: a gap, nothing renamed.
+    assert bk.archive_start(["mariadb-bin.000003"], logs, "x") == ("mariadb-bin.000006", [])
+    # Reset (a former primary rejoined: RESET MASTER): its earlier files of the same names kept aside.
+    start, aside = bk.archive_start(
+        ["mariadb-bin.000001", "mariadb-bin.000002"], ["mariadb-bin.000001"], "20261207T150000Z"
+    )
+    assert start == "mariadb-bin.000001"
+    assert aside == [
+        ("mariadb-bin.000001", "mariadb-bin.000001.before-20261207T150000Z"),
+        ("mariadb-bin.000002", "mariadb-bin.000002.before-20261207T150000Z"),
+    ]
+    assert bk.safe_name("binary log name", aside[0][1]) and bk.archive_start([], [], "x") == (None, [])

@@ -302,3 +302,61 @@ def test_a_replay_across_a_failover_stops_the_old_primary_where_the_new_one_took
     assert ("mariadb-binlog", "--start-position=0-1-40", "--stop-position=0-1-43", "mysql-bin.000004") in runs
     assert ("mariadb-binlog", "--start-position=0-1-43", "mysql-bin.000009") in runs
     assert reached == "0-2-46" and replayed == ["mysql-bin.000004", "mysql-bin.000009"]
+
+
+class ThreeSegmentsHost(FakeHost):
+    """db-01 (server 1) led and wrote 0-1-41..45, of which db-02 had 41..43; db-02 took over and
+    wrote 0-2-44..46; db-01 rejoined (its binary log reset: the archive kept the old file as
+    .before-...) and replicated them, then led again after a switchover (0-1-47)."""
+
+    TEXT = {
+        "mariadb-bin.000001.before-20261207T100000Z": "Gtid list [0-1-40]\n"
+        + "".join(f"GTID 0-1-{q} trans\n" for q in range(41, 46)),
+        "mariadb-bin.000009": "Gtid list [0-1-40]\n"
+        + "".join(f"GTID 0-1-{q} trans\n" for q in range(41, 44))
+        + "".join(f"GTID 0-2-{q} trans\n" for q in range(44, 47)),
+        "mariadb-bin.000001": "Gtid list [0-1-43]\n"
+        + "".join(f"GTID 0-2-{q} trans\n" for q in range(44, 47))
+        + "GTID 0-1-47 trans\n",
+    }
+
+    def binlog_to_sql(self, cmd, out_path):
+        self.log.append(("binlog", *[os.path.basename(c) if c.startswith("/") else c for c in cmd]))
+        text = "".join(self.TEXT[os.path.basename(c)] for c in cmd if c.startswith("/"))
+        stop = next((c.split("=", 1)[1] for c in cmd if c.startswith("--stop-position=")), None)
+        if stop:
+            seq = int(stop.rsplit("-", 1)[1])
+            text = "".join(
+                line + "\n"
+                for line in text.splitlines()
+                if not line.startswith("GTID") or int(line.split("-")[2].split()[0]) <= seq
+            )
+        with open(out_path, "w") as handle:
+            handle.write(text)
+
+
+def test_a_replay_across_a_failover_and_a_rejoin_leaves_the_rolled_back_commits_out(tmp_path):
+    plan = {
+        "gtid": "0-1-40",
+        "to_time": None,
+        "to_gtid": "",
+        "binlogs": [
+            {"server_id": "1", "name": "mariadb-bin.000001.before-20261207T100000Z", "mtime": 100, "size": 1},
+            {"server_id": "2", "name": "mariadb-bin.000009", "mtime": 200, "size": 1},
+            {"server_id": "1", "name": "mariadb-bin.000001", "mtime": 300, "size": 1},
+        ],
+    }
+    host = ThreeSegmentsHost()
+    reached, replayed = rs.replay(CFG, plan, "backup-01", str(tmp_path), "/run/x.sock", host=host)
+    runs = [e[1:] for e in host.log if e[0] == "binlog" and any(str(a).startswith("--start") for a in e)]
+    assert runs == [
+        (
+            "mariadb-binlog",
+            "--start-position=0-1-40",
+            "--stop-position=0-1-43",
+            "mariadb-bin.000001.before-20261207T100000Z",
+        ),
+        ("mariadb-binlog", "--start-position=0-1-43", "mariadb-bin.000009"),
+        ("mariadb-binlog", "--start-position=0-2-46", "mariadb-bin.000001"),
+    ]
+    assert reached == "0-1-47" and len(replayed) == 3
