@@ -404,7 +404,9 @@ def history(binlog_text):
     out = {}
     for match in GTID_TOKEN.finditer(binlog_text or ""):
         if match.group(1) is not None:
-            for domain, (server, seq) in gtid_util.parse_mariadb(match.group(1)).items():
+            # The binary log's state: the last GTID per domain AND server (one domain may repeat).
+            for entry in filter(None, (part.strip() for part in match.group(1).split(","))):
+                domain, server, seq = (int(field) for field in entry.split("-"))
                 out.setdefault(domain, {})[seq] = server
         else:
             domain, server, seq = int(match.group(2)), int(match.group(3)), int(match.group(4))

@@ -75,8 +75,8 @@ def replay(cfg, plan, repository, work, socket_path, binlog=True, host=None):
                     for domain, seqs in histories[later].items():
                         theirs.setdefault(domain, {}).update(seqs)
             cut = bk.diverged_at(histories[index], theirs)
-            if cut is None:
-                continue  # none of it is the history its successor has
+            if cut is None or (cut and reached and bk.gtid_util.contains(reached, cut)):
+                continue  # nothing of it past what was replayed is the history its successor has
             stop = bk.earlier(stop, cut)
         cmd = ["mariadb-binlog"]
         if reached:

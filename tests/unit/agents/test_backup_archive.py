@@ -239,6 +239,8 @@ NEW_PRIMARY = (
 def test_a_servers_history_from_its_binary_log_text():
     assert bk.history(OLD_PRIMARY) == {0: {40: 1, 41: 1, 42: 1, 43: 1, 44: 1, 45: 1}}
     assert bk.history(NEW_PRIMARY)[0][44] == 2 and bk.history("") == {}
+    # A file's starting state names the last GTID of each server in a domain (after a failover).
+    assert bk.history("\tGtid list [0-1-43,0-2-46,1-3-7]\n") == {0: {43: 1, 46: 2}, 1: {7: 3}}
 
 
 def test_the_old_primarys_segment_ends_where_its_successor_took_over():
