@@ -257,23 +257,31 @@ def test_a_restore_keeps_binary_logs_outside_the_data_directory_with_the_old_dat
     assert kinds(host.log).index("start") < kinds(host.log).index("apply")
 
 
-class TwoServersHost(FakeHost):
-    """mariadb-binlog over each server's archived files: db-01's (server 1) and, after the
-    failover, db-02's (server 2), as test_backup_archive describes them."""
+def archive_plan(*files):
+    """A replay plan from the backup at 0-1-40 over archived files (server id, name, mtime)."""
+    binlogs = [{"server_id": sid, "name": name, "mtime": mtime, "size": 1} for sid, name, mtime in files]
+    return {"gtid": "0-1-40", "to_time": None, "to_gtid": "", "binlogs": binlogs}
 
-    TEXT = {
-        "1": "Gtid list [0-1-40]\n" + "".join(f"GTID 0-1-{q} trans\n" for q in range(41, 46)),
-        "2": "Gtid list [0-1-40]\n"
-        + "".join(f"GTID 0-1-{q} trans\n" for q in range(41, 44))
-        + "".join(f"GTID 0-2-{q} trans\n" for q in range(44, 47)),
-    }
+
+def replay_runs(host, plan, tmp_path):
+    """(position reached, files replayed, the replaying mariadb-binlog command lines)."""
+    reached, replayed = rs.replay(CFG, plan, "backup-01", str(tmp_path), "/run/x.sock", host=host)
+    runs = [e[1:] for e in host.log if e[0] == "binlog" and any(str(a).startswith("--start") for a in e)]
+    return reached, replayed, runs
+
+
+class ArchiveTextHost(FakeHost):
+    """mariadb-binlog over archived files whose text `text_for(cmd)` gives; a --stop-position
+    cuts it after that sequence number, as mariadb-binlog would."""
+
+    def text_for(self, cmd):
+        raise NotImplementedError
 
     def binlog_to_sql(self, cmd, out_path):
         self.log.append(("binlog", *[os.path.basename(c) if c.startswith("/") else c for c in cmd]))
-        server = "1" if any("/binlog/1/" in c for c in cmd) else "2"
-        text = self.TEXT[server]
+        text = self.text_for(cmd)
         stop = next((c.split("=", 1)[1] for c in cmd if c.startswith("--stop-position=")), None)
-        if stop:  # what mariadb-binlog would print up to the stop position
+        if stop:
             seq = int(stop.rsplit("-", 1)[1])
             text = "".join(
                 line + "\n"
@@ -284,27 +292,32 @@ class TwoServersHost(FakeHost):
             handle.write(text)
 
 
-def test_a_replay_across_a_failover_stops_the_old_primary_where_the_new_one_took_over(tmp_path):
-    plan = {
-        "gtid": "0-1-40",
-        "to_time": None,
-        "to_gtid": "",
-        "binlogs": [
-            {"server_id": "1", "name": "mysql-bin.000004", "mtime": 100, "size": 1},
-            {"server_id": "2", "name": "mysql-bin.000009", "mtime": 200, "size": 1},
-        ],
+class TwoServersHost(ArchiveTextHost):
+    """mariadb-binlog over each server's archived files: db-01's (server 1) and, after the
+    failover, db-02's (server 2), as test_backup_archive describes them."""
+
+    TEXT = {
+        "1": "Gtid list [0-1-40]\n" + "".join(f"GTID 0-1-{q} trans\n" for q in range(41, 46)),
+        "2": "Gtid list [0-1-40]\n"
+        + "".join(f"GTID 0-1-{q} trans\n" for q in range(41, 44))
+        + "".join(f"GTID 0-2-{q} trans\n" for q in range(44, 47)),
     }
-    host = TwoServersHost()
-    reached, replayed = rs.replay(CFG, plan, "backup-01", str(tmp_path), "/run/x.sock", host=host)
+
+    def text_for(self, cmd):
+        return self.TEXT["1" if any("/binlog/1/" in c for c in cmd) else "2"]
+
+
+def test_a_replay_across_a_failover_stops_the_old_primary_where_the_new_one_took_over(tmp_path):
+    plan = archive_plan(("1", "mysql-bin.000004", 100), ("2", "mysql-bin.000009", 200))
     # The two histories read once each, then each segment replayed from the position reached.
-    runs = [e[1:] for e in host.log if e[0] == "binlog" and any(str(a).startswith("--start") for a in e)]
+    reached, replayed, runs = replay_runs(TwoServersHost(), plan, tmp_path)
     assert len(runs) == 2
     assert ("mariadb-binlog", "--start-position=0-1-40", "--stop-position=0-1-43", "mysql-bin.000004") in runs
     assert ("mariadb-binlog", "--start-position=0-1-43", "mysql-bin.000009") in runs
     assert reached == "0-2-46" and replayed == ["mysql-bin.000004", "mysql-bin.000009"]
 
 
-class ThreeSegmentsHost(FakeHost):
+class ThreeSegmentsHost(ArchiveTextHost):
     """db-01 (server 1) led and wrote 0-1-41..45, of which db-02 had 41..43; db-02 took over and
     wrote 0-2-44..46; db-01 rejoined (its binary log reset: the archive kept the old file as
     .before-...) and replicated them, then led again after a switchover (0-1-47)."""
@@ -320,35 +333,17 @@ class ThreeSegmentsHost(FakeHost):
         + "GTID 0-1-47 trans\n",
     }
 
-    def binlog_to_sql(self, cmd, out_path):
-        self.log.append(("binlog", *[os.path.basename(c) if c.startswith("/") else c for c in cmd]))
-        text = "".join(self.TEXT[os.path.basename(c)] for c in cmd if c.startswith("/"))
-        stop = next((c.split("=", 1)[1] for c in cmd if c.startswith("--stop-position=")), None)
-        if stop:
-            seq = int(stop.rsplit("-", 1)[1])
-            text = "".join(
-                line + "\n"
-                for line in text.splitlines()
-                if not line.startswith("GTID") or int(line.split("-")[2].split()[0]) <= seq
-            )
-        with open(out_path, "w") as handle:
-            handle.write(text)
+    def text_for(self, cmd):
+        return "".join(self.TEXT[os.path.basename(c)] for c in cmd if c.startswith("/"))
 
 
 def test_a_replay_across_a_failover_and_a_rejoin_leaves_the_rolled_back_commits_out(tmp_path):
-    plan = {
-        "gtid": "0-1-40",
-        "to_time": None,
-        "to_gtid": "",
-        "binlogs": [
-            {"server_id": "1", "name": "mariadb-bin.000001.before-20261207T100000Z", "mtime": 100, "size": 1},
-            {"server_id": "2", "name": "mariadb-bin.000009", "mtime": 200, "size": 1},
-            {"server_id": "1", "name": "mariadb-bin.000001", "mtime": 300, "size": 1},
-        ],
-    }
-    host = ThreeSegmentsHost()
-    reached, replayed = rs.replay(CFG, plan, "backup-01", str(tmp_path), "/run/x.sock", host=host)
-    runs = [e[1:] for e in host.log if e[0] == "binlog" and any(str(a).startswith("--start") for a in e)]
+    plan = archive_plan(
+        ("1", "mariadb-bin.000001.before-20261207T100000Z", 100),
+        ("2", "mariadb-bin.000009", 200),
+        ("1", "mariadb-bin.000001", 300),
+    )
+    reached, replayed, runs = replay_runs(ThreeSegmentsHost(), plan, tmp_path)
     assert runs == [
         (
             "mariadb-binlog",
