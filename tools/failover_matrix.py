@@ -93,13 +93,19 @@ class Cell:
     # Times at which more than one server did not answer.
     down_together: list = field(default_factory=list)
     notes: list = field(default_factory=list)
+    # The longest stretch without an acknowledged write, seconds after the fault: [began, ended].
+    gap: list | None = None
+    # What the HA agents and the balancers' writer endpoint logged from just before the fault to
+    # the end of the trial: [seconds after the fault, host, message] - where a window's time went.
+    timeline: list = field(default_factory=list)
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
 
     def summary(self) -> str:
         return (
-            f"{self.fault}: leader {self.leader_before} -> {self.leader_after}, write window {self.window_s} s, "
+            f"{self.fault}: leader {self.leader_before} -> {self.leader_after}, write window {self.window_s} s"
+            f"{f' (+{self.gap[0]} to +{self.gap[1]} s)' if self.gap else ''}, "
             f"{self.failed} failed of {self.requests}, {len(self.lost)} of {self.acked} acknowledged writes lost "
             f"(direct: {len(self.direct_lost)} of {self.direct_acked}), {len(self.double_writable)} samples with "
             f"two writable servers{'; ' + '; '.join(self.notes) if self.notes else ''}"
@@ -120,8 +126,10 @@ class Matrix:
         rebuild=None,
         playbook=None,
         etcd_root_password: str = "",
+        balancers: tuple[str, ...] = (),
     ):
         self.lab, self.dbs, self.web, self.client, self.vip = lab, list(dbs), web, client, vip
+        self.balancers = list(balancers)  # their writer endpoint's log joins each trial's timeline
         # etcd's root user (role-based access control): faults that change etcd's keys run as it.
         self.etcd_root_password = etcd_root_password
         self.rebuild = rebuild  # callable(host): re-seeds an errant former primary (rebuild.yml)
@@ -267,6 +275,7 @@ class Matrix:
         cell = Cell(fault=fault, leader_before=leader)
         name = f"fm{int(time.time() * 1000 % 10_000_000)}"
         self.start(name)
+        injected = time.time()
         try:
             time.sleep(3)
             injected = time.time()
@@ -292,10 +301,31 @@ class Matrix:
             cell.direct_lost = [b for rows in probe["acked"].values() for _t, b in rows if b not in stored]
         else:
             cell.notes.append("no leader after the fault")
+        if load.get("max_gap_at"):
+            cell.gap = [round(t - injected, 2) for t in load["max_gap_at"]]
+        cell.timeline = self.timeline(injected, time.time())
         cell.double_writable = double_writable(probe["samples"])
         cell.leader_fenced = any(value == 0 for _t, value in probe["samples"].get(leader, []))
         cell.down_together = down_together(probe["samples"])
         return cell
+
+    def timeline(self, since: float, until: float, limit: int = 80) -> list:
+        """[seconds after `since`, host, message] of the HA agents' journal lines and the balancers'
+        writer-endpoint state changes from 2 s before `since` to `until`, the first `limit`."""
+        window = f"--since @{int(since) - 2} --until @{int(until) + 1} -o short-unix --no-pager -q"
+        sources = [(h, f"journalctl -u webinfra-ha-agent {window}") for h in self.dbs]
+        sources += [(h, f"journalctl -u haproxy {window} | grep -F db_writer/") for h in self.balancers]
+        entries = []
+        for host, command in sources:
+            for line in self.sh(host, command, timeout=20).stdout.splitlines():
+                stamp, _, rest = line.partition(" ")
+                try:
+                    at = float(stamp)
+                except ValueError:
+                    continue
+                message = rest.split(": ", 1)[-1]
+                entries.append([round(at - since, 2), host, message[:200]])
+        return sorted(entries)[:limit]
 
     def writes_since(self, name: str, since: float) -> bool:
         """The client's load acknowledged a write that started after `since` (read from its

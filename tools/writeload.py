@@ -89,6 +89,7 @@ def main(argv=None):  # noqa: PLR0915 - one linear script
     # The last stretch counts too: a load that ends in failures ended in an outage.
     marks = successes + ([events[-1][0]] if events and successes and events[-1][0] > successes[-1] else [])
     gaps = [b - a for a, b in zip(marks, marks[1:], strict=False)]
+    widest = max(range(len(gaps)), key=gaps.__getitem__) if gaps else None
     failures = [t for t, ok in events if not ok]
     print(
         json.dumps(
@@ -100,6 +101,8 @@ def main(argv=None):  # noqa: PLR0915 - one linear script
                 "failed": len(failures),
                 "errors": errors,
                 "max_gap_s": round(max(gaps), 2) if gaps else None,
+                # When the longest stretch without a success began and ended (epoch seconds).
+                "max_gap_at": [marks[widest], marks[widest + 1]] if widest is not None else None,
                 "first_failure": failures[0] if failures else None,
                 "last_failure": failures[-1] if failures else None,
                 "acked": acked,

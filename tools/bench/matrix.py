@@ -43,6 +43,7 @@ def bench_matrix(  # noqa: PLR0913 - the matrix's settings
         rebuild=rebuild,
         playbook=playbook,
         etcd_root_password=root.read_text().strip() if root.exists() else "",
+        balancers=tuple(lab.groups["loadbalancers"]),
     )
     rows: dict = {}
     for kind in faults or list(FAULTS):

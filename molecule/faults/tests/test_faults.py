@@ -53,6 +53,7 @@ def matrix():
         rebuild=rebuild,
         playbook=playbook,
         etcd_root_password=etcd_root_password(),
+        balancers=tuple(groups()["loadbalancers"]),
     )
     yield m
     print("\nFault matrix (one trial each):")

@@ -7,8 +7,10 @@ the balancer failover (lb-01 stays stopped; lb-02 serves the rest), the primary 
 (podman pause: it answers nothing, like a dead host, and keeps its address - podman gives a
 restarted container a new one) until db-02 takes over by itself, db-01 resumed (it fences
 itself at once and rejoins as a replica), site.yml with the unchanged inventory (db-02 stays
-the leader), and a switchover back to db-01 through the agents. A sampler reads read_only on
-both database hosts every 200 ms during the failure tests: never two writable.
+the leader), a switchover back to db-01 through the agents, then db-02 rebuilt from the backup
+taken before the failovers and a restore drill, both replaying every leader's archived binary
+logs. A sampler reads read_only on both database hosts every 200 ms during the failure
+tests: never two writable.
 Measured windows are printed (pytest -s / the Molecule log) and bounded only loosely here.
 """
 
@@ -575,6 +577,34 @@ def test_switchover_back_through_the_agents_loses_no_acknowledged_write(client, 
     proc, result = health(tmp_path, "-i", str(STATE["inventory"]))
     print("\n" + "\n".join(result.get("table", [])))
     assert proc.returncode == 0 and result["healthy"], output(proc)[-3000:]
+
+
+def test_a_rebuild_from_the_backup_before_the_failovers_replays_every_leader(client):
+    """A failover, then a backup-based rebuild: db-02 (a replica again) is rebuilt from the backup
+    taken before the failovers - the newest one - and the archived binary logs of every leader
+    since, replayed by GTID per server; it then replicates from db-01 from the position the
+    replay reached and holds the primary's table checksums. A replay that skipped a successor's
+    transactions, or applied a former primary's never-acknowledged tail, would leave the
+    checksums apart or replication broken."""
+    assert repository.backups(BACKUP)[-1]["id"] == STATE["backup_before"], repository.backups(BACKUP)
+    post_note(client, "before the rebuild")
+    proc = run_playbook(
+        "playbooks/rebuild.yml", "-e", "host=db-02", "-e", "rebuild_source=backup", "-i", str(STATE["inventory"])
+    )
+    assert proc.returncode == 0, playbook_digest(proc)
+    result = json.loads(host("db-02").file("/var/lib/webinfra-rebuild.json").content_string)
+    print(
+        f"\ndb-02 rebuilt from backup {result['backup']} in {result['duration']} s: "
+        f"{len(result['binlogs_replayed'])} archived binary logs replayed, position {result['gtid']}"
+    )
+    assert result["backup"] == STATE["backup_before"] and len(result["binlogs_replayed"]) >= 2, result
+    assert wait_for(lambda: replicates_from("db-02", "db-01"), timeout=60), pstatus("db-02")
+    target = sql("db-01", "SELECT @@GLOBAL.gtid_binlog_pos").strip()
+    assert sql("db-02", f"SELECT MASTER_GTID_WAIT('{target}', 60)").strip() == "0"
+    checksum = "CHECKSUM TABLE webapp.notes EXTENDED"
+    assert sql("db-02", checksum).split("\t")[1] == sql("db-01", checksum).split("\t")[1]
+    assert wait_for(lambda: synchronous("db-01", "db-02"), timeout=60), (pstatus("db-01"), pstatus("db-02"))
+    assert post_note(client, "after the rebuild") == 201
 
 
 def test_a_point_in_time_restore_across_the_failovers_matches_the_newest_backup():

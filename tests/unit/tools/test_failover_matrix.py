@@ -1,4 +1,6 @@
-from failover_matrix import double_writable, down_together
+import subprocess
+
+from failover_matrix import Matrix, double_writable, down_together
 
 
 def test_double_writable_needs_two_fresh_writable_samples_at_once():
@@ -18,3 +20,26 @@ def test_a_stale_sample_is_no_answer():
     # Two servers without an answer at once (a stale sample counts as none after 1.5 s).
     down = {"db-01": [[0.0, None], [0.5, None], [1.0, 1]], "db-02": [[0.0, None], [0.6, None], [1.2, 0]]}
     assert down_together(down) == [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
+
+
+def test_a_trials_timeline_joins_the_agents_and_the_writer_endpoint_in_time_order():
+    m = Matrix.__new__(Matrix)
+    m.dbs, m.balancers = ["db-01", "db-02"], ["lb-01"]
+    journals = {
+        "db-01": "1000.50 db-01 webinfra-ha-agent[7]: fencing: lease lost\n-- No entries --\n",
+        "db-02": "1009.25 db-02 webinfra-ha-agent[9]: took the leader key (lease expired)\n",
+        "lb-01": "1010.00 lb-01 haproxy[3]: Server db_writer/db-02 is UP, reason: Layer7 check passed\n",
+    }
+    asked = []
+
+    def sh(host, command, timeout=30):
+        asked.append(command)
+        return subprocess.CompletedProcess(command, 0, journals[host], "")
+
+    m.sh = sh
+    assert m.timeline(1000.0, 1012.0) == [
+        [0.5, "db-01", "fencing: lease lost"],
+        [9.25, "db-02", "took the leader key (lease expired)"],
+        [10.0, "lb-01", "Server db_writer/db-02 is UP, reason: Layer7 check passed"],
+    ]
+    assert "--since @998 --until @1013" in asked[0] and "grep -F db_writer/" in asked[2]
