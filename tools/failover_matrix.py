@@ -23,6 +23,7 @@ import json
 import shlex
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -127,9 +128,11 @@ class Matrix:
         playbook=None,
         etcd_root_password: str = "",
         balancers: tuple[str, ...] = (),
+        etcd_members: tuple[str, ...] = (),
     ):
         self.lab, self.dbs, self.web, self.client, self.vip = lab, list(dbs), web, client, vip
         self.balancers = list(balancers)  # their writer endpoint's log joins each trial's timeline
+        self.etcd_members = list(etcd_members or dbs)
         # etcd's root user (role-based access control): faults that change etcd's keys run as it.
         self.etcd_root_password = etcd_root_password
         self.rebuild = rebuild  # callable(host): re-seeds an errant former primary (rebuild.yml)
@@ -341,6 +344,44 @@ class Matrix:
             return False
 
 
+# Where a trial's write window went, from its timeline: the first line of each kind, in seconds
+# after the fault. (phase, who logged it: "old" leader, "new" leader or a "balancer", the text.)
+PHASES = (
+    ("fenced", "old", "fencing: "),
+    ("released", "old", "releasing leadership: "),
+    ("took the key", "new", "took the leader key"),
+    ("writable", "new", "writable "),
+    ("writer endpoint UP", "balancer", "is UP"),
+)
+
+
+def phases(cell: dict) -> dict:
+    """{phase: seconds after the fault} of one trial's cell (as saved), the gap's bounds among them."""
+    old, new = cell.get("leader_before"), cell.get("leader_after")
+    found: dict = {}
+    if cell.get("gap"):
+        found["gap began"], found["gap ended"] = cell["gap"]
+    for at, host, message in cell.get("timeline", []):
+        for phase, who, text in PHASES:
+            if phase in found or text not in message or at < -0.5:
+                continue
+            if (who == "old" and host == old) or (who == "new" and host == new):
+                found[phase] = at
+            elif who == "balancer" and host not in (old, new) and f"db_writer/{new} " in message:
+                found[phase] = at
+    return dict(sorted(found.items(), key=lambda item: item[1]))
+
+
+def phase_lines(rows: dict) -> list[str]:
+    """One line per trial of a saved matrix (make bench): its window and its phases."""
+    lines = []
+    for kind, row in rows.items():
+        for number, cell in enumerate(row.get("cells", []), start=1):
+            steps = ", ".join(f"{name} +{at:.2f}" for name, at in phases(cell).items())
+            lines.append(f"{kind} {number}: window {cell.get('window_s')} s; {steps}")
+    return lines
+
+
 # --- the faults ----------------------------------------------------------------------------------
 
 FAULT_TABLE = "webinfra_fault"
@@ -511,6 +552,32 @@ class EtcdKeyspaceLoss(Fault):
         sql_thread(m, self.slow, running=True)
 
 
+class EtcdRecreated(Fault):
+    name = "etcd re-created (every member's data wiped, a new cluster) while a replica applies slowly"
+    failover = False  # the sitting leader takes its key back under a new lease
+
+    def inject(self, m, leader):
+        self.slow = m.dbs[0] if leader != m.dbs[0] else others(m, leader)[0]
+        sql_thread(m, self.slow, running=False)
+        time.sleep(3)
+        # Every member stopped, its data directory emptied and started again at once: a new cluster
+        # (its initial state is `new`), with no keys, no leases, no users and access control off.
+        wipe = '. /etc/default/etcd && systemctl stop etcd && find "$ETCD_DATA_DIR" -mindepth 1 -delete'
+        with ThreadPoolExecutor(len(m.etcd_members)) as pool:
+            wiped = list(pool.map(lambda h: m.sh(h, wipe, timeout=60), m.etcd_members))
+            assert all(p.returncode == 0 for p in wiped), [p.stderr for p in wiped]
+            started = list(pool.map(lambda h: m.sh(h, "systemctl start etcd", timeout=90), m.etcd_members))
+        assert all(p.returncode == 0 for p in started), [p.stderr for p in started]
+        time.sleep(8)  # a lease's length on the new cluster: nobody bootstraps, nobody else takes over
+
+    def heal(self, m, leader):
+        sql_thread(m, self.slow, running=True)
+        # The operator's answer to a re-created etcd: site.yml's etcd plays make its users, roles
+        # and access control again (until then the agents use it without credentials).
+        assert m.playbook is not None, "the matrix needs a playbook runner for this fault"
+        m.playbook("site.yml", "--tags", "etcd")
+
+
 class WriteStall(Fault):
     name = "writes stalled on the leader (a global read lock held)"
 
@@ -560,6 +627,7 @@ FAULTS = {
     "replica-agents-restarted": ReplicaAgentsRestarted,
     "slow-applier": SlowApplier,
     "etcd-keyspace-loss": EtcdKeyspaceLoss,
+    "etcd-recreated": EtcdRecreated,
     "write-stall": WriteStall,
     "lossy-etcd-link": LossyEtcdLink,
     "config-change": ConfigChange,
@@ -571,3 +639,10 @@ def trial(m: Matrix, kind: str) -> Cell:
     return m.run(
         fault.name, lambda leader: fault.inject(m, leader), lambda leader: fault.heal(m, leader), timeout=fault.timeout
     )
+
+
+if __name__ == "__main__":
+    import sys
+
+    # python3 tools/failover_matrix.py <results>/<time>-matrix.json: where each trial's window went.
+    print("\n".join(phase_lines(json.loads(Path(sys.argv[1]).read_text()))))

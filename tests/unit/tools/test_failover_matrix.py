@@ -1,6 +1,6 @@
 import subprocess
 
-from failover_matrix import Matrix, double_writable, down_together
+from failover_matrix import Matrix, double_writable, down_together, phase_lines, phases
 
 
 def test_double_writable_needs_two_fresh_writable_samples_at_once():
@@ -43,3 +43,34 @@ def test_a_trials_timeline_joins_the_agents_and_the_writer_endpoint_in_time_orde
         [10.0, "lb-01", "Server db_writer/db-02 is UP, reason: Layer7 check passed"],
     ]
     assert "--since @998 --until @1013" in asked[0] and "grep -F db_writer/" in asked[2]
+
+
+def test_a_trials_phases_name_the_first_line_of_each_kind_from_the_right_host():
+    cell = {
+        "leader_before": "db-01",
+        "leader_after": "db-02",
+        "gap": [0.4, 9.1],
+        "timeline": [
+            [-1.0, "db-01", "fencing: an older round"],
+            [5.5, "db-01", "fencing: could not renew the leader lease in time"],
+            [6.0, "db-01", "fencing: again"],
+            [8.7, "db-03", "took the leader key (someone else)"],
+            [8.8, "db-02", "took the leader key (the lease expired)"],
+            [8.8, "db-02", "writable 0.01 s after it took the key"],
+            [8.9, "lb-01", "Server db_writer/db-01 is DOWN, reason: Layer7 wrong status"],
+            [9.0, "lb-01", "Server db_writer/db-02 is UP, reason: Layer7 check passed"],
+        ],
+    }
+    assert phases(cell) == {
+        "gap began": 0.4,
+        "fenced": 5.5,
+        "took the key": 8.8,
+        "writable": 8.8,
+        "writer endpoint UP": 9.0,
+        "gap ended": 9.1,
+    }
+    lines = phase_lines({"freeze-host": {"cells": [dict(cell, window_s=8.7)]}})
+    assert lines == [
+        "freeze-host 1: window 8.7 s; gap began +0.40, fenced +5.50, took the key +8.80, writable +8.80, "
+        "writer endpoint UP +9.00, gap ended +9.10"
+    ]
