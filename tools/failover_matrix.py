@@ -317,7 +317,7 @@ class Matrix:
         writer-endpoint state changes from 2 s before `since` to `until`, the first `limit`."""
         window = f"--since @{int(since) - 2} --until @{int(until) + 1} -o short-unix --no-pager -q"
         sources = [(h, f"journalctl -u webinfra-ha-agent {window}") for h in self.dbs]
-        sources += [(h, f"journalctl -u haproxy {window} | grep -F db_writer/") for h in self.balancers]
+        sources += [(h, f"journalctl -u haproxy {window} | grep -F 'Server db_writer/'") for h in self.balancers]
         entries = []
         for host, command in sources:
             for line in self.sh(host, command, timeout=20).stdout.splitlines():
@@ -553,8 +553,13 @@ class EtcdKeyspaceLoss(Fault):
 
 
 class EtcdRecreated(Fault):
-    name = "etcd re-created (every member's data wiped, a new cluster) while a replica applies slowly"
-    failover = False  # the sitting leader takes its key back under a new lease
+    name = "etcd re-created (every member stopped, its data wiped, a new cluster) while a replica applies slowly"
+    # etcd's graceful stop (a leadership transfer first) takes ~7 s when every member stops at once:
+    # longer than the leader's lease deadline, so it fences; on the new cluster every agent then
+    # holds elections for a TTL (the revision went back) and the most advanced candidate takes
+    # over - the old leader or a replica, whichever comes first among equals.
+    failover = False
+    stop = "systemctl stop etcd"
 
     def inject(self, m, leader):
         self.slow = m.dbs[0] if leader != m.dbs[0] else others(m, leader)[0]
@@ -562,20 +567,27 @@ class EtcdRecreated(Fault):
         time.sleep(3)
         # Every member stopped, its data directory emptied and started again at once: a new cluster
         # (its initial state is `new`), with no keys, no leases, no users and access control off.
-        wipe = '. /etc/default/etcd && systemctl stop etcd && find "$ETCD_DATA_DIR" -mindepth 1 -delete'
+        wipe = f'. /etc/default/etcd && {self.stop} && find "$ETCD_DATA_DIR" -mindepth 1 -delete'
         with ThreadPoolExecutor(len(m.etcd_members)) as pool:
             wiped = list(pool.map(lambda h: m.sh(h, wipe, timeout=60), m.etcd_members))
             assert all(p.returncode == 0 for p in wiped), [p.stderr for p in wiped]
             started = list(pool.map(lambda h: m.sh(h, "systemctl start etcd", timeout=90), m.etcd_members))
         assert all(p.returncode == 0 for p in started), [p.stderr for p in started]
-        time.sleep(8)  # a lease's length on the new cluster: nobody bootstraps, nobody else takes over
+        time.sleep(8)  # a lease's length on the new cluster
 
     def heal(self, m, leader):
         sql_thread(m, self.slow, running=True)
         # The operator's answer to a re-created etcd: site.yml's etcd plays make its users, roles
         # and access control again (until then the agents use it without credentials).
         assert m.playbook is not None, "the matrix needs a playbook runner for this fault"
-        m.playbook("site.yml", "--tags", "etcd")
+        m.playbook("site.yml", "--tags", "pki,etcd")
+
+
+class EtcdRecreatedAtOnce(EtcdRecreated):
+    name = "etcd re-created within a second (every member killed, wiped, started) while a replica applies slowly"
+    # Back before the leader's deadline: it finds its lease forgotten and takes its key back under
+    # a new lease, writable throughout.
+    stop = "systemctl kill -s KILL etcd && systemctl stop etcd"
 
 
 class WriteStall(Fault):
@@ -628,6 +640,7 @@ FAULTS = {
     "slow-applier": SlowApplier,
     "etcd-keyspace-loss": EtcdKeyspaceLoss,
     "etcd-recreated": EtcdRecreated,
+    "etcd-recreated-at-once": EtcdRecreatedAtOnce,
     "write-stall": WriteStall,
     "lossy-etcd-link": LossyEtcdLink,
     "config-change": ConfigChange,

@@ -13,7 +13,7 @@ from failover_matrix import FAULTS, Matrix, trial
 
 # The faults that end in a new leader are tried `trials` times; the others (no failover
 # expected: a lossy link, etcd's state loss, a configuration change) `quick` times.
-QUICK = ("lossy-etcd-link", "etcd-keyspace-loss", "etcd-recreated", "config-change")
+QUICK = ("lossy-etcd-link", "etcd-keyspace-loss", "etcd-recreated", "etcd-recreated-at-once", "config-change")
 WINDOW_MEDIAN_MAX = 10.0
 WINDOW_WORST_MAX = 15.0
 

@@ -14,7 +14,7 @@ cell.
 import json
 
 import pytest
-from failover_matrix import FAULTS, Matrix, trial
+from failover_matrix import FAULTS, Matrix, etcdctl, trial
 from labhosts import ca_certificate, etcd_root_password, groups, host, hostvars, playbook_digest, run_playbook
 
 CLIENT = groups()["clients"][0]
@@ -97,6 +97,8 @@ ORDER = [
     "freeze-agent",
     "write-stall",
     "etcd-keyspace-loss",
+    "etcd-recreated-at-once",
+    "etcd-recreated",
     "config-change",
     "kill-mariadb",
     "asymmetric-partition",
@@ -141,3 +143,12 @@ def test_fault(matrix, kind):
     if kind == "etcd-keyspace-loss":
         # The sitting leader took its key back: the lagging bootstrap server never bootstrapped.
         assert cell.leader_after == cell.leader_before, cell.summary()
+    if kind == "etcd-recreated-at-once":
+        # Back before its deadline: the leader kept writing and took its key back under a new lease.
+        assert cell.leader_after == cell.leader_before and not cell.leader_fenced, cell.summary()
+    if kind.startswith("etcd-recreated"):
+        # site.yml's etcd plays made the users and roles again and turned access control on; the
+        # agents authenticate again and the cluster is healthy on the new etcd.
+        status = etcdctl(matrix, matrix.etcd_members[0], "auth status")
+        assert "Authentication Status: true" in status.stdout, (status.stdout, status.stderr)
+        assert matrix.restore() == cell.leader_after

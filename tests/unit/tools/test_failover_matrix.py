@@ -42,7 +42,7 @@ def test_a_trials_timeline_joins_the_agents_and_the_writer_endpoint_in_time_orde
         [9.25, "db-02", "took the leader key (lease expired)"],
         [10.0, "lb-01", "Server db_writer/db-02 is UP, reason: Layer7 check passed"],
     ]
-    assert "--since @998 --until @1013" in asked[0] and "grep -F db_writer/" in asked[2]
+    assert "--since @998 --until @1013" in asked[0] and "grep -F 'Server db_writer/'" in asked[2]
 
 
 def test_a_trials_phases_name_the_first_line_of_each_kind_from_the_right_host():
