@@ -321,7 +321,7 @@ class Matrix:
         entries = []
         for host, command in sources:
             for line in self.sh(host, command, timeout=20).stdout.splitlines():
-                stamp, _, rest = line.partition(" ")
+                stamp, rest = (line.split(" ", 1) + [""])[:2]
                 try:
                     at = float(stamp)
                 except ValueError:
