@@ -106,7 +106,7 @@ class Cell:
     def summary(self) -> str:
         return (
             f"{self.fault}: leader {self.leader_before} -> {self.leader_after}, write window {self.window_s} s"
-            f"{f' (+{self.gap[0]} to +{self.gap[1]} s)' if self.gap else ''}, "
+            f"{f' ({self.gap[0]:+} to {self.gap[1]:+} s)' if self.gap else ''}, "
             f"{self.failed} failed of {self.requests}, {len(self.lost)} of {self.acked} acknowledged writes lost "
             f"(direct: {len(self.direct_lost)} of {self.direct_acked}), {len(self.double_writable)} samples with "
             f"two writable servers{'; ' + '; '.join(self.notes) if self.notes else ''}"
@@ -312,7 +312,7 @@ class Matrix:
         cell.down_together = down_together(probe["samples"])
         return cell
 
-    def timeline(self, since: float, until: float, limit: int = 80) -> list:
+    def timeline(self, since: float, until: float, limit: int = 300) -> list:
         """[seconds after `since`, host, message] of the HA agents' journal lines and the balancers'
         writer-endpoint state changes from 2 s before `since` to `until`, the first `limit`."""
         window = f"--since @{int(since) - 2} --until @{int(until) + 1} -o short-unix --no-pager -q"
