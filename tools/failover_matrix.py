@@ -138,7 +138,7 @@ class Matrix:
         self.rebuild = rebuild  # callable(host): re-seeds an errant former primary (rebuild.yml)
         self.rebuilds: list[tuple[str, str]] = []  # (host, why) of each rebuild restore() ran
         self.playbook = playbook  # callable(*args): runs site.yml with extra arguments, returns success
-        self.addresses = {h: self.sh(h, "hostname -I").stdout.split()[0] for h in self.dbs}
+        self.addresses = {h: self.sh(h, "hostname -I").stdout.split()[0] for h in {*self.dbs, *self.etcd_members}}
         self.put(self.client, WRITELOAD, (TOOLS / "writeload.py").read_text())
         self.put(self.client, CA, ca_pem)
         self.put(self.web, PROBE, (TOOLS / "failover_probe.py").read_text())
@@ -224,7 +224,7 @@ class Matrix:
 
         def settled():
             leader = self.healthy()
-            if leader:
+            if leader and self.etcd_healthy():
                 return leader
             for host in self.dbs:
                 errant = self.status(host).get("errant") or ""
@@ -234,8 +234,20 @@ class Matrix:
             return None
 
         leader = self.wait(settled, timeout, interval=2)
-        assert leader, {h: self.status(h) for h in self.dbs}
+        assert leader, ({h: self.status(h) for h in self.dbs}, self.etcd_healthy())
         return leader
+
+    def etcd_healthy(self) -> bool:
+        """Every etcd member answers a linearizable read: it has a raft leader and applied what
+        was committed. A member cut off by the last trial can take seconds to rejoin after the cut
+        heals (its peer connections back off); a trial started before that would be a second
+        fault on top of the first (one more member lost: no quorum)."""
+        proc = etcdctl(self, self.etcd_members[0], "endpoint health --cluster -w json")
+        try:
+            members = json.loads(proc.stdout)
+        except ValueError:
+            return False
+        return len(members) == len(self.etcd_members) and all(m.get("health") for m in members)
 
     # the loads
     def start(self, name: str) -> None:

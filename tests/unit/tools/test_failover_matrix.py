@@ -74,3 +74,19 @@ def test_a_trials_phases_name_the_first_line_of_each_kind_from_the_right_host():
         "freeze-host 1: window 8.7 s; gap began +0.40, fenced +5.50, took the key +8.80, writable +8.80, "
         "writer endpoint UP +9.00, gap ended +9.10"
     ]
+
+
+def test_etcd_is_healthy_only_when_every_member_answers():
+    m = Matrix.__new__(Matrix)
+    m.etcd_members, m.addresses, m.etcd_root_password = ["db-01", "db-02", "db-03"], {"db-01": "10.0.0.1"}, "pw"
+    answers = []
+    m.sh = lambda host, script, timeout=30, stdin=None: subprocess.CompletedProcess(script, 0, answers[-1], "")
+    member = '{"endpoint":"https://10.0.0.%d:2379","health":%s}'
+    answers.append("[" + ",".join(member % (n, "true") for n in (1, 2, 3)) + "]")
+    assert m.etcd_healthy()
+    answers.append("[" + ",".join(member % (n, "true" if n != 3 else "false") for n in (1, 2, 3)) + "]")
+    assert not m.etcd_healthy()
+    answers.append("[" + ",".join(member % (n, "true") for n in (1, 2)) + "]")  # a member missing
+    assert not m.etcd_healthy()
+    answers.append("context deadline exceeded")
+    assert not m.etcd_healthy()
