@@ -7,6 +7,7 @@ replication, promotion and MariaDB/MySQL flavour utilities."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import threading
@@ -312,27 +313,43 @@ class Database:
 
     def last_resort(self):
         """The server could not be made read-only: stop it (systemd restarts it read-only)."""
-        log("fencing by SQL failed: killing the database server")
-        killed = kill_unit(self.cfg.get("service", "mariadb"))
-        if not killed:
-            # No cgroup to read (an unusual host): systemd's own kill, which only root may ask.
-            subprocess.call(["systemctl", "kill", "--signal=SIGKILL", self.cfg.get("service", "mariadb")])  # noqa: S603,S607
+        service = self.cfg.get("service", "mariadb")
+        killed = kill_unit(service)
+        if killed:
+            log("fencing by SQL failed: killed the database server (%s)" % " ".join(map(str, killed)))
+        else:
+            # No cgroup of the unit found (an unusual host): systemd's own kill, which only root may ask.
+            log("fencing by SQL failed: no cgroup of %s found, asking systemd to kill it" % service)
+            subprocess.call(["systemctl", "kill", "--signal=SIGKILL", service])  # noqa: S603,S607
         self.close()
+
+
+# Where the unit's cgroup is, by the line of /proc/self/cgroup: the unified hierarchy at the root
+# (cgroup v2, Debian's default) or under unified/ (a hybrid host), else systemd's own v1 hierarchy.
+CGROUP_MOUNTS = (
+    (re.compile(r"^0::(/.*)$"), ("", "/unified")),
+    (re.compile(r"^\d+:name=systemd:(/.*)$"), ("/systemd",)),
+)
 
 
 def unit_cgroup_procs(service, self_cgroup="/proc/self/cgroup", root="/sys/fs/cgroup"):
     """The cgroup.procs file of systemd's unit `service`: the sibling of this process's own unit
-    (cgroup v2: both are system services), or None when there is no unified hierarchy."""
+    (both are system services) in the first hierarchy that has it, or None."""
     name = service if service.endswith(".service") else service + ".service"
     try:
         with open(self_cgroup) as handle:
             lines = handle.read().splitlines()
     except OSError:
         return None
-    for line in lines:
-        if line.startswith("0::"):
-            mine = line[3:].strip()
-            return os.path.join(root + os.path.dirname(mine), name, "cgroup.procs")
+    for pattern, mounts in CGROUP_MOUNTS:
+        for line in lines:
+            found = pattern.match(line.strip())
+            if not found:
+                continue
+            for mount in mounts:
+                path = os.path.join(root + mount + os.path.dirname(found.group(1)), name, "cgroup.procs")
+                if os.path.exists(path):
+                    return path
     return None
 
 

@@ -1128,13 +1128,15 @@ def test_a_refused_roll_back_leaves_the_server_errant_and_is_not_tried_again(mon
 
 def test_the_last_resort_kills_the_database_units_processes_from_its_cgroup(tmp_path):
     """The agent's own user has CAP_KILL, not root's systemctl: the server's PIDs come from the
-    cgroup beside the agent's own (cgroup v2), and each gets SIGKILL."""
+    cgroup beside the agent's own, and each gets SIGKILL."""
     own = tmp_path / "cgroup"
     own.write_text("0::/system.slice/webinfra-ha-agent.service\n")
+    procs = tmp_path / "system.slice" / "mariadb.service" / "cgroup.procs"
+    assert database.unit_cgroup_procs("mariadb", str(own), str(tmp_path)) is None  # no such unit
+    procs.parent.mkdir(parents=True)
+    procs.write_text("41\n42\n")
     path = database.unit_cgroup_procs("mariadb", str(own), str(tmp_path))
-    assert path == str(tmp_path / "system.slice" / "mariadb.service" / "cgroup.procs")
-    (tmp_path / "system.slice" / "mariadb.service").mkdir(parents=True)
-    (tmp_path / "system.slice" / "mariadb.service" / "cgroup.procs").write_text("41\n42\n")
+    assert path == str(procs)
     sent = []
 
     def kill(pid, sig):
@@ -1144,10 +1146,25 @@ def test_the_last_resort_kills_the_database_units_processes_from_its_cgroup(tmp_
 
     assert database.kill_unit("mariadb.service", path, kill) == [41]
     assert sent == [(41, database.signal.SIGKILL)]
-    # No unified hierarchy, or no such unit: nothing signalled (the caller asks systemd).
-    (tmp_path / "v1").write_text("1:name=systemd:/system.slice/webinfra-ha-agent.service\n")
-    assert database.unit_cgroup_procs("mariadb", str(tmp_path / "v1"), str(tmp_path)) is None
     assert database.kill_unit("mariadb", str(tmp_path / "missing"), kill) == []
+
+
+def test_the_last_resort_finds_the_unit_on_a_hybrid_or_v1_host(tmp_path):
+    """A hybrid host (the unified hierarchy under /sys/fs/cgroup/unified, as on this lab's
+    machine, where the fence's kill found nothing and a fenced leader stayed writable for 5 s) and
+    a v1 host (systemd's own hierarchy only) have the unit's cgroup too."""
+    container = "/libpod_parent/libpod-1/system.slice/webinfra-ha-agent.service"
+    own = tmp_path / "cgroup"
+    own.write_text(f"4:memory:/libpod_parent/libpod-1\n1:name=systemd:{container}\n0::{container}\n")
+    unified = tmp_path / "unified" / "libpod_parent" / "libpod-1" / "system.slice" / "mariadb.service"
+    unified.mkdir(parents=True)
+    (unified / "cgroup.procs").write_text("7\n")
+    assert database.unit_cgroup_procs("mariadb", str(own), str(tmp_path)) == str(unified / "cgroup.procs")
+    (unified / "cgroup.procs").unlink()
+    systemd = tmp_path / "systemd" / "libpod_parent" / "libpod-1" / "system.slice" / "mariadb.service"
+    systemd.mkdir(parents=True)
+    (systemd / "cgroup.procs").write_text("7\n")
+    assert database.unit_cgroup_procs("mariadb", str(own), str(tmp_path)) == str(systemd / "cgroup.procs")
 
 
 def test_a_former_primary_frozen_through_two_failovers_rolls_back_from_the_first(monkeypatch):
