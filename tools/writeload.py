@@ -100,7 +100,7 @@ def main(argv=None):  # noqa: PLR0915 - one linear script
                 "ok": len(successes),
                 "failed": len(failures),
                 "errors": errors,
-                "max_gap_s": round(max(gaps), 2) if gaps else None,
+                "max_gap_s": round(gaps[widest], 2) if gaps else None,
                 # When the longest stretch without a success began and ended (epoch seconds).
                 "max_gap_at": [marks[widest], marks[widest + 1]] if widest is not None else None,
                 "first_failure": failures[0] if failures else None,
