@@ -9,6 +9,15 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(CURDIR)/$(VENV)/bin
+# Two controllers, the two ends of meta/runtime.yml's requires_ansible, each with its own venv:
+#   $(VENV)         python3 (3.11+), constraints.txt: ansible 12 / ansible-core 2.19, the oldest.
+#                   The linters, the lab and the benchmarks use it too.
+#   $(VENV_NEWEST)  Python 3.12+ (tools/newest_python.sh finds one; or set PYTHON_NEWEST),
+#                   constraints-newest.txt: ansible 14 / ansible-core 2.21, the newest.
+# make test runs sanity, the unit tests, the artifact check and Molecule lanes on both.
+VENV_NEWEST ?= .venv-newest
+BIN_NEWEST := $(CURDIR)/$(VENV_NEWEST)/bin
+PYTHON_NEWEST ?= $(shell tools/newest_python.sh)
 LAB_INVENTORY ?= inventories/lab
 # Debian releases the default Molecule scenario runs on.
 DEBIAN_RELEASES ?= 13 12
@@ -23,7 +32,7 @@ export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.cache/collections
 export ANSIBLE_FORCE_COLOR ?= 1
 export PY_COLORS ?= 1
 
-.PHONY: help venv collection-link lab lab-up lab-deploy lab-status lab-down bench test lint sanity unit build-check molecule molecule-mitogen release clean
+.PHONY: help venv venv-newest collection-link lab lab-up lab-deploy lab-status lab-down bench test lint sanity unit build-check molecule molecule-mitogen release clean
 
 help:
 	@echo "make lab       - create the lab hosts and deploy the stack (https://127.0.0.1:8443/)"
@@ -43,9 +52,23 @@ $(VENV)/.installed: requirements-dev.txt constraints.txt
 
 venv: $(VENV)/.installed
 
-collection-link:
+$(VENV_NEWEST)/.installed: requirements-test.txt constraints-newest.txt
+	@echo "==> Python virtualenv $(VENV_NEWEST) with the newest ansible-core, Molecule and Testinfra"
+	@test -n "$(PYTHON_NEWEST)" || { echo "make: the newest ansible-core needs Python 3.12 or later and none was found (python3.12+ on PATH, or pyenv's): install one, or name it with PYTHON_NEWEST=/path/to/python3.12" >&2; exit 1; }
+	@test -x $(BIN_NEWEST)/python || $(PYTHON_NEWEST) -m venv $(VENV_NEWEST)
+	@$(BIN_NEWEST)/python -m pip install -q --upgrade pip
+	@$(BIN_NEWEST)/python -m pip install -q -r requirements-test.txt -c constraints-newest.txt
+	@touch $@
+
+venv-newest: $(VENV_NEWEST)/.installed
+
+# The checkout as webinfra.distributed on the collections path, and ansible.mysql (a dependency
+# the oldest `ansible` bundle lacks; users there get it from Galaxy) from the newest bundle's
+# wheel: tools/bundled_collections.py.
+collection-link: venv
 	@mkdir -p $(dir $(COLLECTION_LINK))
 	@ln -sfn $(CURDIR) $(COLLECTION_LINK)
+	@$(BIN)/python tools/bundled_collections.py --dest .cache/collections ansible.mysql >/dev/null
 
 # --- lab --------------------------------------------------------------------------------------
 lab: lab-up lab-deploy
@@ -102,26 +125,35 @@ lint: venv collection-link
 	@antsibull-changelog lint
 	@python tools/variables_doc.py --check
 	@antsibull-docs lint-collection-docs --plugin-docs $(COLLECTION_LINK)
+	@echo "==> ansible-builder introspect (meta/execution-environment.yml)"
+	@tools/ee_check.sh .cache/collections
+	@echo "==> galaxy-importer on the built artifact"
+	@tools/importer_check.sh
 
-sanity: venv
-	@echo "==> ansible-test sanity"
-	@tools/sanity.sh
+sanity: venv venv-newest
+	@echo "==> ansible-test sanity, ansible-core $$($(BIN)/python -c 'import ansible; print(ansible.__version__)') (oldest)"
+	@VENV=$(VENV) tools/sanity.sh
+	@echo "==> ansible-test sanity, ansible-core $$($(BIN_NEWEST)/python -c 'import ansible; print(ansible.__version__)') (newest)"
+	@VENV=$(VENV_NEWEST) tools/sanity.sh
 
-unit: venv collection-link
-	@echo "==> unit tests"
+unit: venv venv-newest collection-link
+	@echo "==> unit tests, Python $$($(BIN)/python -c 'import platform; print(platform.python_version())') (oldest controller)"
 	@pytest -q tests/unit
+	@echo "==> unit tests, Python $$($(BIN_NEWEST)/python -c 'import platform; print(platform.python_version())') (newest controller)"
+	@$(BIN_NEWEST)/pytest -q tests/unit
 
-build-check: venv
-	@echo "==> collection artifact: build, install into an empty path, ansible-doc"
-	@tools/build-check.sh
+build-check: venv venv-newest
+	@echo "==> collection artifact: build, install offline beside each controller's ansible bundle, ansible-doc"
+	@tools/build-check.sh $(VENV) $(VENV_NEWEST)
 
 # The default scenario runs in full on the first release (Debian 13). On the other releases it
 # runs create, converge, idempotence and verify, without the preflight-only checks (marked
 # platform_independent): what differs between releases is the software, not the input checks.
 # The other scenarios run on the first release. tools/molecule.sh runs them in two lanes at once.
-molecule: venv collection-link
-	@echo "==> Molecule: default on Debian $(firstword $(DEBIAN_RELEASES)) | default on Debian $(wordlist 2,9,$(DEBIAN_RELEASES)), then $(MOLECULE_SCENARIOS)"
-	@DEBIAN_RELEASES="$(DEBIAN_RELEASES)" MOLECULE_SCENARIOS="$(MOLECULE_SCENARIOS)" tools/molecule.sh
+molecule: venv venv-newest collection-link
+	@echo "==> Molecule: default on Debian $(firstword $(DEBIAN_RELEASES)) (newest ansible-core) | default on Debian $(wordlist 2,9,$(DEBIAN_RELEASES)) (oldest), then $(MOLECULE_SCENARIOS)"
+	@DEBIAN_RELEASES="$(DEBIAN_RELEASES)" MOLECULE_SCENARIOS="$(MOLECULE_SCENARIOS)" \
+	  LANE1_BIN=$(BIN_NEWEST) LANE2_BIN=$(BIN) tools/molecule.sh
 
 # The same Molecule runs with Mitogen's strategy for every Ansible run (an optional accelerator,
 # docs/BENCHMARKS.md): e.g. make molecule-mitogen DEBIAN_RELEASES=13 MOLECULE_SCENARIOS=ha
@@ -131,8 +163,8 @@ molecule-mitogen: venv $(VENV)/.bench-installed collection-link
 
 # A release of the version in galaxy.yml (the one version source): changelog release (the
 # fragments become CHANGELOG.rst), a commit, the artifact built and checked, tag v<version>.
-release: venv collection-link
+release: venv venv-newest collection-link
 	@tools/release.sh
 
 clean: lab-down
-	@rm -rf .cache tests/output webinfra-distributed-*.tar.gz
+	@rm -rf .cache tests/output webinfra-distributed-*.tar.gz $(VENV_NEWEST)

@@ -7,6 +7,11 @@
 #           tests marked platform_independent);
 #   then both lanes take the scenarios of MOLECULE_SCENARIOS (on the first release) from a
 #   shared queue, in order (longest first), each lane the next one when it is free.
+# Each lane has its own controller: LANE1_BIN and LANE2_BIN name a venv's bin directory (make
+# passes the newest ansible-core for lane 1, the oldest for lane 2; unset: the PATH's). With
+# LANE1_STRICT=1 (make's default) lane 1 runs the way a hardened controller of today does:
+# inject_facts_as_vars off, and a deprecation warning of this collection's own code in a run's
+# log fails that run (tools/deprecations.py).
 # Host packages and base images are prepared first, before the lanes start.
 # Each run has its own ephemeral directory and containers (the lab name carries scenario and
 # release), and its own log under .cache/molecule-logs/; a failed run's log is printed whole,
@@ -28,13 +33,18 @@ run() {
   local name=$1
   shift
   local log=$logs/$name.log started=$SECONDS rc=0
-  echo "[$(stamp)] start  $name"
+  echo "[$(stamp)] start  $name (ansible-core $(ansible --version | sed -n '1s/.*core \([0-9.]*\).*/\1/p')$([ "${WEBINFRA_STRICT:-0}" = 1 ] && echo ', inject_facts_as_vars off, deprecations fail'))"
   # Every log line carries the time it was written: where a run spends its time (create,
   # converge, idempotence, verify) reads off its log.
   (export MOLECULE_EPHEMERAL_DIRECTORY=$PWD/.cache/molecule-ephemeral/$name; "$@") 2>&1 \
     | python3 -u -c 'import sys, time
 for line in sys.stdin:
     sys.stdout.write(time.strftime("%H:%M:%S ") + line)' >"$log" || rc=$?
+  if [ "$rc" -eq 0 ] && [ "${WEBINFRA_STRICT:-0}" = 1 ] && ! python3 tools/deprecations.py "$log" >"$log.deprecations"; then
+    cat "$log.deprecations" >>"$log"
+    echo "[$(stamp)] $name: deprecation warnings of this collection's code (the end of its log lists them)"
+    rc=1
+  fi
   if [ "$rc" -eq 0 ]; then
     echo "[$(stamp)] passed $name in $((SECONDS - started)) s: $(grep -aE '[0-9]+ passed' "$log" | tail -1 | sed -E 's/\x1b\[[0-9;]*m//g; s/^[^=]*=+ *//; s/ *=+ *$//')"
   else
@@ -83,8 +93,17 @@ drain_queue() {
   done
 }
 
+# use_controller BIN STRICT: this lane's ansible (and Molecule, pytest) come from BIN.
+use_controller() {
+  [ -n "$1" ] && export PATH="$1:$PATH"
+  if [ "$2" = 1 ]; then
+    export ANSIBLE_INJECT_FACT_VARS=False WEBINFRA_STRICT=1
+  fi
+}
+
 lane1() {
   local rc=0
+  use_controller "${LANE1_BIN:-}" "${LANE1_STRICT:-1}"
   run "default-d$first" full "$first" default || rc=1
   drain_queue || rc=1
   return "$rc"
@@ -92,6 +111,7 @@ lane1() {
 
 lane2() {
   local rc=0 release
+  use_controller "${LANE2_BIN:-}" 0
   for release in "${releases[@]:1}"; do
     run "default-d$release" short_default "$release" || rc=1
   done

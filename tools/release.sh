@@ -39,7 +39,7 @@ if [ "$released" = False ]; then
   git commit -q -m "Release $version"
   echo "release: committed the changelog of $version"
 fi
-"$root/tools/build-check.sh"
+"$root/tools/build-check.sh" .venv .venv-newest
 cp "$root"/.cache/build/dist/webinfra-distributed-"$version".tar.gz "$root/"
 git tag -a "$tag" -m "webinfra.distributed $version"
 echo "release: $tag tagged; artifact webinfra-distributed-$version.tar.gz"

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# ansible-test sanity, offline-capable.
+# ansible-test sanity, offline-capable: VENV=.venv-newest tools/sanity.sh for the newest ansible-core.
 # ansible-test needs the collection under .../ansible_collections/<ns>/<name>/ and bootstraps
 # pip in each test venv with a script it downloads; where that host is unreachable, an
 # equivalent stand-in (ensurepip + pip install) is written to the cache path it looks at.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-py=${PYTHON:-$root/.venv/bin/python}
+# VENV: the controller's venv whose ansible-test runs (make sanity runs the oldest, then the newest).
+venv=$root/${VENV:-.venv}
+py=$venv/bin/python
 pyver=$("$py" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')
 
 pipver=$("$py" - <<'PY'
@@ -44,4 +46,4 @@ mkdir -p "$work"
 cd "$root"
 git ls-files -z -co --exclude-standard | xargs -0 cp --parents -t "$work"
 cd "$work"
-"$root/.venv/bin/ansible-test" sanity --venv --python "$pyver" --color "$@"
+"$venv/bin/ansible-test" sanity --venv --python "$pyver" --color "$@"

@@ -11,6 +11,7 @@ import yaml
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
+from ansible_collections.webinfra.distributed.plugins.plugin_utils import readiness
 from ansible_collections.webinfra.distributed.plugins.plugin_utils.secrets import stored_password
 from ansible_collections.webinfra.distributed.plugins.plugin_utils.stack import (
     DB_SETTINGS,
@@ -19,6 +20,7 @@ from ansible_collections.webinfra.distributed.plugins.plugin_utils.stack import 
     TIMING,
     StackError,
     build,
+    topology_hosts,
 )
 
 ROLES_DIR = Path(__file__).resolve().parents[2] / "roles"
@@ -51,6 +53,32 @@ def add_etcd_passwords(etcd, directory):
         user["password"] = stored_password(directory, user["name"])
 
 
+def refusal_message(host, inputs, task_vars, partial):
+    """Why the run stops before the model is built ('' when it goes on): this host's platform (the
+    OS gate), and on the play's first host of the stack every missing input of the whole inventory
+    (plugin_utils.readiness), so one refusal names them all; the other hosts point at it. Partial
+    models (failover, health: a stack already deployed) judge neither."""
+    if partial:
+        return ""
+    found = []
+    problem = readiness.os_problem(host, task_vars.get("ansible_facts") or {})
+    if problem:
+        found.append(problem)
+    topology = topology_hosts(inputs, task_vars["groups"])
+    pointer = ""
+    if host in topology["stack"]:
+        play_hosts = [h for h in task_vars.get("ansible_play_hosts_all") or [] if h in topology["stack"]]
+        lab = str(inputs.get("webinfra_lab", False)).strip().lower() in ("true", "yes", "on", "1")
+        missing = readiness.problems(inputs, task_vars["groups"], task_vars["hostvars"], topology, lab)
+        if missing and play_hosts and play_hosts[0] != host:
+            pointer = f"the inventory is not ready for a run: {play_hosts[0]}'s refusal lists every input to set"
+        else:
+            found.extend(missing)
+    if found:
+        return readiness.refusal(found) + (f"\n{pointer}" if pointer else "")
+    return pointer
+
+
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
     _requires_connection = False
@@ -68,6 +96,12 @@ class ActionModule(ActionBase):
         result = super().run(tmp, task_vars)
         _valid, args = self.validate_argument_spec(argument_spec=self.ARGUMENT_SPEC)
         host = task_vars["inventory_hostname"]
+        try:
+            refused = refusal_message(host, args["inputs"], task_vars, args["partial"])
+        except StackError as exc:
+            raise AnsibleActionFail(f"stack: {exc}") from exc
+        if refused:
+            raise AnsibleActionFail(f"stack: {refused}")
         try:
             model = build(
                 host,

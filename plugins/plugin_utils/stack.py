@@ -367,6 +367,20 @@ def _failover_timing(topo, settings, writer):
             )
 
 
+def topology_hosts(inputs, groups):
+    """Who is what, as host lists (for plugin_utils.readiness): the stack's hosts, the balancers,
+    the database hosts, the monitoring and backup hosts, and whether monitoring is on."""
+    topo = _topology(_config(inputs), groups)
+    return {
+        "stack": topo.stack_hosts,
+        "loadbalancers": topo.loadbalancers,
+        "db": topo.db_hosts,
+        "monitors": topo.monitors if topo.monitoring else [],
+        "backups": topo.backup_hosts,
+        "monitoring": topo.monitoring,
+    }
+
+
 def _admin_networks(cfg):
     """(admin networks, monitoring UI networks); every address is refused outside the lab."""
     admin = _networks(cfg["webinfra_admin_networks"], "webinfra_admin_networks")

@@ -88,6 +88,22 @@ def test_nginx_app_env_set_in_group_vars_reaches_the_running_application(name):
     assert any(line.startswith("DB_WRITE_HOST=") for line in environ)
 
 
+MIGRATIONS = "/tmp/webinfra-migrations"  # noqa: S108 - written by the hook on the test host (molecule.yml)
+
+
+def test_the_migration_hook_ran_once_for_the_release_on_the_first_web_server():
+    """nginx_app_migrate_command: once per release (converge, then idempotence and check mode did
+    not run it again), on the run's first web server, as the application user in the release
+    directory with the application's environment and the release's python first on PATH."""
+    first = host(WEBS[0])
+    release = first.file("/srv/webapp/current").linked_to
+    lines = first.file(MIGRATIONS).content_string.splitlines()
+    assert lines == [f"webapp {release} set-in-group-vars {release}/venv/bin/python"]
+    assert first.file(release + "/.webinfra-migrated").exists
+    for other in WEBS[1:]:
+        assert not host(other).file(MIGRATIONS).exists
+
+
 @pytest.mark.parametrize("name", WEBS)
 def test_app_runs_unprivileged_from_an_atomic_release(name):
     h = host(name)
