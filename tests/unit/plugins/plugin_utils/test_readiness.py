@@ -60,12 +60,12 @@ def test_every_missing_secret_and_setting_is_named_at_once_with_its_hosts():
 
 
 def test_weak_secrets_are_refused_outside_the_lab_only():
-    weak = dict(SECRETS, haproxy_stats_password="lab-stats-password", monitoring_web_password="short")  # noqa: S106
+    weak = {**SECRETS, "haproxy_stats_password": "lab-stats-password", "monitoring_web_password": "short"}
     found = problems(INPUTS, {}, hostvars(**weak, **SITE), TOPOLOGY, lab=False)
     assert [line.split()[0] for line in found] == ["monitoring_web_password", "haproxy_stats_password"]
     assert "lab default or shorter than 12 characters" in found[0]
     # In the lab a weak secret is accepted, a missing one is not; no site certificate is needed.
-    lab = problems({}, {}, hostvars(**dict(weak, mysql_replication_password="")), TOPOLOGY, lab=True)
+    lab = problems({}, {}, hostvars(**{**weak, "mysql_replication_password": ""}), TOPOLOGY, lab=True)
     assert lab == ["mysql_replication_password is not set (needed on db-01, db-02)"]
 
 
@@ -89,7 +89,7 @@ def test_what_the_topology_does_not_use_is_not_asked_for():
     }
     assert problems(INPUTS, {}, hostvars(**secrets, **SITE), small, lab=False) == []
     # The archive off, or the statistics page off: their passwords are not needed.
-    off = hostvars(**dict(SECRETS, backup_binlog_password="", haproxy_stats_password=""), **SITE)
+    off = hostvars(**{**SECRETS, "backup_binlog_password": "", "haproxy_stats_password": "", **SITE})
     for host in off:
         off[host].update(backup_binlog_archive=False, haproxy_stats_enabled=False)
     assert problems(INPUTS, {}, off, TOPOLOGY, lab=False) == []
