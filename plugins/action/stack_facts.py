@@ -19,6 +19,7 @@ from ansible_collections.webinfra.distributed.plugins.plugin_utils.stack import 
     PORTS,
     TIMING,
     StackError,
+    admin_networks_problem,
     build,
     topology_hosts,
 )
@@ -70,6 +71,9 @@ def refusal_message(host, inputs, task_vars, partial):
         play_hosts = [h for h in task_vars.get("ansible_play_hosts_all") or [] if h in topology["stack"]]
         lab = str(inputs.get("webinfra_lab", False)).strip().lower() in ("true", "yes", "on", "1")
         missing = readiness.problems(inputs, task_vars["groups"], task_vars["hostvars"], topology, lab)
+        networks = admin_networks_problem(inputs)
+        if networks:
+            missing.append(networks)
         if missing and play_hosts and play_hosts[0] != host:
             pointer = f"the inventory is not ready for a run: {play_hosts[0]}'s refusal lists every input to set"
         else:

@@ -149,7 +149,8 @@ def problems(inputs: dict, groups: dict, hostvars, topology: dict, lab: bool) ->
                 if missing:
                     found.append(
                         f"{name} is not set (needed on {hosts_text(missing)}): the site's certificate and key "
-                        "(PEM), or ACME with webinfra_acme: true"
+                        "(PEM), or ACME with webinfra_acme: true (the internal CA's certificate serves the site only "
+                        "in the lab: haproxy_tls_internal_ca)"
                     )
 
     broken = {}

@@ -381,6 +381,16 @@ def topology_hosts(inputs, groups):
     }
 
 
+def admin_networks_problem(inputs):
+    """Why the admin networks are refused ('' when they are not), for plugin_utils.readiness's
+    one refusal: entries that are not networks, or every address outside the lab."""
+    try:
+        _admin_networks(_config(inputs))
+    except StackError as exc:
+        return str(exc)
+    return ""
+
+
 def _admin_networks(cfg):
     """(admin networks, monitoring UI networks); every address is refused outside the lab."""
     admin = _networks(cfg["webinfra_admin_networks"], "webinfra_admin_networks")
