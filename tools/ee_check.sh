@@ -21,6 +21,6 @@ done
 # The example execution-environment file of the docs is a valid ansible-builder 3 definition.
 context=$(mktemp -d)
 trap 'rm -f "$err"; rm -rf "$context"' EXIT
-ansible-builder create -f docs/execution-environment.yml --context "$context" >/dev/null
+ansible-builder create -f docs/execution-environment.yml --context "$context" --output-filename Containerfile >/dev/null
 test -s "$context/Containerfile"
 echo "ee_check: introspection clean; docs/execution-environment.yml builds a context"
