@@ -27,6 +27,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from probes import freeze
+
 TOOLS = Path(__file__).resolve().parent
 WRITELOAD = "/usr/local/bin/webinfra-writeload"
 PROBE = "/usr/local/bin/webinfra-failover-probe"
@@ -454,7 +456,7 @@ class FreezeHost(Fault):
     name = "leader's host frozen"
 
     def inject(self, m, leader):
-        assert m.podman("pause", f"{m.lab}-{leader}").returncode == 0
+        assert freeze(f"{m.lab}-{leader}").returncode == 0
 
     def heal(self, m, leader):
         m.podman("unpause", f"{m.lab}-{leader}")
@@ -485,7 +487,7 @@ class UnacknowledgedCommits(Fault):
         )
         proc = m.sh(leader, script)
         assert proc.returncode == 0, proc.stderr
-        assert m.podman("pause", f"{m.lab}-{leader}").returncode == 0
+        assert freeze(f"{m.lab}-{leader}").returncode == 0
 
     def heal(self, m, leader):
         m.podman("unpause", f"{m.lab}-{leader}")
@@ -524,7 +526,7 @@ class ReplicaAgentsRestarted(Fault):
     name = "leader's host frozen, the replicas' agents restarted during the outage"
 
     def inject(self, m, leader):
-        assert m.podman("pause", f"{m.lab}-{leader}").returncode == 0
+        assert freeze(f"{m.lab}-{leader}").returncode == 0
         for host in others(m, leader):
             m.sh(host, "systemctl restart webinfra-ha-agent")
 
@@ -539,7 +541,7 @@ class SlowApplier(Fault):
         self.slow = others(m, leader)[0]
         sql_thread(m, self.slow, running=False)
         time.sleep(4)  # it receives and acknowledges, and applies nothing
-        assert m.podman("pause", f"{m.lab}-{leader}").returncode == 0
+        assert freeze(f"{m.lab}-{leader}").returncode == 0
 
     def heal(self, m, leader):
         m.podman("unpause", f"{m.lab}-{leader}")

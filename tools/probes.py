@@ -114,3 +114,26 @@ def haproxy_servers(shell: Shell, lb: str, proxy: str) -> dict[str, str]:
         for row in rows
         if row.get("pxname") == proxy and row.get("svname") not in ("FRONTEND", "BACKEND")
     }
+
+
+def freeze(container: str, attempts: int = 5, podman: str = "podman") -> subprocess.CompletedProcess:
+    """`podman pause CONTAINER`, tried again when runc's cgroup freezer gives up: on a loaded
+    machine it can fail before every process has stopped ("runc pause ... exit status 1", seen
+    in a clean CI run), thawing the container again, so another try is safe. Also a success when
+    the container is found paused after a failed call. Returns the last call's result."""
+    proc = subprocess.CompletedProcess([podman, "pause", container], 1, "", "not tried")
+    for attempt in range(attempts):
+        proc = subprocess.run([podman, "pause", container], capture_output=True, text=True, check=False, timeout=60)
+        if proc.returncode == 0:
+            return proc
+        state = subprocess.run(
+            [podman, "inspect", "--format", "{{.State.Status}}", container],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=30,
+        )
+        if state.stdout.strip() == "paused":
+            return subprocess.CompletedProcess(proc.args, 0, proc.stdout, proc.stderr)
+        time.sleep(0.2 * (attempt + 1))
+    return proc

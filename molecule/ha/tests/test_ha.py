@@ -35,7 +35,7 @@ from labhosts import (
     sql,
     wait_for,
 )
-from probes import ReadOnlySampler, Shell, agent_status, haproxy_servers, vip_holder
+from probes import ReadOnlySampler, Shell, agent_status, freeze, haproxy_servers, vip_holder
 
 LBS = groups()["loadbalancers"]
 CLIENT = groups()["clients"][0]
@@ -330,7 +330,7 @@ def test_a_frozen_read_replica_leaves_every_web_server_serving(client):
     states = []
     with Load(client, "GET", "/api/notes", "rr") as load:
         wait_for(lambda: False, timeout=2)
-        assert podman("pause", f"{LAB}-db-02").returncode == 0
+        assert freeze(f"{LAB}-db-02").returncode == 0
         try:
             for _sample in range(8):
                 states.append(proxy_servers("webservers"))
@@ -366,7 +366,7 @@ def test_automatic_failover_when_the_primary_freezes(client):
     with ReadOnlySampler(SHELL, DBS) as sampler, Load(client, "POST", "/api/notes", "fo") as load:
         wait_for(lambda: False, timeout=3)
         frozen_at = time.time()
-        assert podman("pause", f"{LAB}-db-01").returncode == 0
+        assert freeze(f"{LAB}-db-01").returncode == 0
         assert wait_for(lambda: sampler.first("db-02", True) is not None, timeout=60), sampler.samples[-5:]
         assert wait_for(lambda: writer_servers().get("db-02") == "UP", timeout=15)
         wait_for(lambda: False, timeout=4)
@@ -425,7 +425,7 @@ def test_a_second_failure_inside_the_failover_window_waits_and_alerts():
     assert wait_for(lambda: synchronous("db-02", "db-01"), timeout=30), (pstatus("db-02"), pstatus("db-01"))
     left = STATE["failover_at"] + window - time.time()
     assert left > 20, f"only {left:.0f} s of the failover window left before the freeze: raise it"
-    assert podman("pause", f"{LAB}-db-02").returncode == 0
+    assert freeze(f"{LAB}-db-02").returncode == 0
     try:
         assert wait_for(lambda: metric("db-01", "webinfra_ha_failover_blocked") == 1, timeout=30), pstatus("db-01")
         assert "failover happened" in pstatus("db-01").get("blocked", "")

@@ -56,3 +56,41 @@ def test_the_vip_holder_the_agent_status_and_haproxy_servers():
     assert probes.agent_status(shell, "db-02") == {} and probes.agent_status(shell, "db-03") == {}
     assert probes.haproxy_servers(shell, "lb-02", "db_writer") == {"db-01": "UP", "db-02": "DOWN"}
     assert probes.Shell("webinfra-lab").container("db-01") == "webinfra-lab-db-01"
+
+
+def _fake_podman(tmp_path, failures, paused_after_failure=False):
+    """A podman whose `pause` fails `failures` times, then works; `inspect` reports the state."""
+    count = tmp_path / "count"
+    count.write_text("0")
+    script = tmp_path / "podman"
+    script.write_text(
+        "#!/bin/sh\n"
+        f"n=$(cat {count})\n"
+        'if [ "$1" = pause ]; then\n'
+        f"  echo $((n + 1)) > {count}\n"
+        f'  if [ "$n" -lt {failures} ]; then echo "runc pause failed: exit status 1" >&2; exit 125; fi\n'
+        "  exit 0\n"
+        "fi\n"
+        f"echo {'paused' if paused_after_failure else 'running'}\n"
+    )
+    script.chmod(0o755)
+    return str(script), count
+
+
+def test_freeze_tries_again_when_the_freezer_gives_up(tmp_path):
+    podman, count = _fake_podman(tmp_path, failures=2)
+    assert probes.freeze("c", podman=podman).returncode == 0
+    assert count.read_text().strip() == "3"
+
+
+def test_freeze_reports_the_last_failure_after_its_attempts(tmp_path):
+    podman, count = _fake_podman(tmp_path, failures=10)
+    proc = probes.freeze("c", attempts=3, podman=podman)
+    assert proc.returncode == 125 and "exit status 1" in proc.stderr
+    assert count.read_text().strip() == "3"
+
+
+def test_freeze_accepts_a_container_found_paused(tmp_path):
+    podman, count = _fake_podman(tmp_path, failures=10, paused_after_failure=True)
+    assert probes.freeze("c", podman=podman).returncode == 0
+    assert count.read_text().strip() == "1"
