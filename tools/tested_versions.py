@@ -22,7 +22,7 @@ from importlib import metadata
 from pathlib import Path
 
 import yaml
-from ansible.module_utils.compat.version import LooseVersion
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -35,22 +35,12 @@ def floor(spec: str) -> str:
 
 
 def within(version: str, spec: str) -> bool:
-    """Whether version satisfies every comma-separated clause (>=, <, <=, >, ==, !=) of spec."""
-    compare = {
-        ">=": lambda a, b: a >= b,
-        ">": lambda a, b: a > b,
-        "<=": lambda a, b: a <= b,
-        "<": lambda a, b: a < b,
-        "==": lambda a, b: a == b,
-        "!=": lambda a, b: a != b,
-    }
-    for clause in spec.split(","):
-        match = re.fullmatch(r"\s*(>=|<=|==|!=|>|<)\s*([0-9][0-9.]*)\s*", clause)
-        if not match:
-            raise SystemExit(f"tested_versions: cannot read the clause '{clause}' of '{spec}'")
-        if not compare[match.group(1)](LooseVersion(version), LooseVersion(match.group(2))):
-            return False
-    return True
+    """Whether version satisfies spec (comma-separated clauses: >=, <, ... as galaxy.yml and
+    requires_ansible write them), read by packaging, which ansible-core depends on."""
+    try:
+        return SpecifierSet(spec).contains(version, prereleases=True)
+    except InvalidSpecifier:
+        raise SystemExit(f"tested_versions: cannot read the version range '{spec}'") from None
 
 
 def collection_bases() -> list[Path]:
