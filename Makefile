@@ -110,7 +110,18 @@ lab-down:
 	@$(PYTHON) tools/lab.py down --lab webinfra-lab
 
 # --- tests ------------------------------------------------------------------------------------
-test: lint sanity unit build-check molecule
+# Molecule's host packages and base images (tools/lab.py image: apt and debootstrap, mostly
+# waiting on the network and the disk) are prepared in the background while the checks run;
+# apt runs of both sides wait for each other (the lab tool's host set-up lock, dpkg's lock).
+test:
+	@mkdir -p .cache
+	@echo "==> host packages and base images for Molecule, in the background (log: .cache/host-setup.log)"
+	@python3 tools/lab.py image $(addprefix --debian ,$(DEBIAN_RELEASES)) >.cache/host-setup.log 2>&1 & setup=$$!; \
+	  rc=0; $(MAKE) --no-print-directory lint sanity unit build-check || rc=$$?; \
+	  if ! wait $$setup; then echo "make test: host set-up failed (tools/lab.py image):"; cat .cache/host-setup.log; exit 1; fi; \
+	  echo "==> host set-up done: $$(tail -1 .cache/host-setup.log)"; \
+	  [ $$rc -eq 0 ] || exit $$rc; \
+	  $(MAKE) --no-print-directory molecule
 	@echo "==> make test: all passed"
 
 lint: venv collection-link
@@ -130,17 +141,22 @@ lint: venv collection-link
 	@echo "==> galaxy-importer on the built artifact"
 	@tools/importer_check.sh
 
+# Both controllers at once (tools/parallel.sh prints each one's output whole when both ended).
 sanity: venv venv-newest
-	@echo "==> ansible-test sanity, ansible-core $$($(BIN)/python -c 'import ansible; print(ansible.__version__)') (oldest)"
-	@VENV=$(VENV) tools/sanity.sh
-	@echo "==> ansible-test sanity, ansible-core $$($(BIN_NEWEST)/python -c 'import ansible; print(ansible.__version__)') (newest)"
-	@VENV=$(VENV_NEWEST) tools/sanity.sh
+	@echo "==> ansible-test sanity on both controllers at once"
+	@tools/parallel.sh \
+	  "ansible-test sanity, ansible-core $$($(BIN)/python -c 'import ansible; print(ansible.__version__)') (oldest)" \
+	  "VENV=$(VENV) tools/sanity.sh" \
+	  "ansible-test sanity, ansible-core $$($(BIN_NEWEST)/python -c 'import ansible; print(ansible.__version__)') (newest)" \
+	  "VENV=$(VENV_NEWEST) tools/sanity.sh"
 
 unit: venv venv-newest collection-link
-	@echo "==> unit tests, Python $$($(BIN)/python -c 'import platform; print(platform.python_version())') (oldest controller)"
-	@pytest -q tests/unit
-	@echo "==> unit tests, Python $$($(BIN_NEWEST)/python -c 'import platform; print(platform.python_version())') (newest controller)"
-	@$(BIN_NEWEST)/pytest -q tests/unit
+	@echo "==> unit tests on both controllers at once"
+	@tools/parallel.sh \
+	  "unit tests, Python $$($(BIN)/python -c 'import platform; print(platform.python_version())') (oldest controller)" \
+	  "$(BIN)/pytest -q -p no:cacheprovider --basetemp=.cache/pytest-oldest tests/unit" \
+	  "unit tests, Python $$($(BIN_NEWEST)/python -c 'import platform; print(platform.python_version())') (newest controller)" \
+	  "$(BIN_NEWEST)/pytest -q -p no:cacheprovider --basetemp=.cache/pytest-newest tests/unit"
 
 build-check: venv venv-newest
 	@echo "==> collection artifact: build, install offline beside each controller's ansible bundle, ansible-doc"

@@ -159,6 +159,10 @@ def ensure_host_packages(python_venv: bool = False) -> None:
     apt_install(lambda: missing_host_packages(python_venv), "host packages")
 
 
+def ensure_shellcheck() -> None:
+    apt_install(lambda: [] if shutil.which("shellcheck") else ["shellcheck"], "shellcheck")
+
+
 # ---------------------------------------------------------------------------------------------
 # apt sources: the machine's own mirror, never a hard-coded host name
 
@@ -709,7 +713,8 @@ def main(argv: list[str] | None = None) -> int:
 
     p = sub.add_parser("deps", help="install podman, runc and debootstrap when missing")
     p.add_argument("--python-venv", action="store_true", help="also install Python's venv module")
-    p.set_defaults(func=lambda a: ensure_host_packages(a.python_venv))
+    p.add_argument("--shellcheck", action="store_true", help="only shellcheck (ansible-test sanity's shell linter)")
+    p.set_defaults(func=lambda a: ensure_shellcheck() if a.shellcheck else ensure_host_packages(a.python_venv))
 
     p = sub.add_parser("image", help="build the base image(s) when missing")
     p.add_argument("--debian", action="append", choices=sorted(RELEASES), help="13 (default) and/or 12")

@@ -30,17 +30,15 @@ subprocess.check_call([sys.executable, "-m", "pip", "install", "--disable-pip-ve
 PY
 fi
 
-# The shellcheck sanity test is skipped (with only a warning) when shellcheck is missing.
+# The shellcheck sanity test is skipped (with only a warning) when shellcheck is missing. The lab
+# tool installs it under its host set-up lock (make test builds the lab images meanwhile).
 if ! command -v shellcheck >/dev/null; then
-  echo "==> installing shellcheck (apt)"
-  sudo_cmd=""
-  [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo -n"
-  $sudo_cmd env DEBIAN_FRONTEND=noninteractive apt-get install -y -q shellcheck >/dev/null \
-    || { $sudo_cmd apt-get update -q >/dev/null && $sudo_cmd env DEBIAN_FRONTEND=noninteractive apt-get install -y -q shellcheck >/dev/null; }
+  python3 "$root/tools/lab.py" deps --shellcheck
 fi
 
 # Outside the checkout: inside a git work tree, ansible-test only sees files git tracks there.
-work="${TMPDIR:-/tmp}/webinfra-sanity/ansible_collections/webinfra/distributed"
+# One work tree per controller: make test runs the two controllers' sanity at once.
+work="${TMPDIR:-/tmp}/webinfra-sanity-$(basename "$venv")/ansible_collections/webinfra/distributed"
 rm -rf "$work"
 mkdir -p "$work"
 cd "$root"
