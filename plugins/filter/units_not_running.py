@@ -51,9 +51,7 @@ _value:
 
 from ansible.errors import AnsibleFilterError
 
-
-def _short(name: str) -> str:
-    return name[: -len(".service")] if name.endswith(".service") else name
+from ansible_collections.webinfra.distributed.plugins.module_utils.host_state import not_ready, parse_show
 
 
 def units_not_running(output, units):
@@ -61,17 +59,7 @@ def units_not_running(output, units):
         raise AnsibleFilterError(
             f"units_not_running: expects the command's output (a string), got {type(output).__name__}"
         )
-    states = {}
-    for block in output.strip().split("\n\n"):
-        props = dict(line.split("=", 1) for line in block.splitlines() if "=" in line)
-        if props.get("Id"):
-            states[_short(props["Id"])] = props
-    pending = []
-    for unit in units:
-        props = states.get(_short(str(unit)), {})
-        if props.get("ActiveState") != "active" or props.get("UnitFileState") != "enabled":
-            pending.append(_short(str(unit)))
-    return pending
+    return not_ready(parse_show(output, units), units)
 
 
 class FilterModule:
