@@ -80,7 +80,7 @@ def _repeat(digest: bytes, length: int) -> bytes:
 
 def _b64(value: int, count: int) -> str:
     out = []
-    for _ in range(count):
+    for _digit in range(count):
         out.append(ITOA64[value & 0x3F])
         value >>= 6
     return "".join(out)
