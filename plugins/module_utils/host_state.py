@@ -147,7 +147,17 @@ def dir_entries(path):
 
 def read_state(run_command, systemctl, units=(), users=(), groups=(), paths=(), dirs=()):
     """Everything asked, in one result. run_command(argv) returns (rc, stdout, stderr)."""
-    result = {"units": {}, "units_not_ready": [], "users": {}, "groups": {}, "paths": {}, "dirs": {}}
+    result = {
+        "units": {},
+        "units_not_ready": [],
+        "users": {},
+        "groups": {},
+        "paths": {},
+        "dirs": {},
+        # Online CPUs, as the hardware facts' processor_vcpus counts them: a role sizes its
+        # workers without gathering the (slow) hardware facts.
+        "cpus": os.cpu_count() or 1,
+    }
     if units:
         rc, out, err = run_command(show_command(systemctl, units))
         if rc != 0:

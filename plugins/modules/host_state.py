@@ -17,6 +17,8 @@ description:
     exist, what its paths are (type, mode, owner, link target) and which directories a directory
     holds - so that a converged host costs one read, and the role's changing tasks run only for
     what differs.
+  - Also returns the host's number of online CPUs, so that a role can size its workers without
+    gathering the hardware facts.
   - Never changes anything.
 attributes:
   check_mode:
@@ -107,6 +109,11 @@ paths:
   sample: {"/srv/webapp/current": {"exists": true, "type": "link", "target": "releases/1.4.0",
                                    "lnk_source": "/srv/webapp/releases/1.4.0", "mode": "0777",
                                    "owner": "root", "group": "root"}}
+cpus:
+  description: The host's online CPUs (what the hardware facts' C(processor_vcpus) counts).
+  returned: always
+  type: int
+  sample: 4
 dirs:
   description: Every directory asked to its subdirectories (name, path, mtime), newest first.
   returned: always

@@ -85,6 +85,7 @@ def test_one_systemctl_call_for_every_unit_and_the_rest_read_in_process(tmp_path
     assert state["paths"][str(tmp_path / "missing")] == {"exists": False}
     assert [e["name"] for e in state["dirs"][str(tmp_path / "releases")]] == ["2.0", "1.0"]
     assert state["dirs"][str(tmp_path / "nothing")] == []
+    assert state["cpus"] == os.cpu_count()
 
 
 def test_no_units_no_systemctl_call():
