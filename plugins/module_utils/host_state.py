@@ -31,14 +31,20 @@ def parse_show(output, units):
     """`systemctl show` output (one block per unit, blank-line separated) to a dict keyed by the
     names asked, each with load, active, sub, enabled and running; a unit missing from the output
     reads as not found."""
-    blocks = {}
+    ordered = []
     for block in (output or "").strip().split("\n\n"):
         props = dict(line.split("=", 1) for line in block.splitlines() if "=" in line)
         if props.get("Id"):
-            blocks[short_unit(props["Id"])] = props
+            ordered.append(props)
+    blocks = {short_unit(props["Id"]): props for props in ordered}
     states = {}
-    for unit in units:
-        props = blocks.get(short_unit(unit), {})
+    for index, unit in enumerate(units):
+        props = blocks.get(short_unit(unit))
+        if props is None and len(ordered) == len(units):
+            # An alias (mysql for mariadb.service): systemctl answers in the order asked, with
+            # the unit's own name as Id.
+            props = ordered[index]
+        props = props or {}
         load = props.get("LoadState") or "not-found"
         active = props.get("ActiveState") or "inactive"
         enabled = props.get("UnitFileState") or ""

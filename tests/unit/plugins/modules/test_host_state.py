@@ -44,6 +44,12 @@ def test_units_read_ready_or_not_and_unknown_ones_are_not_found():
     }
 
 
+def test_an_alias_reads_as_the_unit_it_names():
+    # `systemctl show mysql` answers with Id=mariadb.service, in the order asked.
+    states = parse_show(SHOW.replace("haproxy.service", "mariadb.service"), ["mysql", "webinfra-backup.timer"])
+    assert states["mysql"]["ready"] is True and states["webinfra-backup.timer"]["ready"] is False
+
+
 def test_one_systemctl_call_for_every_unit_and_the_rest_read_in_process(tmp_path):
     calls = []
 
