@@ -55,6 +55,12 @@ def main(argv=None):  # noqa: PLR0915 - one linear script
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--duration", type=float, default=120.0, help="stop after this many seconds")
     parser.add_argument("--timeout", type=float, default=10.0)
+    parser.add_argument(
+        "--interval",
+        type=float,
+        default=0.0,
+        help="pause after each request, per thread (0: as fast as the service answers)",
+    )
     parser.add_argument("--cafile", help="CA certificate to verify HTTPS with (for example the internal CA)")
     parser.add_argument("--ready-file", help="touch this file once the first request succeeded")
     parser.add_argument("--stop-file", help="stop once this file exists")
@@ -110,6 +116,8 @@ def main(argv=None):  # noqa: PLR0915 - one linear script
                 record(False, None, None, f"HTTP {exc.code}", None)
             except (OSError, http.client.HTTPException) as exc:  # refused, reset, timed out, truncated
                 record(False, None, None, type(exc).__name__ + ": " + str(getattr(exc, "reason", exc))[:80], None)
+            if args.interval > 0:
+                time.sleep(args.interval)
 
     threads = [threading.Thread(target=worker, daemon=True) for _worker in range(args.concurrency)]
     for thread in threads:
