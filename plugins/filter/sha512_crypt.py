@@ -13,7 +13,7 @@ description:
   - Computes the SHA-512 crypt hash of a password (Ulrich Drepper's "Unix crypt using SHA-256
     and SHA-512", 5000 rounds), the same as C(openssl passwd -6 -salt SALT) or glibc's
     C(crypt()) with C($6$SALT).
-  - In pure Python on the controller: no module run on the host, and neither the C(crypt)
+  - In pure Python on the controller (no module run on the host); neither the C(crypt)
     module (removed in Python 3.13) nor passlib is needed. With a stable salt the hash is
     stable, so a file holding it changes only with the password.
 options:
